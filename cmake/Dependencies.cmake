@@ -1,0 +1,24 @@
+# Every third-party dependency, from Debian 12 packages (scripts/setup).
+include_guard(GLOBAL)
+
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+# Boost 1.81 (never Debian's default 1.74).
+find_package(Boost 1.81.0 EXACT REQUIRED CONFIG COMPONENTS json url)
+
+pkg_check_modules(FMT REQUIRED IMPORTED_TARGET fmt)
+pkg_check_modules(SPDLOG REQUIRED IMPORTED_TARGET spdlog)
+pkg_check_modules(TOMLPLUSPLUS REQUIRED IMPORTED_TARGET tomlplusplus)
+pkg_check_modules(CLI11 REQUIRED IMPORTED_TARGET CLI11)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
+
+if(BUILD_TESTING)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+if(JUNCTION_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
