@@ -8,7 +8,6 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 JOBS ?= 2
 FUZZ_SECONDS ?= 60
-export CCACHE_DIR ?= $(CURDIR)/.cache/ccache
 
 .PHONY: setup build release run test unit tsan fuzz-smoke fuzz format format-check lint clean
 

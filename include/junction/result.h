@@ -38,13 +38,16 @@ class [[nodiscard]] Result {
       rep_ = Status(StatusCode::kInternal, "Result constructed from an OK status without a value");
     }
   }
-  Result(const T& value) : rep_(std::in_place_index<1>, value) {}  // NOLINT
+  Result(const T& value) : rep_(std::in_place_index<1>, value) {}        // NOLINT
   Result(T&& value) : rep_(std::in_place_index<1>, std::move(value)) {}  // NOLINT
+  // Implicit like std::expected, so `return value;` works in a function
+  // returning Result<T>.
   template <typename U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Status> &&
-             !std::is_same_v<std::decay_t<U>, Result<T>>)
-  Result(U&& value) : rep_(std::in_place_index<1>, std::forward<U>(value)) {}  // NOLINT
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Status> && !std::is_same_v<std::decay_t<U>, Result<T>>)
+      // NOLINTNEXTLINE(google-explicit-constructor,bugprone-forwarding-reference-overload)
+      Result(U&& value)
+      : rep_(std::in_place_index<1>, std::forward<U>(value)) {}
   template <typename... Args>
   explicit Result(std::in_place_t, Args&&... args)
       : rep_(std::in_place_index<1>, std::forward<Args>(args)...) {}
@@ -149,23 +152,22 @@ void Result<T>::CheckError() const {
 
 }  // namespace junction
 
+// NOLINTBEGIN(bugprone-macro-parentheses): macro arguments are statements and declarations
 #define JUNCTION_INTERNAL_CONCAT_(a, b) a##b
 #define JUNCTION_INTERNAL_CONCAT(a, b) JUNCTION_INTERNAL_CONCAT_(a, b)
 
-#define JUNCTION_RETURN_IF_ERROR(expr)                                         \
-  do {                                                                         \
-    if (auto junction_status_ = ::junction::internal::ToStatus(expr);         \
-        !junction_status_.ok()) {                                              \
-      return junction_status_;                                                 \
-    }                                                                          \
+#define JUNCTION_RETURN_IF_ERROR(expr)                                                          \
+  do {                                                                                          \
+    if (auto junction_status_ = ::junction::internal::ToStatus(expr); !junction_status_.ok()) { \
+      return junction_status_;                                                                  \
+    }                                                                                           \
   } while (false)
 
-#define JUNCTION_CO_RETURN_IF_ERROR(expr)                                      \
-  do {                                                                         \
-    if (auto junction_status_ = ::junction::internal::ToStatus(expr);         \
-        !junction_status_.ok()) {                                              \
-      co_return junction_status_;                                              \
-    }                                                                          \
+#define JUNCTION_CO_RETURN_IF_ERROR(expr)                                                       \
+  do {                                                                                          \
+    if (auto junction_status_ = ::junction::internal::ToStatus(expr); !junction_status_.ok()) { \
+      co_return junction_status_;                                                               \
+    }                                                                                           \
   } while (false)
 
 #define JUNCTION_INTERNAL_ASSIGN_OR_RETURN(tmp, lhs, expr, ret) \
@@ -173,15 +175,16 @@ void Result<T>::CheckError() const {
   if (!tmp.ok()) ret std::move(tmp).status();                   \
   lhs = std::move(tmp).value()
 
-#define JUNCTION_ASSIGN_OR_RETURN(lhs, expr)                                                 \
-  JUNCTION_INTERNAL_ASSIGN_OR_RETURN(JUNCTION_INTERNAL_CONCAT(junction_result_, __LINE__), \
-                                     lhs, expr, return)
+#define JUNCTION_ASSIGN_OR_RETURN(lhs, expr)                                                    \
+  JUNCTION_INTERNAL_ASSIGN_OR_RETURN(JUNCTION_INTERNAL_CONCAT(junction_result_, __LINE__), lhs, \
+                                     expr, return )
 
-#define JUNCTION_CO_ASSIGN_OR_RETURN(lhs, expr)                                              \
-  JUNCTION_INTERNAL_ASSIGN_OR_RETURN(JUNCTION_INTERNAL_CONCAT(junction_result_, __LINE__), \
-                                     lhs, expr, co_return)
+#define JUNCTION_CO_ASSIGN_OR_RETURN(lhs, expr)                                                 \
+  JUNCTION_INTERNAL_ASSIGN_OR_RETURN(JUNCTION_INTERNAL_CONCAT(junction_result_, __LINE__), lhs, \
+                                     expr, co_return )
 
-#define JUNCTION_CHECK(condition)                  \
-  (condition) ? (void)0                            \
-              : ::junction::internal::Voidify() &  \
+#define JUNCTION_CHECK(condition)                 \
+  (condition) ? (void)0                           \
+              : ::junction::internal::Voidify() & \
                     ::junction::internal::CheckFailure(__FILE__, __LINE__, #condition)
+// NOLINTEND(bugprone-macro-parentheses)

@@ -46,60 +46,136 @@ const CodeInfo& Info(StatusCode code) {
 
 std::string_view ErrnoName(int error_number) {
   switch (error_number) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EINTR: return "EINTR";
-    case EIO: return "EIO";
-    case EBADF: return "EBADF";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case EXDEV: return "EXDEV";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case EFBIG: return "EFBIG";
-    case ENOSPC: return "ENOSPC";
-    case EROFS: return "EROFS";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    case EDQUOT: return "EDQUOT";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case EPIPE: return "EPIPE";
-    default: return "";
+    case EPERM:
+      return "EPERM";
+    case ENOENT:
+      return "ENOENT";
+    case EINTR:
+      return "EINTR";
+    case EIO:
+      return "EIO";
+    case EBADF:
+      return "EBADF";
+    case EAGAIN:
+      return "EAGAIN";
+    case ENOMEM:
+      return "ENOMEM";
+    case EACCES:
+      return "EACCES";
+    case EBUSY:
+      return "EBUSY";
+    case EEXIST:
+      return "EEXIST";
+    case EXDEV:
+      return "EXDEV";
+    case ENOTDIR:
+      return "ENOTDIR";
+    case EISDIR:
+      return "EISDIR";
+    case EINVAL:
+      return "EINVAL";
+    case EMFILE:
+      return "EMFILE";
+    case ENFILE:
+      return "ENFILE";
+    case EFBIG:
+      return "EFBIG";
+    case ENOSPC:
+      return "ENOSPC";
+    case EROFS:
+      return "EROFS";
+    case ENAMETOOLONG:
+      return "ENAMETOOLONG";
+    case ENOTEMPTY:
+      return "ENOTEMPTY";
+    case EDQUOT:
+      return "EDQUOT";
+    case ETIMEDOUT:
+      return "ETIMEDOUT";
+    case ECONNREFUSED:
+      return "ECONNREFUSED";
+    case ECONNRESET:
+      return "ECONNRESET";
+    case EPIPE:
+      return "EPIPE";
+    default:
+      return "";
   }
 }
 
 StatusCode ErrnoToCode(int error_number) {
   switch (error_number) {
-    case 0: return StatusCode::kOk;
-    case EINVAL: case ENAMETOOLONG: case E2BIG: case EDOM: case EFAULT: case EILSEQ:
-    case ENOEXEC: case ENOTSOCK: case ESPIPE:
+    case 0:
+      return StatusCode::kOk;
+    case EINVAL:
+    case ENAMETOOLONG:
+    case E2BIG:
+    case EDOM:
+    case EFAULT:
+    case EILSEQ:
+    case ENOEXEC:
+    case ENOTSOCK:
+    case ESPIPE:
       return StatusCode::kInvalidArgument;
-    case ETIMEDOUT: return StatusCode::kDeadlineExceeded;
-    case ENOENT: case ENODEV: case ENXIO: case ESRCH: return StatusCode::kNotFound;
-    case EEXIST: case EADDRINUSE: case EALREADY: return StatusCode::kAlreadyExists;
-    case EPERM: case EACCES: case EROFS: return StatusCode::kPermissionDenied;
-    case ENOSPC: case EDQUOT: case EMFILE: case ENFILE: case ENOMEM: case EFBIG: case EMLINK:
-    case ENOBUFS: case EMSGSIZE:
+    case ETIMEDOUT:
+      return StatusCode::kDeadlineExceeded;
+    case ENOENT:
+    case ENODEV:
+    case ENXIO:
+    case ESRCH:
+      return StatusCode::kNotFound;
+    case EEXIST:
+    case EADDRINUSE:
+    case EALREADY:
+      return StatusCode::kAlreadyExists;
+    case EPERM:
+    case EACCES:
+    case EROFS:
+      return StatusCode::kPermissionDenied;
+    case ENOSPC:
+    case EDQUOT:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case EFBIG:
+    case EMLINK:
+    case ENOBUFS:
+    case EMSGSIZE:
       return StatusCode::kResourceExhausted;
-    case ENOTDIR: case EISDIR: case EBADF: case ENOTEMPTY: case EXDEV: case ETXTBSY:
+    case ENOTDIR:
+    case EISDIR:
+    case EBADF:
+    case ENOTEMPTY:
+    case EXDEV:
+    case ETXTBSY:
       return StatusCode::kFailedPrecondition;
-    case EDEADLK: return StatusCode::kAborted;
-    case EOVERFLOW: case ERANGE: return StatusCode::kOutOfRange;
-    case ENOSYS: case ENOTSUP: case EAFNOSUPPORT: case EPROTONOSUPPORT: return StatusCode::kUnimplemented;
-    case EIO: case EAGAIN: case EBUSY: case EINTR: case ECONNREFUSED: case ECONNRESET:
-    case ECONNABORTED: case EHOSTUNREACH: case ENETDOWN: case ENETUNREACH: case EPIPE:
+    case EDEADLK:
+      return StatusCode::kAborted;
+    case EOVERFLOW:
+    case ERANGE:
+      return StatusCode::kOutOfRange;
+    case ENOSYS:
+    case ENOTSUP:
+    case EAFNOSUPPORT:
+    case EPROTONOSUPPORT:
+      return StatusCode::kUnimplemented;
+    case EIO:
+    case EAGAIN:
+    case EBUSY:
+    case EINTR:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EHOSTUNREACH:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EPIPE:
     case ENOTCONN:
       return StatusCode::kUnavailable;
-    case ECANCELED: return StatusCode::kCancelled;
-    default: return StatusCode::kUnknown;
+    case ECANCELED:
+      return StatusCode::kCancelled;
+    default:
+      return StatusCode::kUnknown;
   }
 }
 
@@ -119,21 +195,37 @@ int HttpStatusFor(StatusCode code) { return Info(code).http_status; }
 StatusCode StatusCodeFromHttp(int http_status) {
   if (http_status >= 200 && http_status < 300) return StatusCode::kOk;
   switch (http_status) {
-    case 400: return StatusCode::kInvalidArgument;
-    case 401: return StatusCode::kUnauthenticated;
-    case 403: return StatusCode::kPermissionDenied;
-    case 404: return StatusCode::kNotFound;
-    case 408: return StatusCode::kDeadlineExceeded;
-    case 409: return StatusCode::kAborted;
-    case 412: return StatusCode::kFailedPrecondition;
-    case 413: return StatusCode::kResourceExhausted;
-    case 416: return StatusCode::kOutOfRange;
-    case 429: return StatusCode::kResourceExhausted;
-    case 499: return StatusCode::kCancelled;
-    case 501: return StatusCode::kUnimplemented;
-    case 502: case 503: return StatusCode::kUnavailable;
-    case 504: return StatusCode::kDeadlineExceeded;
-    default: break;
+    case 400:
+      return StatusCode::kInvalidArgument;
+    case 401:
+      return StatusCode::kUnauthenticated;
+    case 403:
+      return StatusCode::kPermissionDenied;
+    case 404:
+      return StatusCode::kNotFound;
+    case 408:
+      return StatusCode::kDeadlineExceeded;
+    case 409:
+      return StatusCode::kAborted;
+    case 412:
+      return StatusCode::kFailedPrecondition;
+    case 413:
+      return StatusCode::kResourceExhausted;
+    case 416:
+      return StatusCode::kOutOfRange;
+    case 429:
+      return StatusCode::kResourceExhausted;
+    case 499:
+      return StatusCode::kCancelled;
+    case 501:
+      return StatusCode::kUnimplemented;
+    case 502:
+    case 503:
+      return StatusCode::kUnavailable;
+    case 504:
+      return StatusCode::kDeadlineExceeded;
+    default:
+      break;
   }
   if (http_status >= 400 && http_status < 500) return StatusCode::kFailedPrecondition;
   if (http_status >= 500 && http_status < 600) return StatusCode::kInternal;

@@ -61,11 +61,11 @@ TEST(StatusTest, HttpMappingFollowsGoogleRpcCode) {
 
 TEST(StatusTest, HttpStatusesMapBackToTheirCodes) {
   // Codes with a dedicated HTTP status survive the round trip.
-  for (StatusCode code : {StatusCode::kOk, StatusCode::kInvalidArgument, StatusCode::kNotFound,
-                          StatusCode::kPermissionDenied, StatusCode::kUnauthenticated,
-                          StatusCode::kResourceExhausted, StatusCode::kUnimplemented,
-                          StatusCode::kUnavailable, StatusCode::kDeadlineExceeded,
-                          StatusCode::kCancelled}) {
+  for (StatusCode code :
+       {StatusCode::kOk, StatusCode::kInvalidArgument, StatusCode::kNotFound,
+        StatusCode::kPermissionDenied, StatusCode::kUnauthenticated, StatusCode::kResourceExhausted,
+        StatusCode::kUnimplemented, StatusCode::kUnavailable, StatusCode::kDeadlineExceeded,
+        StatusCode::kCancelled}) {
     EXPECT_EQ(StatusCodeFromHttp(HttpStatusFor(code)), code) << code;
   }
   EXPECT_EQ(StatusCodeFromHttp(204), StatusCode::kOk);
