@@ -1,0 +1,332 @@
+#include "codec/record_batch.h"
+
+#include <lz4frame.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <limits>
+#include <memory>
+
+#include "codec/byte_order.h"
+
+namespace junction::codec {
+namespace {
+
+namespace f = batch_field;
+
+constexpr std::uint16_t kCompressionMask = 0x7;
+constexpr int kZstdLevel = 3;
+
+const std::byte* Ptr(std::string_view s) { return reinterpret_cast<const std::byte*>(s.data()); }
+
+void PutBytes(std::string& out, std::optional<std::string_view> bytes) {
+  if (!bytes) {
+    PutVarint(out, ZigZagEncode(-1));
+    return;
+  }
+  PutVarint(out, ZigZagEncode(static_cast<std::int64_t>(bytes->size())));
+  out.append(*bytes);
+}
+
+Result<std::string> Compress(Compression c, std::string_view in) {
+  std::string out;
+  if (c == Compression::kLz4) {
+    out.resize(LZ4F_compressFrameBound(in.size(), nullptr));
+    std::size_t n = LZ4F_compressFrame(out.data(), out.size(), in.data(), in.size(), nullptr);
+    if (LZ4F_isError(n)) return InternalError(std::string("lz4: ") + LZ4F_getErrorName(n));
+    out.resize(n);
+  } else {
+    out.resize(ZSTD_compressBound(in.size()));
+    std::size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), kZstdLevel);
+    if (ZSTD_isError(n)) return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
+    out.resize(n);
+  }
+  return out;
+}
+
+// Decompresses one frame, refusing to produce more than `limit` bytes.
+Result<std::string> Decompress(Compression c, std::span<const std::byte> in, std::size_t limit) {
+  std::string out;
+  std::size_t produced = 0;
+  auto grow = [&]() -> Status {
+    if (out.size() >= limit) {
+      return DataLossError("decompressed records exceed " + std::to_string(limit) + " bytes");
+    }
+    out.resize(std::min(limit, std::max<std::size_t>(out.size() * 2, 64 * 1024)));
+    return OkStatus();
+  };
+  if (c == Compression::kLz4) {
+    LZ4F_dctx* raw = nullptr;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&raw, LZ4F_VERSION))) {
+      return InternalError("lz4: cannot create a decompression context");
+    }
+    std::unique_ptr<LZ4F_dctx, decltype(&LZ4F_freeDecompressionContext)> ctx(
+        raw, &LZ4F_freeDecompressionContext);
+    std::size_t consumed = 0;
+    while (true) {
+      if (produced == out.size()) JUNCTION_RETURN_IF_ERROR(grow());
+      std::size_t dst_size = out.size() - produced;
+      std::size_t src_size = in.size() - consumed;
+      std::size_t hint = LZ4F_decompress(ctx.get(), out.data() + produced, &dst_size,
+                                         in.data() + consumed, &src_size, nullptr);
+      if (LZ4F_isError(hint)) return DataLossError(std::string("lz4: ") + LZ4F_getErrorName(hint));
+      produced += dst_size;
+      consumed += src_size;
+      if (hint == 0) break;  // frame complete
+      if (consumed == in.size() && dst_size == 0) return DataLossError("lz4: truncated frame");
+    }
+    if (consumed != in.size()) return DataLossError("lz4: bytes after the end of the frame");
+  } else {
+    std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), &ZSTD_freeDCtx);
+    if (!ctx) return InternalError("zstd: cannot create a decompression context");
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    std::size_t hint = 1;
+    while (hint != 0) {
+      if (produced == out.size()) JUNCTION_RETURN_IF_ERROR(grow());
+      ZSTD_outBuffer output{out.data(), out.size(), produced};
+      std::size_t before_in = input.pos;
+      hint = ZSTD_decompressStream(ctx.get(), &output, &input);
+      if (ZSTD_isError(hint)) return DataLossError(std::string("zstd: ") + ZSTD_getErrorName(hint));
+      bool progressed = output.pos != produced || input.pos != before_in;
+      produced = output.pos;
+      if (hint != 0 && !progressed) return DataLossError("zstd: truncated frame");
+    }
+    if (input.pos != input.size) return DataLossError("zstd: bytes after the end of the frame");
+  }
+  out.resize(produced);
+  return out;
+}
+
+// Reads a zigzag length: -1 (absent) or a length that fits in what remains.
+Result<std::optional<std::string>> GetBytes(std::span<const std::byte> in, std::size_t& pos,
+                                            std::size_t end, const char* field) {
+  auto raw = GetVarint(in.first(end), pos);
+  if (!raw) return DataLossError(std::string(field) + ": bad varint");
+  std::int64_t length = ZigZagDecode(*raw);
+  if (length == -1) return std::optional<std::string>();
+  if (length < 0 || static_cast<std::uint64_t>(length) > end - pos) {
+    return DataLossError(std::string(field) + ": length " + std::to_string(length) +
+                         " exceeds the record");
+  }
+  std::string value(reinterpret_cast<const char*>(in.data() + pos),
+                    static_cast<std::size_t>(length));
+  pos += static_cast<std::size_t>(length);
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<Record> DecodeRecord(std::span<const std::byte> in, std::size_t& pos, const BatchHeader& h) {
+  auto length = GetVarint(in, pos);
+  if (!length) return DataLossError("length: bad varint");
+  if (*length > in.size() - pos) return DataLossError("length: exceeds the batch");
+  std::size_t end = pos + static_cast<std::size_t>(*length);
+  if (pos >= end) return DataLossError("attributes: missing");
+  if (in[pos++] != std::byte{0}) return DataLossError("attributes: unknown bits set");
+  Record record;
+  auto ts = GetVarint(in.first(end), pos);
+  if (!ts) return DataLossError("timestamp_delta: bad varint");
+  record.timestamp_ms = h.first_timestamp_ms + ZigZagDecode(*ts);
+  auto delta = GetVarint(in.first(end), pos);
+  if (!delta || *delta > h.last_offset_delta) return DataLossError("offset_delta: out of range");
+  record.offset = h.base_offset + *delta;
+  JUNCTION_ASSIGN_OR_RETURN(record.key, GetBytes(in, pos, end, "key"));
+  JUNCTION_ASSIGN_OR_RETURN(record.value, GetBytes(in, pos, end, "value"));
+  auto count = GetVarint(in.first(end), pos);
+  if (!count || *count > end - pos) return DataLossError("header_count: out of range");
+  record.headers.reserve(static_cast<std::size_t>(*count));
+  for (std::uint64_t i = 0; i < *count; ++i) {
+    RecordHeader header;
+    JUNCTION_ASSIGN_OR_RETURN(std::optional<std::string> key, GetBytes(in, pos, end, "header key"));
+    if (!key) return DataLossError("header key: absent");
+    header.key = std::move(*key);
+    JUNCTION_ASSIGN_OR_RETURN(header.value, GetBytes(in, pos, end, "header value"));
+    record.headers.push_back(std::move(header));
+  }
+  if (pos != end) return DataLossError("length: record has trailing bytes");
+  return record;
+}
+
+}  // namespace
+
+std::string_view CompressionName(Compression c) {
+  switch (c) {
+    case Compression::kNone:
+      return "none";
+    case Compression::kLz4:
+      return "lz4";
+    case Compression::kZstd:
+      return "zstd";
+  }
+  return "unknown";
+}
+
+Result<Compression> ParseCompression(std::string_view name) {
+  for (Compression c : {Compression::kNone, Compression::kLz4, Compression::kZstd}) {
+    if (CompressionName(c) == name) return c;
+  }
+  return InvalidArgumentError("compression must be none, lz4 or zstd, got '" + std::string(name) +
+                              "'");
+}
+
+Result<BatchHeader> ParseBatchHeader(std::span<const std::byte> bytes,
+                                     std::uint32_t max_batch_bytes) {
+  if (bytes.size() < kBatchHeaderSize) {
+    return OutOfRangeError("batch header needs " + std::to_string(kBatchHeaderSize) +
+                           " bytes, have " + std::to_string(bytes.size()));
+  }
+  const std::byte* p = bytes.data();
+  if (LoadLE<std::uint32_t>(p + f::kMagic) != kBatchMagic) return DataLossError("batch: bad magic");
+  if (static_cast<std::uint8_t>(p[f::kVersion]) != kBatchFormatVersion) {
+    return DataLossError("batch: unknown format version " +
+                         std::to_string(static_cast<int>(p[f::kVersion])));
+  }
+  if (p[f::kReserved] != std::byte{0} || p[f::kReserved + 1] != std::byte{0} ||
+      p[f::kReserved + 2] != std::byte{0}) {
+    return DataLossError("batch: reserved header bytes are not zero");
+  }
+  BatchHeader h;
+  h.base_offset = Offset(LoadLE<std::uint64_t>(p + f::kBaseOffset));
+  h.batch_length = LoadLE<std::uint32_t>(p + f::kBatchLength);
+  if (h.batch_length < kBatchHeaderSize || h.batch_length > max_batch_bytes) {
+    return DataLossError("batch: batch_length " + std::to_string(h.batch_length) +
+                         " outside [72, " + std::to_string(max_batch_bytes) + "]");
+  }
+  h.record_count = LoadLE<std::uint32_t>(p + f::kRecordCount);
+  h.checksum = LoadLE<std::uint64_t>(p + f::kChecksum);
+  auto attributes = LoadLE<std::uint16_t>(p + f::kAttributes);
+  if ((attributes & ~kCompressionMask) != 0 || (attributes & kCompressionMask) > 2 ||
+      LoadLE<std::uint16_t>(p + f::kReserved2) != 0) {
+    return DataLossError("batch: unknown attribute bits");
+  }
+  h.compression = static_cast<Compression>(attributes & kCompressionMask);
+  h.last_offset_delta = LoadLE<std::uint32_t>(p + f::kLastOffsetDelta);
+  if (h.record_count == 0 || h.last_offset_delta < h.record_count - 1) {
+    return DataLossError("batch: record_count " + std::to_string(h.record_count) +
+                         " inconsistent with last_offset_delta " +
+                         std::to_string(h.last_offset_delta));
+  }
+  h.first_timestamp_ms = LoadLE<std::int64_t>(p + f::kFirstTimestamp);
+  h.max_timestamp_ms = LoadLE<std::int64_t>(p + f::kMaxTimestamp);
+  h.producer_id = ProducerId(LoadLE<std::uint64_t>(p + f::kProducerId));
+  h.base_sequence = SequenceNumber(LoadLE<std::uint64_t>(p + f::kBaseSequence));
+  return h;
+}
+
+std::uint64_t ComputeBatchChecksum(std::span<const std::byte> batch) {
+  return XXH3_64bits(batch.data() + f::kAttributes, batch.size() - f::kAttributes);
+}
+
+Result<BatchHeader> VerifyBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes) {
+  JUNCTION_ASSIGN_OR_RETURN(BatchHeader h, ParseBatchHeader(batch, max_batch_bytes));
+  if (batch.size() != h.batch_length) {
+    return DataLossError("batch: batch_length " + std::to_string(h.batch_length) + " but " +
+                         std::to_string(batch.size()) + " bytes given");
+  }
+  if (ComputeBatchChecksum(batch) != h.checksum) return DataLossError("batch: checksum mismatch");
+  return h;
+}
+
+void SetBaseOffset(std::span<std::byte> batch, Offset base_offset) {
+  JUNCTION_CHECK(batch.size() >= kBatchHeaderSize) << "SetBaseOffset on a short batch";
+  StoreLE<std::uint64_t>(batch.data() + f::kBaseOffset, base_offset.value());
+}
+
+RecordBatchBuilder::RecordBatchBuilder(Options options) : options_(options) {}
+
+void RecordBatchBuilder::Add(
+    std::int64_t timestamp_ms, std::optional<std::string_view> key,
+    std::optional<std::string_view> value,
+    std::span<const std::pair<std::string_view, std::optional<std::string_view>>> headers) {
+  if (count_ == 0) {
+    first_timestamp_ms_ = timestamp_ms;
+    max_timestamp_ms_ = timestamp_ms;
+  }
+  max_timestamp_ms_ = std::max(max_timestamp_ms_, timestamp_ms);
+  std::string body;
+  body.push_back('\0');  // attributes
+  PutVarint(body, ZigZagEncode(timestamp_ms - first_timestamp_ms_));
+  PutVarint(body, count_);
+  PutBytes(body, key);
+  PutBytes(body, value);
+  PutVarint(body, headers.size());
+  for (const auto& [header_key, header_value] : headers) {
+    PutBytes(body, header_key);
+    PutBytes(body, header_value);
+  }
+  PutVarint(records_, body.size());
+  records_ += body;
+  ++count_;
+}
+
+void RecordBatchBuilder::Add(const Record& record) {
+  std::vector<std::pair<std::string_view, std::optional<std::string_view>>> headers;
+  headers.reserve(record.headers.size());
+  for (const RecordHeader& h : record.headers) headers.emplace_back(h.key, h.value);
+  Add(record.timestamp_ms, record.key, record.value, headers);
+}
+
+Result<std::vector<std::byte>> RecordBatchBuilder::Build() {
+  if (count_ == 0) return InvalidArgumentError("a batch needs at least one record");
+  std::string payload;
+  if (options_.compression == Compression::kNone) {
+    payload = std::move(records_);
+  } else {
+    JUNCTION_ASSIGN_OR_RETURN(payload, Compress(options_.compression, records_));
+  }
+  std::size_t total = kBatchHeaderSize + payload.size();
+  if (total > options_.max_batch_bytes) {
+    return ResourceExhaustedError("batch of " + std::to_string(total) + " bytes exceeds the " +
+                                  std::to_string(options_.max_batch_bytes) + "-byte limit");
+  }
+  std::vector<std::byte> batch(total);
+  std::byte* p = batch.data();
+  StoreLE<std::uint32_t>(p + f::kMagic, kBatchMagic);
+  p[f::kVersion] = std::byte{kBatchFormatVersion};
+  StoreLE<std::uint64_t>(p + f::kBaseOffset, 0);
+  StoreLE<std::uint32_t>(p + f::kBatchLength, static_cast<std::uint32_t>(total));
+  StoreLE<std::uint32_t>(p + f::kRecordCount, count_);
+  StoreLE<std::uint16_t>(p + f::kAttributes, static_cast<std::uint16_t>(options_.compression));
+  StoreLE<std::uint32_t>(p + f::kLastOffsetDelta, count_ - 1);
+  StoreLE<std::int64_t>(p + f::kFirstTimestamp, first_timestamp_ms_);
+  StoreLE<std::int64_t>(p + f::kMaxTimestamp, max_timestamp_ms_);
+  StoreLE<std::uint64_t>(p + f::kProducerId, options_.producer_id.value());
+  StoreLE<std::uint64_t>(p + f::kBaseSequence, options_.base_sequence.value());
+  std::copy_n(Ptr(payload), payload.size(), p + kBatchHeaderSize);
+  StoreLE<std::uint64_t>(p + f::kChecksum, ComputeBatchChecksum(batch));
+  records_.clear();
+  count_ = 0;
+  return batch;
+}
+
+Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> batch,
+                                          std::uint32_t max_batch_bytes) {
+  JUNCTION_ASSIGN_OR_RETURN(BatchHeader h, VerifyBatch(batch, max_batch_bytes));
+  std::span<const std::byte> body = batch.subspan(kBatchHeaderSize);
+  std::string decompressed;
+  if (h.compression != Compression::kNone) {
+    JUNCTION_ASSIGN_OR_RETURN(decompressed,
+                              Decompress(h.compression, body, std::size_t{max_batch_bytes} * 4));
+    body = std::span(Ptr(decompressed), decompressed.size());
+  }
+  std::vector<Record> records;
+  records.reserve(std::min<std::size_t>(h.record_count, body.size() / 4 + 1));
+  std::size_t pos = 0;
+  std::uint64_t previous_delta = 0;
+  for (std::uint32_t i = 0; i < h.record_count; ++i) {
+    Result<Record> record = DecodeRecord(body, pos, h);
+    if (!record.ok()) return record.status().WithContext("record " + std::to_string(i));
+    std::uint64_t delta = record->offset - h.base_offset;
+    if (i > 0 && delta <= previous_delta) {
+      return DataLossError("record " + std::to_string(i) + ": offset_delta not increasing");
+    }
+    previous_delta = delta;
+    records.push_back(*std::move(record));
+  }
+  if (previous_delta != h.last_offset_delta) {
+    return DataLossError("batch: last record's offset_delta differs from last_offset_delta");
+  }
+  if (pos != body.size()) return DataLossError("batch: bytes after the last record");
+  return records;
+}
+
+}  // namespace junction::codec

@@ -1,0 +1,149 @@
+#pragma once
+
+// The record batch: the unit of checksum, compression, storage and transfer.
+// The format is specified in docs/formats/log.md; this file follows it field
+// for field. Batches are built by producers (RecordBatchBuilder), stamped with
+// a base offset by the log (SetBaseOffset), verified on every read
+// (VerifyBatch) and decoded by consumers (RecordDecoder). Pure functions on
+// bytes: no I/O, thread-compatible.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "junction/ids.h"
+#include "junction/result.h"
+
+namespace junction::codec {
+
+inline constexpr std::size_t kBatchHeaderSize = 72;
+inline constexpr std::uint32_t kBatchMagic = 0x31424E4A;  // "JNB1" in file order
+inline constexpr std::uint8_t kBatchFormatVersion = 1;
+inline constexpr std::uint32_t kDefaultMaxBatchBytes = 8u << 20;
+inline constexpr std::uint32_t kMaxBatchBytesLimit = 64u << 20;
+
+// Byte positions of the header fields (docs/formats/log.md, "Record batch").
+namespace batch_field {
+inline constexpr std::size_t kMagic = 0;             // 4
+inline constexpr std::size_t kVersion = 4;           // 1
+inline constexpr std::size_t kReserved = 5;          // 3
+inline constexpr std::size_t kBaseOffset = 8;        // 8
+inline constexpr std::size_t kBatchLength = 16;      // 4
+inline constexpr std::size_t kRecordCount = 20;      // 4
+inline constexpr std::size_t kChecksum = 24;         // 8
+inline constexpr std::size_t kAttributes = 32;       // 2, first checksummed byte
+inline constexpr std::size_t kReserved2 = 34;        // 2
+inline constexpr std::size_t kLastOffsetDelta = 36;  // 4
+inline constexpr std::size_t kFirstTimestamp = 40;   // 8
+inline constexpr std::size_t kMaxTimestamp = 48;     // 8
+inline constexpr std::size_t kProducerId = 56;       // 8
+inline constexpr std::size_t kBaseSequence = 64;     // 8
+}  // namespace batch_field
+static_assert(batch_field::kBaseSequence + 8 == kBatchHeaderSize);
+static_assert(batch_field::kChecksum + 8 == batch_field::kAttributes);
+
+enum class Compression : std::uint8_t { kNone = 0, kLz4 = 1, kZstd = 2 };
+
+std::string_view CompressionName(Compression c);
+Result<Compression> ParseCompression(std::string_view name);  // "none", "lz4", "zstd"
+
+struct BatchHeader {
+  Offset base_offset;
+  std::uint32_t batch_length = 0;
+  std::uint32_t record_count = 0;
+  std::uint64_t checksum = 0;
+  Compression compression = Compression::kNone;
+  std::uint32_t last_offset_delta = 0;
+  std::int64_t first_timestamp_ms = 0;
+  std::int64_t max_timestamp_ms = 0;
+  ProducerId producer_id;
+  SequenceNumber base_sequence;
+
+  Offset last_offset() const { return base_offset + last_offset_delta; }
+  // The base offset the batch after this one must have.
+  Offset next_offset() const { return base_offset + (std::uint64_t{last_offset_delta} + 1); }
+};
+
+// Reads and structurally checks a header: magic, version, reserved bytes,
+// attributes, 72 <= batch_length <= max_batch_bytes, record_count >= 1 and
+// last_offset_delta >= record_count - 1. Does not read past the header and
+// does not verify the checksum. DataLoss (with the field named) on failure;
+// OutOfRange when fewer than kBatchHeaderSize bytes are given.
+Result<BatchHeader> ParseBatchHeader(std::span<const std::byte> bytes,
+                                     std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
+
+// XXH3-64 of batch[kAttributes, batch.size()).
+std::uint64_t ComputeBatchChecksum(std::span<const std::byte> batch);
+
+// ParseBatchHeader, then: batch.size() == batch_length and the checksum
+// matches. DataLoss naming the check that failed.
+Result<BatchHeader> VerifyBatch(std::span<const std::byte> batch,
+                                std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
+
+// Writes base_offset into a batch (not covered by the checksum).
+// REQUIRES: batch.size() >= kBatchHeaderSize.
+void SetBaseOffset(std::span<std::byte> batch, Offset base_offset);
+
+struct RecordHeader {
+  std::string key;
+  std::optional<std::string> value;
+  friend bool operator==(const RecordHeader&, const RecordHeader&) = default;
+};
+
+// An owned record, as producers give it and tests compare it.
+struct Record {
+  Offset offset;  // ignored by the builder (offsets follow insertion order)
+  std::int64_t timestamp_ms = 0;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<RecordHeader> headers;
+  friend bool operator==(const Record&, const Record&) = default;
+};
+
+// Builds one batch from records. Not thread-safe.
+class RecordBatchBuilder {
+ public:
+  struct Options {
+    Compression compression = Compression::kNone;
+    ProducerId producer_id{};  // 0: no idempotence
+    SequenceNumber base_sequence{};
+    std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes;
+  };
+
+  RecordBatchBuilder() : RecordBatchBuilder(Options{}) {}
+  explicit RecordBatchBuilder(Options options);
+
+  void Add(
+      std::int64_t timestamp_ms, std::optional<std::string_view> key,
+      std::optional<std::string_view> value,
+      std::span<const std::pair<std::string_view, std::optional<std::string_view>>> headers = {});
+  void Add(const Record& record);
+
+  std::uint32_t record_count() const { return count_; }
+  // Uncompressed size of the batch if built now.
+  std::size_t uncompressed_bytes() const { return kBatchHeaderSize + records_.size(); }
+
+  // The finished batch with base_offset 0. InvalidArgument when empty;
+  // ResourceExhausted when larger than max_batch_bytes; Internal when the
+  // compressor fails. The builder is empty again afterwards.
+  Result<std::vector<std::byte>> Build();
+
+ private:
+  Options options_;
+  std::string records_;
+  std::uint32_t count_ = 0;
+  std::int64_t first_timestamp_ms_ = 0;
+  std::int64_t max_timestamp_ms_ = 0;
+};
+
+// Decodes all records of a batch, verifying it first. DataLoss on any
+// malformed record, with the record index and field named.
+Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> batch,
+                                          std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
+
+}  // namespace junction::codec

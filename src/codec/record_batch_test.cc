@@ -1,0 +1,158 @@
+#include "codec/record_batch.h"
+
+#include <gtest/gtest.h>
+
+#include "codec/byte_order.h"
+
+namespace junction::codec {
+namespace {
+
+std::vector<Record> SampleRecords() {
+  return {
+      {Offset(0), 1'700'000'000'000, "order-1", "created", {{"traceparent", "00-ab"}}},
+      {Offset(1), 1'699'999'999'000, std::nullopt, std::nullopt, {}},  // earlier, no key
+      {Offset(2), 1'700'000'000'500, "", std::string(300, 'x'), {{"empty", std::nullopt}}},
+  };
+}
+
+std::vector<std::byte> Build(const std::vector<Record>& records, Compression c) {
+  RecordBatchBuilder builder(
+      {.compression = c, .producer_id = ProducerId(7), .base_sequence = SequenceNumber(100)});
+  for (const Record& r : records) builder.Add(r);
+  return *builder.Build();
+}
+
+class RecordBatchRoundTrip : public ::testing::TestWithParam<Compression> {};
+
+TEST_P(RecordBatchRoundTrip, RecordsSurviveWithOffsetsFromTheBase) {
+  std::vector<std::byte> batch = Build(SampleRecords(), GetParam());
+  SetBaseOffset(batch, Offset(1000));
+  Result<BatchHeader> h = VerifyBatch(batch);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->base_offset, Offset(1000));
+  EXPECT_EQ(h->record_count, 3u);
+  EXPECT_EQ(h->last_offset(), Offset(1002));
+  EXPECT_EQ(h->next_offset(), Offset(1003));
+  EXPECT_EQ(h->compression, GetParam());
+  EXPECT_EQ(h->first_timestamp_ms, 1'700'000'000'000);
+  EXPECT_EQ(h->max_timestamp_ms, 1'700'000'000'500);
+  EXPECT_EQ(h->producer_id, ProducerId(7));
+  EXPECT_EQ(h->base_sequence, SequenceNumber(100));
+
+  Result<std::vector<Record>> decoded = DecodeRecords(batch);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  std::vector<Record> expected = SampleRecords();
+  for (Record& r : expected) r.offset += 1000;
+  EXPECT_EQ(*decoded, expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCompressions, RecordBatchRoundTrip,
+                         ::testing::Values(Compression::kNone, Compression::kLz4,
+                                           Compression::kZstd),
+                         [](const auto& info) { return std::string(CompressionName(info.param)); });
+
+TEST(RecordBatchTest, BaseOffsetIsOutsideTheChecksum) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  std::uint64_t before = ComputeBatchChecksum(batch);
+  SetBaseOffset(batch, Offset(123456789));
+  EXPECT_EQ(ComputeBatchChecksum(batch), before);
+  EXPECT_TRUE(VerifyBatch(batch).ok());
+}
+
+TEST(RecordBatchTest, EveryFlippedBitAfterTheChecksumFieldIsDetected) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  for (std::size_t i = batch_field::kAttributes; i < batch.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::vector<std::byte> copy = batch;
+      copy[i] ^= std::byte(1 << bit);
+      EXPECT_FALSE(VerifyBatch(copy).ok()) << "byte " << i << " bit " << bit;
+    }
+  }
+}
+
+TEST(RecordBatchTest, HeaderDamageIsNamed) {
+  std::vector<std::byte> good = Build(SampleRecords(), Compression::kNone);
+  auto expect_error = [&](std::size_t pos, std::byte value, std::string_view what) {
+    std::vector<std::byte> copy = good;
+    copy[pos] = value;
+    Result<BatchHeader> h = VerifyBatch(copy);
+    ASSERT_FALSE(h.ok());
+    EXPECT_EQ(h.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(h.status().message().find(what), std::string::npos) << h.status();
+  };
+  expect_error(batch_field::kMagic, std::byte{'X'}, "magic");
+  expect_error(batch_field::kVersion, std::byte{9}, "version 9");
+  expect_error(batch_field::kReserved + 1, std::byte{1}, "reserved");
+  expect_error(batch_field::kBatchLength + 3, std::byte{0x7f}, "batch_length");
+  expect_error(batch_field::kBatchLength, std::byte{0x10}, "batch_length");
+  expect_error(batch_field::kRecordCount, std::byte{0}, "record_count");
+  expect_error(batch_field::kChecksum, ~good[batch_field::kChecksum], "checksum");
+}
+
+TEST(RecordBatchTest, ShortInputIsOutOfRangeNotACrash) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  for (std::size_t n = 0; n < kBatchHeaderSize; ++n) {
+    EXPECT_EQ(ParseBatchHeader(std::span(batch).first(n)).status().code(), StatusCode::kOutOfRange);
+  }
+  EXPECT_EQ(VerifyBatch(std::span(batch).first(batch.size() - 1)).status().code(),
+            StatusCode::kDataLoss);
+}
+
+TEST(RecordBatchTest, OversizedBatchIsRefusedByBuilderAndReader) {
+  RecordBatchBuilder builder({.max_batch_bytes = 1024});
+  builder.Add(0, std::nullopt, std::string(2000, 'a'));
+  EXPECT_EQ(builder.Build().status().code(), StatusCode::kResourceExhausted);
+
+  std::vector<std::byte> batch =
+      Build({{Offset(0), 0, std::nullopt, std::string(2000, 'a'), {}}}, Compression::kNone);
+  EXPECT_EQ(VerifyBatch(batch, 1024).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(RecordBatchTest, EmptyBuilderIsAnError) {
+  RecordBatchBuilder builder;
+  EXPECT_EQ(builder.Build().status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RecordBatchTest, CompressionBombIsRefused) {
+  // 8 MiB of zeros compresses to a few KiB; a 64 KiB batch limit allows at
+  // most 256 KiB decompressed.
+  RecordBatchBuilder builder({.compression = Compression::kZstd});
+  builder.Add(0, std::nullopt, std::string(8 << 20, '\0'));
+  std::vector<std::byte> batch = *builder.Build();
+  ASSERT_LT(batch.size(), 64u * 1024);
+  Result<std::vector<Record>> decoded = DecodeRecords(batch, 64 * 1024);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.status().message().find("exceed"), std::string::npos) << decoded.status();
+}
+
+TEST(RecordBatchTest, MalformedRecordNamesIndexAndField) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  // Record 0 starts at the header's end: its length varint, the attribute
+  // byte, then the timestamp. Set an unknown attribute bit and re-checksum.
+  batch[kBatchHeaderSize + 1] = std::byte{1};
+  StoreLE<std::uint64_t>(batch.data() + batch_field::kChecksum, ComputeBatchChecksum(batch));
+  Result<std::vector<Record>> decoded = DecodeRecords(batch);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().message(), "record 0: attributes: unknown bits set");
+}
+
+TEST(VarintTest, RoundTripsAndRejectsOverlongEncodings) {
+  for (std::uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, ~0ull}) {
+    std::string out;
+    PutVarint(out, v);
+    std::size_t pos = 0;
+    auto bytes = std::as_bytes(std::span(out));
+    EXPECT_EQ(GetVarint(bytes, pos), v);
+    EXPECT_EQ(pos, out.size());
+  }
+  std::string overlong(11, '\x80');
+  std::size_t pos = 0;
+  EXPECT_EQ(GetVarint(std::as_bytes(std::span(overlong)), pos), std::nullopt);
+  for (std::int64_t n :
+       {std::int64_t{0}, std::int64_t{-1}, std::int64_t{1}, INT64_MIN, INT64_MAX}) {
+    EXPECT_EQ(ZigZagDecode(ZigZagEncode(n)), n);
+  }
+}
+
+}  // namespace
+}  // namespace junction::codec
