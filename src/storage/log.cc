@@ -1,0 +1,393 @@
+#include "storage/log.h"
+
+#include <algorithm>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "junction/log.h"
+#include "storage/log_internal.h"
+#include "storage/segment.h"
+
+namespace junction::storage {
+namespace {
+
+std::string OffsetText(Offset offset) { return std::to_string(offset.value()); }
+
+}  // namespace
+
+Log::Log(Context context, std::filesystem::path dir, LogOptions options, Recovered recovered)
+    : context_(context),
+      dir_(std::move(dir)),
+      options_(options),
+      lock_(std::move(recovered.lock)),
+      writer_(std::move(recovered.writer)),
+      alive_(std::make_shared<int>(0)),
+      segments_(std::move(recovered.segments)),
+      state_(recovered.state),
+      error_(std::move(recovered.error)),
+      corrupt_from_(recovered.corrupt_from),
+      truncated_at_open_(recovered.truncated),
+      clean_open_(recovered.clean) {
+  log_start_ = segments_.front().base;
+  high_watermark_ = segments_.back().next;
+  next_offset_ = high_watermark_;
+  if (options_.fsync.kind == FsyncPolicy::Kind::kInterval && state_ == LogState::kOpen) {
+    sync_timer_ = std::make_unique<boost::asio::steady_timer>(context_.shard);
+    ArmIntervalSync();
+  }
+}
+
+Log::~Log() = default;
+
+boost::asio::awaitable<Result<AppendResult>> Log::Append(std::vector<std::byte> batch) {
+  co_return co_await AsyncAppend(std::move(batch), boost::asio::use_awaitable);
+}
+
+void Log::Fail(AppendHandler handler, Status status) {
+  // Never complete inside the initiating call: post to the shard.
+  boost::asio::post(context_.shard, boost::asio::append(std::move(handler),
+                                                        Result<AppendResult>(std::move(status))));
+}
+
+void Log::StartAppend(std::vector<std::byte> batch, AppendHandler handler) {
+  if (state_ != LogState::kOpen || closing_) {
+    Status why = state_ == LogState::kOpen ? FailedPreconditionError("log is closing")
+                 : state_ == LogState::kClosed
+                     ? FailedPreconditionError("log is closed")
+                     : FailedPreconditionError("log is read-only: " + error_.ToString());
+    Fail(std::move(handler), why.WithContext(dir_.string()));
+    return;
+  }
+  if (batch.size() > options_.max_batch_bytes) {
+    Fail(std::move(handler), ResourceExhaustedError("batch of " + std::to_string(batch.size()) +
+                                                    " bytes exceeds max_batch_bytes " +
+                                                    std::to_string(options_.max_batch_bytes)));
+    return;
+  }
+  Result<codec::BatchHeader> header = codec::VerifyBatch(batch, options_.max_batch_bytes);
+  if (!header.ok()) {
+    Fail(std::move(handler), InvalidArgumentError("malformed batch: " + header.status().message()));
+    return;
+  }
+  Offset base = next_offset_;
+  codec::SetBaseOffset(batch, base);
+  next_offset_ = base + (std::uint64_t{header->last_offset_delta} + 1);
+  pending_.push_back(PendingAppend{std::move(batch), base, base + header->last_offset_delta,
+                                   header->max_timestamp_ms, std::move(handler)});
+  MaybeStartFlush();
+}
+
+void Log::MaybeStartFlush() {
+  if (flushing_ || completing_ || state_ != LogState::kOpen) return;
+  bool sync_only = pending_.empty() && sync_wanted_;
+  if (pending_.empty() && !sync_only) return;
+  flushing_ = true;
+  bool sync = options_.fsync.acks_after_sync() || sync_wanted_;
+  sync_wanted_ = false;
+  std::vector<PendingAppend> appends = std::move(pending_);
+  pending_.clear();
+  boost::asio::post(context_.blocking, [writer = writer_, appends = std::move(appends), sync,
+                                        alive = std::weak_ptr<int>(alive_), this,
+                                        shard = context_.shard]() mutable {
+    FlushOutcome outcome = writer->Flush(appends, sync);
+    boost::asio::post(shard, [alive = std::move(alive), this, outcome = std::move(outcome),
+                              appends = std::move(appends)]() mutable {
+      // A destroyed Log drops the completion; its handlers are destroyed uncalled.
+      if (alive.lock()) OnFlushDone(std::move(outcome), std::move(appends));
+    });
+  });
+}
+
+void Log::OnFlushDone(FlushOutcome outcome, std::vector<PendingAppend> appends) {
+  flushing_ = false;
+  if (!outcome.status.ok()) {
+    state_ = LogState::kReadOnly;
+    error_ = outcome.status;
+    log::Error("log write failed; the partition is read-only until reopened",
+               {{"dir", dir_.string()}, {"error", outcome.status.ToString()}});
+    for (PendingAppend& append : appends) {
+      boost::asio::dispatch(
+          boost::asio::append(std::move(append.handler), Result<AppendResult>(outcome.status)));
+    }
+    std::vector<PendingAppend> waiting = std::move(pending_);
+    pending_.clear();
+    Status later = FailedPreconditionError("log is read-only: " + error_.ToString());
+    for (PendingAppend& append : waiting) {
+      boost::asio::dispatch(
+          boost::asio::append(std::move(append.handler), Result<AppendResult>(later)));
+    }
+    NotifyIdle();
+    return;
+  }
+  for (const SegmentInfo& info : outcome.segments) {
+    if (info.base == segments_.back().base) {
+      segments_.back() = info;
+    } else {
+      segments_.push_back(info);
+    }
+  }
+  high_watermark_ = segments_.back().next;
+  // Run the completions with new flushes held back, so that appends made by
+  // the resumed coroutines gather into one flush.
+  completing_ = true;
+  for (PendingAppend& append : appends) {
+    boost::asio::dispatch(boost::asio::append(
+        std::move(append.handler), Result<AppendResult>(AppendResult{append.base, append.last})));
+  }
+  completing_ = false;
+  MaybeStartFlush();
+  if (!flushing_) NotifyIdle();
+}
+
+void Log::NotifyIdle() {
+  std::vector<boost::asio::any_completion_handler<void()>> waiters = std::move(idle_waiters_);
+  idle_waiters_.clear();
+  for (auto& waiter : waiters) boost::asio::dispatch(std::move(waiter));
+}
+
+void Log::ArmIntervalSync() {
+  sync_timer_->expires_after(options_.fsync.interval);
+  sync_timer_->async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || !alive.lock() || state_ != LogState::kOpen || closing_) return;
+    sync_wanted_ = true;
+    MaybeStartFlush();
+    ArmIntervalSync();
+  });
+}
+
+Status Log::ReadableStatus(Offset from) const {
+  if (state_ == LogState::kClosed) return FailedPreconditionError("log is closed");
+  if (from < log_start_) {
+    return OutOfRangeError("offset " + OffsetText(from) + " is before the log start " +
+                           OffsetText(log_start_) + " (deleted by retention)");
+  }
+  if (corrupt_from_ && from >= *corrupt_from_) {
+    return DataLossError("offset " + OffsetText(from) + " is unreadable: " + error_.message());
+  }
+  if (from > high_watermark_) {
+    return OutOfRangeError("offset " + OffsetText(from) + " is beyond the high watermark " +
+                           OffsetText(high_watermark_));
+  }
+  return OkStatus();
+}
+
+Result<Log::OpenFiles*> Log::FilesFor(const SegmentInfo& segment) {
+  auto it = open_.find(segment.base);
+  if (it == open_.end()) {
+    if (open_.size() > options_.max_open_segments) {
+      auto oldest = std::min_element(open_.begin(), open_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_use < b.second.last_use;
+      });
+      open_.erase(oldest);
+    }
+    OpenFiles files;
+    JUNCTION_ASSIGN_OR_RETURN(files.log, context_.env.NewRandomAccessFile(
+                                             dir_ / SegmentFileName(segment.base, kLogSuffix)));
+    JUNCTION_ASSIGN_OR_RETURN(files.index, context_.env.NewRandomAccessFile(
+                                               dir_ / SegmentFileName(segment.base, kIndexSuffix)));
+    it = open_.emplace(segment.base, std::move(files)).first;
+  }
+  it->second.last_use = ++use_clock_;
+  return &it->second;
+}
+
+Result<std::uint64_t> Log::PositionOf(const SegmentInfo& segment, OpenFiles& files, Offset offset) {
+  if (cursor_ && cursor_->segment == segment.base && cursor_->next == offset) {
+    return cursor_->position;
+  }
+  JUNCTION_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry,
+                            IndexFloor(*files.index, segment.index_entries,
+                                       static_cast<std::uint32_t>(offset - segment.base)));
+  std::uint64_t position = entry ? entry->position : 0;
+  Offset expected = entry ? segment.base + entry->relative_offset : segment.base;
+  BatchScanner scanner(*files.log, position, segment.size, expected, options_.max_batch_bytes,
+                       std::size_t{64} << 10);
+  while (true) {
+    JUNCTION_ASSIGN_OR_RETURN(std::optional<ScannedBatch> batch, scanner.Next());
+    if (!batch) {
+      return DataLossError("offset " + OffsetText(offset) + " not found in segment " +
+                           SegmentFileName(segment.base, kLogSuffix));
+    }
+    if (batch->header.last_offset() >= offset) return batch->position;
+  }
+}
+
+Result<ReadResult> Log::Read(Offset from, std::size_t max_bytes) {
+  JUNCTION_RETURN_IF_ERROR(ReadableStatus(from));
+  ReadResult result;
+  result.high_watermark = high_watermark_;
+  result.next_offset = from;
+  if (from == high_watermark_) return result;
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), from,
+                             [](Offset o, const SegmentInfo& s) { return o < s.base; });
+  JUNCTION_CHECK(it != segments_.begin()) << "no segment holds offset " << from;
+  const SegmentInfo& segment = *std::prev(it);
+  if (from >= segment.next) {  // an empty active segment after a full one
+    result.next_offset = segment.next;
+    return result;
+  }
+  JUNCTION_ASSIGN_OR_RETURN(OpenFiles * files, FilesFor(segment));
+  Result<std::uint64_t> start = PositionOf(segment, *files, from);
+  if (!start.ok()) return start.status().WithContext(dir_.string());
+
+  // One pread of up to max_bytes straight into the result, then keep the
+  // whole batches (at least one: a second read when the first is larger).
+  std::uint64_t position = *start;
+  std::uint64_t available = segment.size - position;
+  std::size_t want = static_cast<std::size_t>(
+      std::min<std::uint64_t>(available, std::max(max_bytes, codec::kBatchHeaderSize)));
+  std::vector<std::byte>& out = result.batches;
+  out.resize(want);
+  JUNCTION_ASSIGN_OR_RETURN(std::size_t got, files->log->Read(position, out));
+  out.resize(got);
+  std::size_t at = 0;
+  Offset expected = Offset::Max();
+  while (at + codec::kBatchHeaderSize <= out.size()) {
+    auto header = codec::ParseBatchHeader(std::span(out).subspan(at), options_.max_batch_bytes);
+    if (!header.ok()) return header.status().WithContext(dir_.string());
+    if (at + header->batch_length > out.size()) {
+      if (at > 0) break;
+      if (header->batch_length > available) return DataLossError("batch runs past the segment");
+      out.resize(header->batch_length);
+      JUNCTION_ASSIGN_OR_RETURN(std::size_t more,
+                                files->log->Read(position + got, std::span(out).subspan(got)));
+      if (more != out.size() - got) return DataLossError("short read of a batch");
+    }
+    auto verified = codec::VerifyBatch(std::span(out).subspan(at, header->batch_length),
+                                       options_.max_batch_bytes);
+    if (!verified.ok() || (expected != Offset::Max() && verified->base_offset != expected)) {
+      Status why =
+          verified.ok() ? DataLossError("batch offsets do not continue") : verified.status();
+      return why.WithContext(dir_.string() + " segment " +
+                             SegmentFileName(segment.base, kLogSuffix) + " position " +
+                             std::to_string(position + at));
+    }
+    expected = verified->next_offset();
+    at += header->batch_length;
+  }
+  out.resize(at);
+  result.next_offset = expected;
+  cursor_ = Cursor{segment.base, expected, position + at};
+  return result;
+}
+
+Result<Offset> Log::OffsetForTime(std::int64_t timestamp_ms) {
+  JUNCTION_RETURN_IF_ERROR(ReadableStatus(log_start_));
+  for (const SegmentInfo& segment : segments_) {
+    if (segment.max_timestamp_ms < timestamp_ms || segment.size == 0) continue;
+    JUNCTION_ASSIGN_OR_RETURN(OpenFiles * files, FilesFor(segment));
+    JUNCTION_ASSIGN_OR_RETURN(
+        std::uint64_t first,
+        IndexFirstAtOrAfterTime(*files->index, segment.index_entries, timestamp_ms));
+    std::uint64_t position = 0;
+    Offset expected = segment.base;
+    if (first > 0) {  // every batch before entry `first - 1`'s, and it, is older
+      JUNCTION_ASSIGN_OR_RETURN(IndexEntry entry, ReadIndexEntry(*files->index, first - 1));
+      position = entry.position;
+      expected = segment.base + entry.relative_offset;
+    }
+    BatchScanner scanner(*files->log, position, segment.size, expected, options_.max_batch_bytes);
+    while (true) {
+      JUNCTION_ASSIGN_OR_RETURN(std::optional<ScannedBatch> batch, scanner.Next());
+      if (!batch) break;
+      if (batch->header.max_timestamp_ms >= timestamp_ms) return batch->header.base_offset;
+    }
+  }
+  return high_watermark_;
+}
+
+Result<std::size_t> Log::EnforceRetention() {
+  if (!options_.retention_bytes && !options_.retention_age) return std::size_t{0};
+  std::uint64_t total = 0;
+  for (const SegmentInfo& s : segments_) total += s.size;
+  std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            context_.clock.WallNow().time_since_epoch())
+                            .count();
+  std::size_t drop = 0;
+  while (drop + 1 < segments_.size()) {  // never the active segment
+    const SegmentInfo& s = segments_[drop];
+    bool too_big = options_.retention_bytes && total > *options_.retention_bytes;
+    bool too_old =
+        options_.retention_age && s.max_timestamp_ms < now_ms - options_.retention_age->count();
+    if (!too_big && !too_old) break;
+    total -= s.size;
+    ++drop;
+  }
+  if (drop == 0) return std::size_t{0};
+  std::vector<std::filesystem::path> doomed;
+  for (std::size_t i = 0; i < drop; ++i) {
+    doomed.push_back(dir_ / SegmentFileName(segments_[i].base, kLogSuffix));
+    doomed.push_back(dir_ / SegmentFileName(segments_[i].base, kIndexSuffix));
+    open_.erase(segments_[i].base);
+  }
+  segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(drop));
+  log_start_ = segments_.front().base;
+  if (cursor_ && cursor_->segment < log_start_) cursor_.reset();
+  boost::asio::post(
+      context_.blocking, [&env = context_.env, doomed = std::move(doomed), dir = dir_] {
+        for (const auto& path : doomed) {
+          if (Status s = env.RemoveFile(path); !s.ok() && s.code() != StatusCode::kNotFound) {
+            log::Warn("retention could not remove a segment file", {{"error", s.ToString()}});
+          }
+        }
+        if (Status s = env.SyncDir(dir); !s.ok()) {
+          log::Warn("retention could not sync the directory", {{"error", s.ToString()}});
+        }
+      });
+  log::Info("retention deleted segments", {{"dir", dir_.string()},
+                                           {"segments", static_cast<std::uint64_t>(drop)},
+                                           {"log_start", log_start_.value()}});
+  return drop;
+}
+
+boost::asio::awaitable<Status> Log::Close() {
+  if (state_ == LogState::kClosed) co_return OkStatus();
+  closing_ = true;
+  while (flushing_ || !pending_.empty()) {
+    co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void()>(
+        [this](auto handler) { idle_waiters_.emplace_back(std::move(handler)); },
+        boost::asio::use_awaitable);
+  }
+  if (sync_timer_) sync_timer_->cancel();
+  Status status;
+  if (writer_) {
+    bool write_marker = state_ == LogState::kOpen;
+    std::vector<SegmentInfo> segments = segments_;
+    co_await boost::asio::post(context_.blocking, boost::asio::use_awaitable);
+    status = writer_->Close();
+    if (status.ok() && write_marker) {
+      status = WriteFileAtomically(context_.env, dir_ / kCleanShutdownFile,
+                                   EncodeCleanShutdown(segments));
+    }
+    co_await boost::asio::post(context_.shard, boost::asio::use_awaitable);
+    writer_.reset();
+  }
+  state_ = LogState::kClosed;
+  open_.clear();
+  lock_.reset();
+  co_return status;
+}
+
+LogStatus Log::status() const {
+  LogStatus s;
+  s.state = state_;
+  s.error = error_;
+  s.corrupt_from = corrupt_from_;
+  s.log_start = log_start_;
+  s.high_watermark = high_watermark_;
+  s.next_offset = next_offset_;
+  for (const SegmentInfo& segment : segments_) s.size_bytes += segment.size;
+  s.segments = segments_.size();
+  s.bytes_truncated_at_open = truncated_at_open_;
+  s.clean_open = clean_open_;
+  return s;
+}
+
+Offset Log::high_watermark() const { return high_watermark_; }
+Offset Log::next_offset() const { return next_offset_; }
+const std::filesystem::path& Log::dir() const { return dir_; }
+
+}  // namespace junction::storage
