@@ -148,6 +148,10 @@ std::optional<std::vector<SegmentInfo>> DecodeCleanShutdown(std::string_view tex
 Result<std::unique_ptr<Log>> Log::Open(Context context, std::filesystem::path dir,
                                        LogOptions options) {
   JUNCTION_RETURN_IF_ERROR(options.Validate());
+  if (!options.fsync.acks_after_sync()) {
+    log::Warn("UNSAFE fsync policy: acknowledged records can be lost on power loss",
+              {{"dir", dir.string()}, {"fsync", options.fsync.ToString()}});
+  }
   Env& env = context.env;
   // A new directory is durable only once its parent is synced: sync the
   // parent of every directory this creates.
