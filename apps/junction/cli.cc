@@ -9,9 +9,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench_command.h"
 #include "commands.h"
 #include "junction/config.h"
 #include "junction/log.h"
+#include "storage/config.h"
 
 namespace junction::cli {
 namespace {
@@ -58,9 +60,10 @@ int Fail(const Status& status) {
   return kExitFailure;
 }
 
-int RunParsed(CLI::App& app, const GlobalOptions& options) {
+int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& bench) {
   config::Schema schema;
   if (Status s = config::AddCoreKeys(schema); !s.ok()) return Fail(s);
+  if (Status s = storage::AddConfigKeys(schema); !s.ok()) return Fail(s);
   Result<config::Config> config = LoadConfig(schema, options);
   if (!config.ok()) return Fail(config.status());
   if (Status s = StartLogging(*config); !s.ok()) return Fail(s);
@@ -73,6 +76,8 @@ int RunParsed(CLI::App& app, const GlobalOptions& options) {
   } else if (CLI::App* config_command = app.get_subcommand("config");
              config_command->got_subcommand("print")) {
     code = RunConfigPrint(context);
+  } else if (app.got_subcommand("bench")) {
+    code = RunBench(context, *app.get_subcommand("bench"), bench);
   }
   std::cout.flush();
   log::Flush();
@@ -105,6 +110,8 @@ int Run(int argc, char** argv) {
     CLI::App* config_command = app.add_subcommand("config", "Inspect the configuration");
     config_command->require_subcommand(1);
     config_command->add_subcommand("print", "Print every effective key, its value and source");
+    BenchOptions bench;
+    AddBenchCommand(app, bench);
 
     try {
       app.parse(argc, argv);
@@ -112,7 +119,7 @@ int Run(int argc, char** argv) {
       int code = app.exit(e, std::cout, std::cerr);  // help goes to stdout
       return code == 0 ? kExitOk : kExitUsage;
     }
-    return RunParsed(app, options);
+    return RunParsed(app, options, bench);
   } catch (const std::exception& e) {
     std::cerr << "junction: " << e.what() << '\n';
     return kExitFailure;

@@ -16,6 +16,10 @@ namespace {
 
 std::string OffsetText(Offset offset) { return std::to_string(offset.value()); }
 
+// See MaybeStartFlush: how much must queue during completions before a flush
+// starts without waiting for the completions to finish.
+constexpr std::size_t kEagerFlushBytes = 64 * 1024;
+
 }  // namespace
 
 Log::Log(Context context, std::filesystem::path dir, LogOptions options, Recovered recovered)
@@ -75,13 +79,18 @@ void Log::StartAppend(std::vector<std::byte> batch, AppendHandler handler) {
   Offset base = next_offset_;
   codec::SetBaseOffset(batch, base);
   next_offset_ = base + (std::uint64_t{header->last_offset_delta} + 1);
+  pending_bytes_ += batch.size();
   pending_.push_back(PendingAppend{std::move(batch), base, base + header->last_offset_delta,
                                    header->max_timestamp_ms, std::move(handler)});
   MaybeStartFlush();
 }
 
 void Log::MaybeStartFlush() {
-  if (flushing_ || completing_ || state_ != LogState::kOpen) return;
+  if (flushing_ || state_ != LogState::kOpen) return;
+  // While completions run, their coroutines append again; gather those into
+  // one flush, but start it once enough has queued, so that the disk works
+  // while the rest of the completions run.
+  if (completing_ && pending_bytes_ < kEagerFlushBytes) return;
   bool sync_only = pending_.empty() && sync_wanted_;
   if (pending_.empty() && !sync_only) return;
   flushing_ = true;
@@ -89,6 +98,7 @@ void Log::MaybeStartFlush() {
   sync_wanted_ = false;
   std::vector<PendingAppend> appends = std::move(pending_);
   pending_.clear();
+  pending_bytes_ = 0;
   boost::asio::post(context_.blocking, [writer = writer_, appends = std::move(appends), sync,
                                         alive = std::weak_ptr<int>(alive_), this,
                                         shard = context_.shard]() mutable {
@@ -114,6 +124,7 @@ void Log::OnFlushDone(FlushOutcome outcome, std::vector<PendingAppend> appends) 
     }
     std::vector<PendingAppend> waiting = std::move(pending_);
     pending_.clear();
+    pending_bytes_ = 0;
     Status later = FailedPreconditionError("log is read-only: " + error_.ToString());
     for (PendingAppend& append : waiting) {
       boost::asio::dispatch(

@@ -207,6 +207,7 @@ class Log {
   std::optional<Cursor> cursor_;
 
   std::vector<PendingAppend> pending_;  // waiting for the next flush
+  std::size_t pending_bytes_ = 0;
   bool flushing_ = false;
   bool completing_ = false;  // completion handlers are running: hold new flushes
   bool closing_ = false;

@@ -85,11 +85,12 @@ Log::FlushOutcome Log::Writer::Flush(std::span<const PendingAppend> appends, boo
     return OkStatus();
   };
 
+  WallTime now = clock.WallNow();
   for (const PendingAppend& append : appends) {
     std::uint64_t length = append.batch.size();
     std::uint64_t written = size + group_bytes;
     bool full = written > 0 && written + length > options.segment_bytes;
-    bool old = written > 0 && clock.WallNow() - created >= options.segment_age;
+    bool old = written > 0 && now - created >= options.segment_age;
     if (full || old) {
       if (Status s = write_group(true); !s.ok()) {
         outcome.status = s;

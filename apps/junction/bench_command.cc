@@ -1,0 +1,154 @@
+#include "bench_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string_view>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "bench/log_suite.h"
+#include "cli.h"
+#include "junction/config.h"
+
+namespace junction::cli {
+namespace {
+
+// Whole numbers from 100 up, else three significant digits.
+std::string FormatNumber(double value) {
+  char text[64];
+  if (std::fabs(value) >= 100) {
+    std::snprintf(text, sizeof text, "%.0f", value);
+  } else {
+    std::snprintf(text, sizeof text, "%#.3g", value);
+  }
+  return text;
+}
+
+// Cut (not rounded) to three decimals, so that a ratio shown as 0.900 is one
+// that meets a goal of 0.90.
+std::string FormatRatio(double ratio) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.3f", std::floor(ratio * 1000) / 1000);
+  return text;
+}
+
+std::string OptionalNumber(const std::optional<double>& value) {
+  return value ? FormatNumber(*value) : "-";
+}
+
+std::string MetText(const std::optional<bool>& met) {
+  if (!met) return "-";
+  return *met ? "yes" : "no";
+}
+
+boost::json::value OptionalJson(const std::optional<double>& value) {
+  return value ? boost::json::value(*value) : boost::json::value(nullptr);
+}
+
+void PrintJson(const Context& context, const bench::LogSuiteResult& result) {
+  boost::json::array rows;
+  std::string filesystem = result.filesystem.ToString();
+  for (const bench::BenchRow& row : result.rows) {
+    boost::json::object object;
+    object["scenario"] = row.scenario;
+    object["value"] = row.value;
+    object["unit"] = row.unit;
+    object["peer"] = OptionalJson(row.peer);
+    object["ratio"] = OptionalJson(row.ratio);
+    object["goal"] = row.goal.empty() ? boost::json::value(nullptr) : boost::json::value(row.goal);
+    object["met"] = row.met ? boost::json::value(*row.met) : boost::json::value(nullptr);
+    object["filesystem"] = filesystem;
+    rows.push_back(std::move(object));
+  }
+  context.out << boost::json::serialize(rows) << '\n';
+}
+
+void PrintTable(const Context& context, const bench::LogSuiteResult& result,
+                const BenchOptions& options) {
+  const std::vector<std::string> header = {"SCENARIO", "VALUE", "UNIT", "FLOOR/PEER",
+                                           "RATIO",    "GOAL",  "MET"};
+  std::vector<std::vector<std::string>> cells;
+  for (const bench::BenchRow& row : result.rows) {
+    cells.push_back({row.scenario, FormatNumber(row.value), row.unit, OptionalNumber(row.peer),
+                     row.ratio ? FormatRatio(*row.ratio) : "-", row.goal.empty() ? "-" : row.goal,
+                     MetText(row.met)});
+  }
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    width[i] = header[i].size();
+    for (const auto& line : cells) width[i] = std::max(width[i], line[i].size());
+  }
+  auto print = [&](const std::vector<std::string>& line) {
+    std::string text;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      bool numeric = i == 1 || i == 3 || i == 4;
+      std::string pad(width[i] - line[i].size(), ' ');
+      text += numeric ? pad + line[i] : line[i] + (i + 1 < line.size() ? pad : "");
+      if (i + 1 < line.size()) text += "  ";
+    }
+    context.out << text << '\n';
+  };
+  context.out << "junction bench log: " << result.dir.string() << " on "
+              << result.filesystem.ToString() << ", " << FormatNumber(options.seconds)
+              << " s per run; floor/peer: plain write+fdatasync at the same bytes per fsync "
+                 "(appends), plain pread (read)\n";
+  if (result.filesystem.is_tmpfs) {
+    context.out << "warning: tmpfs: fdatasync costs nothing here; these figures say nothing "
+                   "about a disk\n";
+  }
+  print(header);
+  for (const auto& line : cells) print(line);
+}
+
+int RunBenchLog(const Context& context, const BenchOptions& options) {
+  Result<config::Value> log_bytes =
+      config::ParseValue(config::ByteSizeKey("bench.log_bytes", 0, "log size"), options.log_bytes);
+  if (!log_bytes.ok()) {
+    context.err << "junction: --log-bytes: " << log_bytes.status().message() << '\n';
+    return kExitUsage;
+  }
+  bench::LogSuiteOptions suite;
+  suite.dir = options.dir;
+  suite.seconds = bench::Seconds(options.seconds);
+  suite.log_bytes = std::get<config::ByteSize>(*log_bytes).bytes;
+  suite.progress = [&](std::string_view line) { context.err << "bench: " << line << std::endl; };
+  Result<bench::LogSuiteResult> result = bench::RunLogSuite(suite);
+  if (!result.ok()) {
+    context.err << "junction: bench log: " << result.status().ToString() << '\n';
+    return kExitFailure;
+  }
+  if (context.json) {
+    PrintJson(context, *result);
+  } else {
+    PrintTable(context, *result, options);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app, BenchOptions& options) {
+  CLI::App* bench = app.add_subcommand("bench", "Run a benchmark and print its figures");
+  bench->require_subcommand(1);
+  CLI::App* log = bench->add_subcommand(
+      "log",
+      "Storage log: appends with fsync=always against a plain write+fdatasync loop, "
+      "sequential reads, open after clean and unclean shutdown");
+  log->add_option("--dir", options.dir,
+                  "Directory to create the scratch directory in (default: /var/tmp unless "
+                  "tmpfs, else the current directory)");
+  log->add_option("--seconds", options.seconds, "Length of each timed run")
+      ->check(CLI::Range(0.1, 3600.0));
+  log->add_option("--log-bytes", options.log_bytes,
+                  "Size of the log for the read and open scenarios (\"1GiB\", \"256MiB\")");
+}
+
+int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {
+  if (bench.got_subcommand("log")) return RunBenchLog(context, options);
+  context.err << "junction: bench: unknown scenario\n";
+  return kExitUsage;
+}
+
+}  // namespace junction::cli

@@ -1,0 +1,27 @@
+#pragma once
+
+// `junction bench <scenario>`: benchmarks that print a table, or with --json
+// the same figures as an array of objects. Scenarios: `log` (bench/README.md).
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+
+namespace junction::cli {
+
+struct BenchOptions {
+  std::string dir;                 // parent of the scratch directory; "": default
+  double seconds = 3;              // each timed run
+  std::string log_bytes = "1GiB";  // log size for the read and open scenarios
+};
+
+// Adds `bench` and its subcommands to `app`; parsing fills `options`, which
+// must outlive the parse.
+void AddBenchCommand(CLI::App& app, BenchOptions& options);
+
+// Runs the bench subcommand that `bench` (the parsed `bench` subcommand) got.
+int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options);
+
+}  // namespace junction::cli

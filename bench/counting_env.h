@@ -1,0 +1,81 @@
+#pragma once
+
+// CountingEnv: an Env that forwards every call to another Env and counts the
+// writes, bytes and fsyncs that reach segment files (*.log), so a benchmark
+// can tell how many fdatasyncs a Log issued and how many bytes each covered
+// without looking inside the Log.
+//
+// Thread-safe like the Env it wraps: the counters are atomics, read with
+// Snapshot() from any thread. REQUIRES: `base` outlives the CountingEnv, and
+// the CountingEnv outlives every file it hands out.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "core/env.h"
+
+namespace junction::bench {
+
+struct IoCounters {
+  std::uint64_t segment_writes = 0;  // AppendV calls on *.log files
+  std::uint64_t segment_bytes = 0;   // bytes those calls handed to the OS
+  std::uint64_t segment_syncs = 0;   // Sync (fdatasync) calls on *.log files
+  std::uint64_t other_syncs = 0;     // Sync of any other file, and SyncDir
+
+  // The counts of `*this` minus those of `earlier`.
+  IoCounters Since(const IoCounters& earlier) const;
+};
+
+class CountingEnv final : public Env {
+ public:
+  explicit CountingEnv(Env& base) : base_(base) {}
+
+  IoCounters Snapshot() const;
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::filesystem::path& path) override;
+  Result<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::filesystem::path& path) override;
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::filesystem::path& path) override {
+    return base_.NewRandomAccessFile(path);
+  }
+  bool FileExists(const std::filesystem::path& path) override { return base_.FileExists(path); }
+  Result<std::uint64_t> GetFileSize(const std::filesystem::path& path) override {
+    return base_.GetFileSize(path);
+  }
+  Result<std::vector<std::string>> GetChildren(const std::filesystem::path& dir) override {
+    return base_.GetChildren(dir);
+  }
+  Status CreateDir(const std::filesystem::path& path) override { return base_.CreateDir(path); }
+  Status CreateDirs(const std::filesystem::path& path) override { return base_.CreateDirs(path); }
+  Status RemoveFile(const std::filesystem::path& path) override { return base_.RemoveFile(path); }
+  Status RemoveDir(const std::filesystem::path& path) override { return base_.RemoveDir(path); }
+  Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    return base_.RenameFile(from, to);
+  }
+  Status Truncate(const std::filesystem::path& path, std::uint64_t size) override {
+    return base_.Truncate(path, size);
+  }
+  Status SyncDir(const std::filesystem::path& dir) override;
+  Result<std::unique_ptr<FileLock>> LockFile(const std::filesystem::path& path) override {
+    return base_.LockFile(path);
+  }
+
+  struct Counters {
+    std::atomic<std::uint64_t> segment_writes{0};
+    std::atomic<std::uint64_t> segment_bytes{0};
+    std::atomic<std::uint64_t> segment_syncs{0};
+    std::atomic<std::uint64_t> other_syncs{0};
+  };
+
+ private:
+  std::unique_ptr<WritableFile> Wrap(std::unique_ptr<WritableFile> file,
+                                     const std::filesystem::path& path);
+
+  Env& base_;
+  Counters counters_;
+};
+
+}  // namespace junction::bench
