@@ -213,7 +213,11 @@ Result<BatchHeader> ParseBatchHeader(std::span<const std::byte> bytes,
 }
 
 std::uint64_t ComputeBatchChecksum(std::span<const std::byte> batch) {
-  return XXH3_64bits(batch.data() + f::kAttributes, batch.size() - f::kAttributes);
+  // The seed folds in the header fields before the checksum, all but
+  // base_offset: magic, version, reserved, batch_length and record_count.
+  std::uint64_t seed = LoadLE<std::uint64_t>(batch.data() + f::kMagic) ^
+                       LoadLE<std::uint64_t>(batch.data() + f::kBatchLength);
+  return XXH3_64bits_withSeed(batch.data() + f::kAttributes, batch.size() - f::kAttributes, seed);
 }
 
 Result<BatchHeader> VerifyBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes) {

@@ -77,7 +77,9 @@ struct BatchHeader {
 Result<BatchHeader> ParseBatchHeader(std::span<const std::byte> bytes,
                                      std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
 
-// XXH3-64 of batch[kAttributes, batch.size()).
+// XXH3-64 of batch[kAttributes, batch.size()) seeded with the XOR of the
+// 64-bit words at kMagic and kBatchLength: covers every byte but base_offset
+// and the checksum itself. REQUIRES: batch.size() >= kBatchHeaderSize.
 std::uint64_t ComputeBatchChecksum(std::span<const std::byte> batch);
 
 // ParseBatchHeader, then: batch.size() == batch_length and the checksum

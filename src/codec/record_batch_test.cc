@@ -59,9 +59,10 @@ TEST(RecordBatchTest, BaseOffsetIsOutsideTheChecksum) {
   EXPECT_TRUE(VerifyBatch(batch).ok());
 }
 
-TEST(RecordBatchTest, EveryFlippedBitAfterTheChecksumFieldIsDetected) {
+TEST(RecordBatchTest, EveryFlippedBitOutsideTheBaseOffsetIsDetected) {
   std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
-  for (std::size_t i = batch_field::kAttributes; i < batch.size(); ++i) {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (i >= batch_field::kBaseOffset && i < batch_field::kBaseOffset + 8) continue;
     for (int bit = 0; bit < 8; ++bit) {
       std::vector<std::byte> copy = batch;
       copy[i] ^= std::byte(1 << bit);
