@@ -127,7 +127,7 @@ class FaultInjectionEnv::Reader final : public RandomAccessFile {
     const std::string& data = file_->data;
     if (offset >= data.size()) return std::size_t{0};
     std::size_t n = std::min<std::uint64_t>(out.size(), data.size() - offset);
-    std::memcpy(out.data(), data.data() + offset, n);
+    if (n > 0) std::memcpy(out.data(), data.data() + offset, n);  // out.data() may be null
     return n;
   }
 
