@@ -23,7 +23,7 @@ constexpr std::size_t kEagerFlushBytes = 64 * 1024;
 }  // namespace
 
 Log::Log(Context context, std::filesystem::path dir, LogOptions options, Recovered recovered)
-    : context_(context),
+    : context_(std::move(context)),
       dir_(std::move(dir)),
       options_(options),
       lock_(std::move(recovered.lock)),
@@ -106,12 +106,12 @@ void Log::MaybeStartFlush() {
     boost::asio::post(shard, [alive = std::move(alive), this, outcome = std::move(outcome),
                               appends = std::move(appends)]() mutable {
       // A destroyed Log drops the completion; its handlers are destroyed uncalled.
-      if (alive.lock()) OnFlushDone(std::move(outcome), std::move(appends));
+      if (alive.lock()) OnFlushDone(outcome, std::move(appends));
     });
   });
 }
 
-void Log::OnFlushDone(FlushOutcome outcome, std::vector<PendingAppend> appends) {
+void Log::OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> appends) {
   flushing_ = false;
   if (!outcome.status.ok()) {
     state_ = LogState::kReadOnly;
@@ -185,6 +185,31 @@ Status Log::ReadableStatus(Offset from) const {
   return OkStatus();
 }
 
+Status Log::MarkCorrupt(Offset at, Status why) {
+  why = why.WithContext(dir_.string());
+  if (why.code() != StatusCode::kDataLoss) return why;  // an I/O error, not damage
+  if (corrupt_from_ && *corrupt_from_ <= at) return why;
+  bool was_writable = state_ == LogState::kOpen;
+  state_ = LogState::kCorrupt;
+  corrupt_from_ = at;
+  error_ = why;
+  log::Error("partition is corrupt; reads stop before the damage and appends are refused",
+             {{"dir", dir_.string()}, {"offset", at.value()}, {"reason", why.message()}});
+  if (was_writable) {
+    std::vector<PendingAppend> waiting = std::move(pending_);
+    pending_.clear();
+    pending_bytes_ = 0;
+    for (PendingAppend& append : waiting) {
+      boost::asio::post(
+          context_.shard,
+          boost::asio::append(
+              std::move(append.handler),
+              Result<AppendResult>(FailedPreconditionError("log is corrupt: " + why.message()))));
+    }
+  }
+  return why;
+}
+
 Result<Log::OpenFiles*> Log::FilesFor(const SegmentInfo& segment) {
   auto it = open_.find(segment.base);
   if (it == open_.end()) {
@@ -217,12 +242,14 @@ Result<std::uint64_t> Log::PositionOf(const SegmentInfo& segment, OpenFiles& fil
   BatchScanner scanner(*files.log, position, segment.size, expected, options_.max_batch_bytes,
                        std::size_t{64} << 10);
   while (true) {
-    JUNCTION_ASSIGN_OR_RETURN(std::optional<ScannedBatch> batch, scanner.Next());
-    if (!batch) {
-      return DataLossError("offset " + OffsetText(offset) + " not found in segment " +
-                           SegmentFileName(segment.base, kLogSuffix));
+    Result<std::optional<ScannedBatch>> batch = scanner.Next();
+    if (!batch.ok()) return MarkCorrupt(scanner.expected(), batch.status());
+    if (!*batch) {
+      return MarkCorrupt(scanner.expected(),
+                         DataLossError("offset " + OffsetText(offset) + " not found in segment " +
+                                       SegmentFileName(segment.base, kLogSuffix)));
     }
-    if (batch->header.last_offset() >= offset) return batch->position;
+    if ((*batch)->header.last_offset() >= offset) return (*batch)->position;
   }
 }
 
@@ -242,7 +269,7 @@ Result<ReadResult> Log::Read(Offset from, std::size_t max_bytes) {
   }
   JUNCTION_ASSIGN_OR_RETURN(OpenFiles * files, FilesFor(segment));
   Result<std::uint64_t> start = PositionOf(segment, *files, from);
-  if (!start.ok()) return start.status().WithContext(dir_.string());
+  if (!start.ok()) return start.status();
 
   // One pread of up to max_bytes straight into the result, then keep the
   // whole batches (at least one: a second read when the first is larger).
@@ -255,33 +282,38 @@ Result<ReadResult> Log::Read(Offset from, std::size_t max_bytes) {
   JUNCTION_ASSIGN_OR_RETURN(std::size_t got, files->log->Read(position, out));
   out.resize(got);
   std::size_t at = 0;
-  Offset expected = Offset::Max();
+  std::optional<Offset> expected;  // unknown until the first batch: `from` may be inside it
+  auto damaged = [&](const Status& why) {
+    return MarkCorrupt(expected.value_or(from),
+                       why.WithContext("segment " + SegmentFileName(segment.base, kLogSuffix) +
+                                       " position " + std::to_string(position + at)));
+  };
   while (at + codec::kBatchHeaderSize <= out.size()) {
     auto header = codec::ParseBatchHeader(std::span(out).subspan(at), options_.max_batch_bytes);
-    if (!header.ok()) return header.status().WithContext(dir_.string());
+    if (!header.ok()) return damaged(header.status());
     if (at + header->batch_length > out.size()) {
       if (at > 0) break;
-      if (header->batch_length > available) return DataLossError("batch runs past the segment");
+      if (header->batch_length > available) {
+        return damaged(DataLossError("batch runs past the acknowledged end of the segment"));
+      }
       out.resize(header->batch_length);
       JUNCTION_ASSIGN_OR_RETURN(std::size_t more,
                                 files->log->Read(position + got, std::span(out).subspan(got)));
-      if (more != out.size() - got) return DataLossError("short read of a batch");
+      if (more != out.size() - got) return damaged(DataLossError("short read of a batch"));
     }
     auto verified = codec::VerifyBatch(std::span(out).subspan(at, header->batch_length),
                                        options_.max_batch_bytes);
-    if (!verified.ok() || (expected != Offset::Max() && verified->base_offset != expected)) {
-      Status why =
-          verified.ok() ? DataLossError("batch offsets do not continue") : verified.status();
-      return why.WithContext(dir_.string() + " segment " +
-                             SegmentFileName(segment.base, kLogSuffix) + " position " +
-                             std::to_string(position + at));
+    if (!verified.ok()) return damaged(verified.status());
+    if (expected && verified->base_offset != *expected) {
+      return damaged(DataLossError("batch offsets do not continue"));
     }
     expected = verified->next_offset();
     at += header->batch_length;
   }
+  if (!expected) return damaged(DataLossError("no whole batch at the read position"));
   out.resize(at);
-  result.next_offset = expected;
-  cursor_ = Cursor{segment.base, expected, position + at};
+  result.next_offset = *expected;
+  cursor_ = Cursor{segment.base, *expected, position + at};
   return result;
 }
 
@@ -302,9 +334,10 @@ Result<Offset> Log::OffsetForTime(std::int64_t timestamp_ms) {
     }
     BatchScanner scanner(*files->log, position, segment.size, expected, options_.max_batch_bytes);
     while (true) {
-      JUNCTION_ASSIGN_OR_RETURN(std::optional<ScannedBatch> batch, scanner.Next());
-      if (!batch) break;
-      if (batch->header.max_timestamp_ms >= timestamp_ms) return batch->header.base_offset;
+      Result<std::optional<ScannedBatch>> batch = scanner.Next();
+      if (!batch.ok()) return MarkCorrupt(scanner.expected(), batch.status());
+      if (!*batch) break;
+      if ((*batch)->header.max_timestamp_ms >= timestamp_ms) return (*batch)->header.base_offset;
     }
   }
   return high_watermark_;
@@ -369,7 +402,7 @@ boost::asio::awaitable<Status> Log::Close() {
     std::vector<SegmentInfo> segments = segments_;
     co_await boost::asio::post(context_.blocking, boost::asio::use_awaitable);
     status = writer_->Close();
-    if (status.ok() && write_marker) {
+    if (status.ok() && write_marker && !writer_->index_unsure) {
       status = WriteFileAtomically(context_.env, dir_ / kCleanShutdownFile,
                                    EncodeCleanShutdown(segments));
     }

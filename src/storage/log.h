@@ -187,12 +187,15 @@ class Log {
   void StartAppend(std::vector<std::byte> batch, AppendHandler handler);
   void Fail(AppendHandler handler, Status status);
   void MaybeStartFlush();
-  void OnFlushDone(FlushOutcome outcome, std::vector<PendingAppend> appends);
+  void OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> appends);
   void NotifyIdle();
   void ArmIntervalSync();
   Result<OpenFiles*> FilesFor(const SegmentInfo& segment);
   Result<std::uint64_t> PositionOf(const SegmentInfo& segment, OpenFiles& files, Offset offset);
   Status ReadableStatus(Offset from) const;
+  // A read found damage at `at`: the log turns kCorrupt (appends refused,
+  // reads at or past `at` fail) and says so once. Returns `why`.
+  Status MarkCorrupt(Offset at, Status why);
 
   Context context_;
   std::filesystem::path dir_;

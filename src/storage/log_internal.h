@@ -38,6 +38,12 @@ struct Log::Writer {
   WallTime created;     // when the segment was created or opened (segment_age)
   bool dirty = false;   // bytes written since the last sync
   bool broken = false;  // a write or sync failed: nothing more may be written
+  // An index write failed: the index of this segment is no longer written or
+  // vouched for (the next open rebuilds it); the data is unaffected.
+  bool index_broken = false;
+  // Some index write or sync failed since the log opened: no clean-shutdown
+  // marker may vouch for the indexes at close.
+  bool index_unsure = false;
 
   SegmentInfo Snapshot() const {
     return SegmentInfo{base, next, size, max_timestamp_ms, index_entries};

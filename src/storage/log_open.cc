@@ -59,8 +59,7 @@ Result<SegmentScan> ScanSegmentFile(Env& env, const std::filesystem::path& dir, 
   if (!scan.entries.empty()) {
     position = scan.entries.back().position;
     expected = base + scan.entries.back().relative_offset;
-    max_ts = scan.entries.size() > 1 ? scan.entries[scan.entries.size() - 2].max_timestamp_ms
-                                     : kNoTimestamp;
+    max_ts = scan.entries.back().max_timestamp_ms;  // covers every batch up to its own
   }
   std::uint64_t last_entry_position = position;
   BatchScanner scanner(*log, position, size, expected, options.max_batch_bytes);
@@ -111,7 +110,9 @@ Status WriteIndex(Env& env, const std::filesystem::path& path,
   }
   JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, env.NewWritableFile(path));
   JUNCTION_RETURN_IF_ERROR(file->Append(raw));
-  return file->Close();  // derived data: rebuilt again if a crash loses it
+  // Synced so that a clean-shutdown marker written later may count on it.
+  JUNCTION_RETURN_IF_ERROR(file->Sync());
+  return file->Close();
 }
 
 }  // namespace
@@ -199,8 +200,13 @@ Result<std::unique_ptr<Log>> Log::Open(Context context, std::filesystem::path di
     clean = DecodeCleanShutdown(text);
     if (clean && clean->size() == bases.size()) {
       for (std::size_t i = 0; clean && i < bases.size(); ++i) {
+        const SegmentInfo& listed = (*clean)[i];
         auto size = env.GetFileSize(dir / SegmentFileName(bases[i], kLogSuffix));
-        if ((*clean)[i].base != bases[i] || !size.ok() || *size != (*clean)[i].size) clean.reset();
+        auto index_size = env.GetFileSize(dir / SegmentFileName(bases[i], kIndexSuffix));
+        if (listed.base != bases[i] || !size.ok() || *size != listed.size || !index_size.ok() ||
+            *index_size != listed.index_entries * kIndexEntrySize) {
+          clean.reset();
+        }
       }
     } else {
       clean.reset();

@@ -38,7 +38,8 @@ class LogTest : public ::testing::Test {
 
   Status Close(Log& log) {
     std::optional<Status> out;
-    boost::asio::co_spawn(io_, log.Close(), [&](std::exception_ptr, Status s) { out = s; });
+    boost::asio::co_spawn(io_, log.Close(),
+                          [&](const std::exception_ptr&, const Status& s) { out = s; });
     io_.restart();
     io_.run();
     return *out;

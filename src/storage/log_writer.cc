@@ -23,7 +23,10 @@ Status Log::Writer::Roll(Offset new_base) {
   // sealed segments and validates only the active one's tail.
   JUNCTION_RETURN_IF_ERROR(Sync());
   JUNCTION_RETURN_IF_ERROR(log->Close());
-  JUNCTION_RETURN_IF_ERROR(index->Close());
+  // The sealed index is synced too, once, so that a clean-shutdown marker
+  // can vouch for it later.
+  if (index_broken || !index->Sync().ok()) index_unsure = true;  // derived data: not fatal
+  index->Close().IgnoreError();
   auto fail = [this](Status s) {
     broken = true;
     return s;
@@ -41,6 +44,7 @@ Status Log::Writer::Roll(Offset new_base) {
   bytes_since_index = 0;
   max_timestamp_ms = std::numeric_limits<std::int64_t>::min();
   index_entries = 0;
+  index_broken = false;
   created = clock.WallNow();
   return OkStatus();
 }
@@ -79,7 +83,14 @@ Log::FlushOutcome Log::Writer::Flush(std::span<const PendingAppend> appends, boo
       }
       // The index is derived data: a failed index write only costs a rebuild
       // at the next open, so it does not fail the appends.
-      if (index->Append(raw).ok()) index_entries += entries.size();
+      if (!index_broken) {
+        if (index->Append(raw).ok()) {
+          index_entries += entries.size();
+        } else {
+          index_broken = true;
+          index_unsure = true;
+        }
+      }
       entries.clear();
     }
     return OkStatus();
@@ -124,10 +135,16 @@ Log::FlushOutcome Log::Writer::Flush(std::span<const PendingAppend> appends, boo
 
 Status Log::Writer::Close() {
   Status synced = Sync();
-  Status log_closed = log ? log->Close() : OkStatus();
-  if (index) index->Close().IgnoreError();  // derived data
+  // The index must be durable before a clean-shutdown marker counts its
+  // entries; a failure here only withholds the marker.
+  Status index_synced =
+      index_broken ? FailedPreconditionError("index write failed") : index->Sync();
+  Status log_closed = log->Close();
+  index->Close().IgnoreError();
   JUNCTION_RETURN_IF_ERROR(synced);
-  return log_closed;
+  JUNCTION_RETURN_IF_ERROR(log_closed);
+  if (!index_synced.ok()) index_unsure = true;  // Log::Close then writes no marker
+  return OkStatus();
 }
 
 }  // namespace junction::storage
