@@ -26,41 +26,7 @@ int HexValue(char c) {
   return -1;
 }
 
-// Length of the well-formed UTF-8 sequence at s[i], or 0.
-std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  std::size_t len;
-  char32_t cp, min;
-  if ((b0 & 0xe0) == 0xc0) {
-    len = 2, min = 0x80, cp = b0 & 0x1f;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    len = 3, min = 0x800, cp = b0 & 0x0f;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    len = 4, min = 0x10000, cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
 }  // namespace
-
-bool IsValidUtf8(std::string_view bytes) {
-  for (std::size_t i = 0; i < bytes.size();) {
-    std::size_t len = Utf8SequenceLength(bytes, i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
 
 bool IsText(std::string_view bytes) {
   for (char c : bytes) {
@@ -183,24 +149,6 @@ bool IsJsonMediaType(std::string_view content_type) {
   if (slash == std::string::npos) return false;
   std::string_view subtype = std::string_view(essence).substr(slash + 1);
   return subtype == "json" || (subtype.size() > 5 && subtype.ends_with("+json"));
-}
-
-std::string Quote(std::string_view value) {
-  constexpr std::size_t kMaxQuoted = 64;
-  std::string out = "'";
-  for (std::size_t i = 0; i < value.size() && i < kMaxQuoted; ++i) {
-    auto c = static_cast<unsigned char>(value[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      std::array<char, 5> hex;
-      std::snprintf(hex.data(), hex.size(), "\\x%02x", c);
-      out += hex.data();
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (value.size() > kMaxQuoted) out += "...";
-  out += "'";
-  return out;
 }
 
 }  // namespace junction::cloudevents::internal

@@ -8,11 +8,13 @@
 #include <string>
 #include <string_view>
 
+#include "core/text.h"
+
 namespace junction::cloudevents::internal {
 
-// True when `bytes` is well-formed UTF-8 (no overlong forms, surrogates or
-// code points above U+10FFFF).
-bool IsValidUtf8(std::string_view bytes);
+// From core: well-formed UTF-8, and quoting of values in error messages.
+using text::IsValidUtf8;
+using text::Quote;
 
 // True when `bytes` is text that a JSON string carries without blowing up:
 // valid UTF-8 with no control characters other than tab, LF and CR.
@@ -41,9 +43,5 @@ std::string MediaTypeEssence(std::string_view content_type);
 // JSON-formatted content per the CloudEvents JSON format §3.1.1: the essence
 // has the form */json or */*+json.
 bool IsJsonMediaType(std::string_view content_type);
-
-// 'value' cut to 64 bytes, non-printable bytes as \xNN: safe to put in an
-// error message.
-std::string Quote(std::string_view value);
 
 }  // namespace junction::cloudevents::internal

@@ -19,6 +19,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "core/text.h"
+
 namespace junction::log {
 namespace {
 
@@ -29,94 +31,9 @@ constexpr std::array<std::string_view, 6> kTextLevelNames = {"TRACE", "DEBUG", "
 
 // ---- Formatting -----------------------------------------------------------
 
-void AppendHex4(std::string& out, unsigned value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += "\\u00";
-  out += kHex[(value >> 4) & 0xf];
-  out += kHex[value & 0xf];
-}
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when invalid
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  std::size_t length;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    length = 2;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    length = 3;
-    if (b0 == 0xe0) lo = 0xa0;
-    if (b0 == 0xed) hi = 0x9f;
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    length = 4;
-    if (b0 == 0xf0) lo = 0x90;
-    if (b0 == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + length > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
-  }
-  return length;
-}
-
-// Appends `s` as the inside of a JSON string: quotes, backslashes and control
-// characters escaped, each byte of invalid UTF-8 replaced by U+FFFD.
-void AppendEscaped(std::string& out, std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      std::size_t length = Utf8SequenceLength(s, i);
-      if (length == 0) {
-        out += "\xef\xbf\xbd";
-        ++i;
-      } else {
-        out.append(s.substr(i, length));
-        i += length;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          AppendHex4(out, c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-}
-
 void AppendQuoted(std::string& out, std::string_view s) {
   out += '"';
-  AppendEscaped(out, s);
+  text::AppendJsonEscaped(out, s);
   out += '"';
 }
 
@@ -251,7 +168,7 @@ std::string FormatJson(WallTime time, Level level, std::string_view service, std
     if (!renamed && IsTraceKey(field.key())) continue;  // written above
     out += ",\"";
     if (renamed) out += '_';
-    AppendEscaped(out, field.key());
+    text::AppendJsonEscaped(out, field.key());
     out += "\":";
     AppendValue(out, field.value(), /*json=*/true);
   }
@@ -268,23 +185,23 @@ std::string FormatText(WallTime time, Level level, std::string_view msg,
   out += ' ';
   out += kTextLevelNames[static_cast<std::size_t>(level)];
   out += ' ';
-  AppendEscaped(out, msg);
+  text::AppendJsonEscaped(out, msg);
   for (const Field& field : fields) {
     if (!Renamed(field) && IsTraceKey(field.key())) continue;
     out += ' ';
     if (Renamed(field)) out += '_';
-    AppendEscaped(out, field.key());
+    text::AppendJsonEscaped(out, field.key());
     out += '=';
     AppendValue(out, field.value(), /*json=*/false);
   }
   TraceIds ids = ResolveTrace(fields);
   if (!ids.trace_id.empty()) {
     out += " trace_id=";
-    AppendEscaped(out, ids.trace_id);
+    text::AppendJsonEscaped(out, ids.trace_id);
   }
   if (!ids.span_id.empty()) {
     out += " span_id=";
-    AppendEscaped(out, ids.span_id);
+    text::AppendJsonEscaped(out, ids.span_id);
   }
   return out;
 }

@@ -5,63 +5,15 @@
 #include <string>
 #include <utility>
 
+#include "core/text.h"
+
 namespace junction {
 namespace {
 
 using std::chrono::nanoseconds;
 
-// At most this much of an offending value is echoed in an error message.
-constexpr std::size_t kMaxQuoted = 64;
-
-// 'value', cut to kMaxQuoted bytes, with non-printable bytes as \xNN so that
-// an error message stays one printable line.
-std::string Quote(std::string_view value) {
-  std::string out = "'";
-  for (std::size_t i = 0; i < value.size() && i < kMaxQuoted; ++i) {
-    auto c = static_cast<unsigned char>(value[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      std::array<char, 5> hex;
-      std::snprintf(hex.data(), hex.size(), "\\x%02x", c);
-      out += hex.data();
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (value.size() > kMaxQuoted) out += "...";
-  out += "'";
-  return out;
-}
-
-// Decodes the UTF-8 sequence at s[i], advancing i. False for anything that is
-// not well-formed UTF-8 (overlong forms, surrogates, > U+10FFFF, truncation).
-bool NextCodePoint(std::string_view s, std::size_t& i, char32_t& cp) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  if (b0 < 0x80) {
-    cp = b0;
-    i += 1;
-    return true;
-  }
-  std::size_t len;
-  char32_t min;
-  if ((b0 & 0xe0) == 0xc0) {
-    len = 2, min = 0x80, cp = b0 & 0x1f;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    len = 3, min = 0x800, cp = b0 & 0x0f;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    len = 4, min = 0x10000, cp = b0 & 0x07;
-  } else {
-    return false;
-  }
-  if (s.size() - i < len) return false;
-  for (std::size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return false;
-    cp = (cp << 6) | (byte(i + k) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-  i += len;
-  return true;
-}
+using text::NextCodePoint;
+using text::Quote;
 
 // A CloudEvents String: UTF-8 without control characters or noncharacters.
 Status CheckString(std::string_view what, std::string_view value) {
