@@ -99,16 +99,18 @@ void Log::MaybeStartFlush() {
   std::vector<PendingAppend> appends = std::move(pending_);
   pending_.clear();
   pending_bytes_ = 0;
-  boost::asio::post(context_.blocking, [writer = writer_, appends = std::move(appends), sync,
-                                        alive = std::weak_ptr<int>(alive_), this,
-                                        shard = context_.shard]() mutable {
-    FlushOutcome outcome = writer->Flush(appends, sync);
-    boost::asio::post(shard, [alive = std::move(alive), this, outcome = std::move(outcome),
-                              appends = std::move(appends)]() mutable {
-      // A destroyed Log drops the completion; its handlers are destroyed uncalled.
-      if (alive.lock()) OnFlushDone(outcome, std::move(appends));
-    });
-  });
+  boost::asio::post(context_.blocking,
+                    [writer = writer_, lock = lock_, appends = std::move(appends), sync,
+                     alive = std::weak_ptr<int>(alive_), this, shard = context_.shard]() mutable {
+                      FlushOutcome outcome = writer->Flush(appends, sync);
+                      boost::asio::post(
+                          shard, [alive = std::move(alive), this, outcome = std::move(outcome),
+                                  appends = std::move(appends)]() mutable {
+                            // A destroyed Log drops the completion; its handlers are destroyed
+                            // uncalled.
+                            if (alive.lock()) OnFlushDone(outcome, std::move(appends));
+                          });
+                    });
 }
 
 void Log::OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> appends) {

@@ -109,8 +109,9 @@ class Log {
                                            LogOptions options);
 
   // Destroying an open Log without Close() loses no acknowledged record but
-  // skips the clean-shutdown marker. REQUIRES: no flush in flight (Close()
-  // waits for it), and on the shard.
+  // skips the clean-shutdown marker; the appends in flight are dropped
+  // without completing (a flush already running finishes its write, and the
+  // directory stays locked until it has). REQUIRES: on the shard.
   ~Log();
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
@@ -200,7 +201,9 @@ class Log {
   Context context_;
   std::filesystem::path dir_;
   LogOptions options_;
-  std::unique_ptr<FileLock> lock_;
+  // Shared with the flush in flight: a destroyed Log keeps its directory
+  // locked until a flush still running on the blocking executor is done.
+  std::shared_ptr<FileLock> lock_;
   std::shared_ptr<Writer> writer_;  // shared with the flush job in flight
   std::shared_ptr<int> alive_;      // flush completions hold a weak_ptr to it
 
