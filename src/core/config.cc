@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -15,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "core/config_internal.h"
+#include "core/env.h"
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -201,21 +201,15 @@ class FileLoader {
   EntryMap& entries_;
 };
 
-// Reads the whole file; NotFound when it does not exist.
+// Reads the whole file through the Env seam; NotFound when it does not exist.
 Result<std::string> ReadFile(const std::string& path) {
+  Env& env = PosixEnv();
+  if (!env.FileExists(path)) return NotFoundError(path + ": config file not found");
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return NotFoundError(path + ": config file not found");
-  }
   if (std::filesystem::is_directory(path, ec)) {
     return InvalidArgumentError(path + ": config file is a directory");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoToStatus(errno, path);
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return ErrnoToStatus(errno, path);
-  return content.str();
+  return ReadFileToString(env, path);
 }
 
 // Which file to read, if any: (path, must exist).
