@@ -4,7 +4,6 @@
 #include "junction/config.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <filesystem>
 #include <set>
