@@ -31,6 +31,11 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
+  // Unknown error "no result", like absl::StatusOr: a default is needed by
+  // Asio, which carries a coroutine's result to a completion handler
+  // (co_spawn(ex, bus.Publish(...), [](std::exception_ptr, Result<...>) {})).
+  Result() : rep_(Status(StatusCode::kUnknown, "no result")) {}
+
   // REQUIRES: !status.ok(). An OK status without a value is a bug and becomes
   // Internal so that it cannot be mistaken for success.
   Result(Status status) : rep_(std::move(status)) {  // NOLINT(google-explicit-constructor)

@@ -54,4 +54,16 @@ Status WriteFileAtomically(Env& env, const std::filesystem::path& path, std::str
   return env.SyncDir(parent.empty() ? std::filesystem::path(".") : parent);
 }
 
+Status CreateDirsDurably(Env& env, const std::filesystem::path& path) {
+  std::filesystem::path at;
+  for (const auto& part : path) {
+    std::filesystem::path parent = at;
+    at /= part;
+    if (parent.empty() || env.FileExists(at)) continue;
+    if (Status s = env.CreateDir(at); !s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+    JUNCTION_RETURN_IF_ERROR(env.SyncDir(parent));
+  }
+  return OkStatus();
+}
+
 }  // namespace junction

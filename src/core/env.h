@@ -149,6 +149,10 @@ std::unique_ptr<Env> NewMemEnv();
 // The whole content of the file at `path`.
 Result<std::string> ReadFileToString(Env& env, const std::filesystem::path& path);
 
+// mkdir -p whose new directories survive a crash: each directory it creates is
+// made durable in its parent (SyncDir) before the next is created.
+Status CreateDirsDurably(Env& env, const std::filesystem::path& path);
+
 // Replaces the file at `path` with `contents` so that a crash at any point leaves either
 // the old or the new contents, never a mix: writes "<path>.tmp", syncs and closes it,
 // renames it over `path`, syncs the parent directory. On failure `path` is unchanged or

@@ -304,5 +304,15 @@ TEST_F(FaultInjectionEnvTest, CrashWhileWritersRunLeavesWholeSyncedRecords) {
   }
 }
 
+TEST(CreateDirsDurablyTest, NewDirectoriesSurviveACrashWhereCreateDirsDoesNot) {
+  FaultInjectionEnv env;
+  ASSERT_TRUE(env.CreateDirs("/plain/a/b").ok());
+  ASSERT_TRUE(CreateDirsDurably(env, "/durable/a/b").ok());
+  ASSERT_TRUE(CreateDirsDurably(env, "/durable/a/b").ok());  // idempotent
+  env.SimulateCrash(CrashMode::kDropUnsynced);
+  EXPECT_FALSE(env.FileExists("/plain/a"));  // "/plain" itself rode on the SyncDir of "/"
+  EXPECT_TRUE(env.FileExists("/durable/a/b"));
+}
+
 }  // namespace
 }  // namespace junction

@@ -96,3 +96,15 @@ TEST(ResultDeathTest, CheckAbortsWithConditionAndDetail) {
 
 }  // namespace
 }  // namespace junction
+
+namespace junction {
+namespace {
+
+TEST(ResultDefaultTest, DefaultIsAnUnknownErrorNotAValue) {
+  Result<int> r;
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnknown);
+}
+
+}  // namespace
+}  // namespace junction

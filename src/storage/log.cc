@@ -104,6 +104,11 @@ void Log::MaybeStartFlush() {
                     [writer = writer_, lock = lock_, appends = std::move(appends), sync,
                      alive = std::weak_ptr<int>(alive_), this, shard = context_.shard]() mutable {
                       FlushOutcome outcome = writer->Flush(appends, sync);
+                      // Let go of the files and the directory lock before the
+                      // completion can run: a Close() it finishes may be
+                      // followed at once by an Open of the same directory.
+                      writer.reset();
+                      lock.reset();
                       boost::asio::post(
                           shard, [alive = std::move(alive), this, outcome = std::move(outcome),
                                   appends = std::move(appends)]() mutable {
@@ -346,7 +351,7 @@ Result<Offset> Log::OffsetForTime(std::int64_t timestamp_ms) {
   return high_watermark_;
 }
 
-Result<std::size_t> Log::EnforceRetention() {
+Result<std::size_t> Log::EnforceRetention(std::optional<Offset> keep_from) {
   if (!options_.retention_bytes && !options_.retention_age) return std::size_t{0};
   std::uint64_t total = 0;
   for (const SegmentInfo& s : segments_) total += s.size;
@@ -356,6 +361,7 @@ Result<std::size_t> Log::EnforceRetention() {
   std::size_t drop = 0;
   while (drop + 1 < segments_.size()) {  // never the active segment
     const SegmentInfo& s = segments_[drop];
+    if (keep_from && s.next > *keep_from) break;
     bool too_big = options_.retention_bytes && total > *options_.retention_bytes;
     bool too_old =
         options_.retention_age && s.max_timestamp_ms < now_ms - options_.retention_age->count();

@@ -144,8 +144,10 @@ class Log {
   Result<Offset> OffsetForTime(std::int64_t timestamp_ms);
 
   // Deletes whole sealed segments per LogOptions retention; returns how many.
-  // The log start moves at once; files are removed on the blocking executor.
-  Result<std::size_t> EnforceRetention();
+  // Never deletes a segment holding `keep_from` or a later offset (the broker
+  // passes its groups' lowest unacked offset). The log start moves at once;
+  // files are removed on the blocking executor.
+  Result<std::size_t> EnforceRetention(std::optional<Offset> keep_from = std::nullopt);
 
   // Waits for the flush in flight, syncs, writes the clean-shutdown marker
   // and closes the files. Later appends fail with FailedPrecondition.
