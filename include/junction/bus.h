@@ -1,0 +1,293 @@
+#pragma once
+
+// Bus: the asynchronous half of Junction. One API over every transport,
+// chosen by URL:
+//
+//   mem://             the embedded broker in memory: every semantic below,
+//                      nothing survives Close()
+//   file:///var/lib/j  the embedded broker on the durable log, in this process
+//
+// The contract (DESIGN.md, "Async semantics") is checked for every transport
+// by tests/conformance/. A transport that cannot keep a point says so in its
+// Capabilities and refuses the call with Unimplemented; it never degrades
+// silently.
+//
+// Threads: a Bus and its Subscriptions/Responders may be used from any thread
+// and any executor. Every waiting call is an Asio awaitable that resumes on
+// the caller's executor; callback users co_spawn them with their handler
+// (`boost::asio::co_spawn(ex, bus.Publish(...), [](std::exception_ptr,
+// Result<PublishResult>) {...})`). Every waiting call takes a Deadline, read
+// on the bus's clock (BusOptions::clock).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "junction/clock.h"
+#include "junction/deadline.h"
+#include "junction/ids.h"
+#include "junction/message.h"
+#include "junction/result.h"
+#include "junction/status.h"
+
+namespace junction {
+
+class Env;  // core/env.h: the seam for file I/O (tests inject faults through it)
+
+template <typename T>
+using Awaitable = boost::asio::awaitable<T>;
+
+// What a transport can do. The conformance suite checks that each `false`
+// is refused loudly (Unimplemented) rather than ignored.
+struct Capabilities {
+  bool durable = false;           // state and messages survive reopening the URL
+  bool groups = true;             // durable competing-consumer groups
+  bool ordered_groups = false;    // per-key order within a group
+  bool delayed_delivery = false;  // PublishOptions::deliver_at / delay
+  bool dedupe = false;            // message id dedupe window
+  bool seek = false;              // Seek a group to an offset or time
+  bool dead_letters = false;      // max_deliveries then the dead-letter topic
+  bool request_reply = false;
+  bool ephemeral = true;  // subscriptions without a group
+};
+
+struct TopicOptions {
+  std::uint32_t partitions = 1;  // 1..1024; fixed once the topic exists
+  // Retention, per partition: whole old segments go when the partition is
+  // larger than `retention_bytes` or they are older than `retention_age`.
+  // It never deletes what a group has not acked, unless
+  // `retention_drops_unacked` says so; then what it drops is counted and
+  // logged per group (GroupInfo::dropped_by_retention).
+  std::optional<std::uint64_t> retention_bytes{};
+  std::optional<Duration> retention_age{};
+  bool retention_drops_unacked = false;
+  // A message whose id was stored within this window is not stored again.
+  Duration dedupe_window = std::chrono::minutes(2);
+};
+
+struct PublishOptions {
+  // Delayed delivery: groups see the message at or after this wall time.
+  // At most one of deliver_at and delay.
+  std::optional<Timestamp> deliver_at{};
+  std::optional<Duration> delay{};
+  // Overrides key-based placement.
+  std::optional<PartitionId> partition{};
+};
+
+struct PublishResult {
+  PartitionId partition;
+  Offset offset;
+  // The message id was stored within the dedupe window: nothing new was
+  // stored, and partition/offset say where the first copy is.
+  bool duplicate = false;
+};
+
+// Where a new group starts reading (ignored when the group exists), or where
+// Seek moves it.
+struct StartPosition {
+  enum class Kind : std::uint8_t { kEarliest, kLatest, kOffset, kTime };
+  Kind kind = Kind::kEarliest;
+  Offset offset{};   // kOffset: the same offset in every partition
+  Timestamp time{};  // kTime: the first message stored at or after it
+
+  static StartPosition Earliest() { return {}; }
+  static StartPosition Latest() { return {Kind::kLatest, {}, {}}; }
+  static StartPosition AtOffset(Offset o) { return {Kind::kOffset, o, {}}; }
+  static StartPosition AtTime(Timestamp t) { return {Kind::kTime, {}, t}; }
+};
+
+struct SubscribeOptions {
+  // The durable group to join, created on first use. Empty: an ephemeral
+  // subscription (no state, from now, at most once: delivery counts as ack).
+  std::string group;
+  StartPosition start{};
+  // Group settings, fixed by the member that creates the group; a member
+  // asking for a different `ordered` is refused (FailedPrecondition).
+  bool ordered = false;  // per-key order; one message per key in flight
+  Duration ack_deadline = std::chrono::seconds(30);
+  std::uint32_t max_deliveries = 20;  // then the dead-letter topic
+  // Redelivery delay after the n-th failed attempt (nack without a delay, or
+  // ack deadline passed); the last entry repeats.
+  std::vector<Duration> backoff = {std::chrono::seconds(1), std::chrono::seconds(5),
+                                   std::chrono::seconds(30), std::chrono::minutes(2)};
+  // Empty: "<topic>.<group>.dlq".
+  std::string dead_letter_topic;
+  // Credit of this member: at most this many unacked deliveries, and bytes
+  // of message data, handed to it at once.
+  std::uint32_t max_in_flight = 256;
+  std::uint64_t max_in_flight_bytes = 8ull << 20;
+};
+
+// Headers the broker sets on redeliveries and dead letters.
+inline constexpr std::string_view kHeaderAttempt = "junction-attempt";
+inline constexpr std::string_view kHeaderDlqTopic = "junction-dlq-topic";
+inline constexpr std::string_view kHeaderDlqGroup = "junction-dlq-group";
+inline constexpr std::string_view kHeaderDlqPartition = "junction-dlq-partition";
+inline constexpr std::string_view kHeaderDlqOffset = "junction-dlq-offset";
+inline constexpr std::string_view kHeaderDlqAttempts = "junction-dlq-attempts";
+inline constexpr std::string_view kHeaderDlqLastError = "junction-dlq-last-error";
+inline constexpr std::string_view kHeaderDlqFirstFailure = "junction-dlq-first-failure";
+inline constexpr std::string_view kHeaderDlqLastFailure = "junction-dlq-last-failure";
+
+// Acknowledges one delivery attempt. Implemented by transports.
+class DeliveryControl {
+ public:
+  virtual ~DeliveryControl() = default;
+  virtual Awaitable<Status> Ack() = 0;
+  virtual Awaitable<Status> AckSync() = 0;
+  virtual Awaitable<Status> Nack(std::optional<Duration> delay, std::string error) = 0;
+  virtual Awaitable<Status> InProgress() = 0;
+};
+
+// One attempt at handing a message to a consumer. Acks are bound to the
+// attempt: once the message was redelivered (ack deadline passed, member
+// left) an Ack/Nack/InProgress of this attempt fails with FailedPrecondition
+// and changes nothing. Copyable; all copies are the same attempt.
+class Delivery {
+ public:
+  Delivery() = default;
+  Delivery(std::string topic, PartitionId partition, Offset offset, DeliveryCount attempt,
+           Message message, std::shared_ptr<DeliveryControl> control);
+
+  const Message& message() const { return message_; }
+  Message& message() { return message_; }
+  const std::string& topic() const { return topic_; }
+  PartitionId partition() const { return partition_; }
+  Offset offset() const { return offset_; }
+  DeliveryCount attempt() const { return attempt_; }  // 1 on the first delivery
+
+  // Done: the group never delivers this message again. Completes once the
+  // ack is applied; the group's position becomes durable shortly after, so
+  // a crash (not a clean Close) may redeliver what was acked just before.
+  Awaitable<Status> Ack() const;
+  // Ack, completing only once the group's position including it is durable:
+  // not redelivered even after a crash. Costs a state-store sync (shared
+  // with every ack of the same moment).
+  Awaitable<Status> AckSync() const;
+  // Failed: redeliver after `delay` (nullopt: the group's backoff for this
+  // attempt), or dead-letter it when this was attempt max_deliveries.
+  // `error` is kept as the last error (dead-letter header).
+  Awaitable<Status> Nack(std::optional<Duration> delay = std::nullopt,
+                         std::string error = {}) const;
+  // Still working: the ack deadline restarts from now.
+  Awaitable<Status> InProgress() const;
+
+ private:
+  std::string topic_;
+  PartitionId partition_;
+  Offset offset_;
+  DeliveryCount attempt_;
+  Message message_;
+  std::shared_ptr<DeliveryControl> control_;
+};
+
+// Membership in a group (or an ephemeral subscription). Destroying or closing
+// it leaves the group: its unacked deliveries go to the other members.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  // The next delivery; DeadlineExceeded when none came by `deadline`
+  // (Deadline::Past() polls), Cancelled once closed.
+  virtual Awaitable<Result<Delivery>> Next(Deadline deadline) = 0;
+  virtual Awaitable<Status> Close() = 0;
+};
+
+// A request received by a Responder. Reply at most once.
+class IncomingRequest {
+ public:
+  virtual ~IncomingRequest() = default;
+  virtual const Message& message() const = 0;
+  virtual Awaitable<Status> Reply(Message reply) = 0;
+};
+
+// Serves requests on one topic. While open, Request() on the topic may pick
+// it (round robin among responders).
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  virtual Awaitable<Result<std::unique_ptr<IncomingRequest>>> Next(Deadline deadline) = 0;
+  virtual Awaitable<Status> Close() = 0;
+};
+
+// Request() with nobody serving the topic fails with Unavailable and a message
+// starting "no responders"; this tells that case from other failures.
+bool IsNoResponders(const Status& status);
+
+struct GroupInfo {
+  std::string topic;
+  std::string group;
+  std::uint32_t members = 0;
+  std::uint64_t in_flight = 0;             // delivered, not yet acked
+  std::uint64_t backlog = 0;               // stored, not yet acked (all partitions)
+  std::uint64_t dead_lettered = 0;         // since the bus opened
+  std::uint64_t dropped_by_retention = 0;  // unacked messages retention deleted
+};
+
+struct BusOptions {
+  const Clock* clock = nullptr;                // nullptr: RealClock(); must outlive the Bus
+  Env* env = nullptr;                          // file:// only; nullptr: the real file system
+  bool auto_create_topics = true;              // else unknown topics are NotFound
+  TopicOptions default_topic{};                // for auto-created topics
+  std::uint64_t max_message_bytes = 1u << 20;  // data + attributes + headers
+};
+
+// Query parameters of file:// URLs: fsync=always|never|interval=200ms
+// (default always), segment_bytes=N.
+class Bus {
+ public:
+  // Opens the transport the URL names: InvalidArgument for a malformed URL or
+  // option, Unimplemented for a scheme not built in, and the transport's own
+  // errors (a file:// directory another process holds is Unavailable).
+  static Result<std::unique_ptr<Bus>> Open(std::string_view url, BusOptions options = {});
+
+  // Closes if still open. REQUIRES: no call of this bus is still running.
+  virtual ~Bus() = default;
+
+  virtual const Capabilities& capabilities() const = 0;
+
+  // AlreadyExists when it exists with other options; OK when identical.
+  virtual Awaitable<Status> CreateTopic(std::string_view topic, TopicOptions options,
+                                        Deadline deadline) = 0;
+
+  // Completes once the message is stored with the topic's durability.
+  virtual Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message,
+                                                   PublishOptions options, Deadline deadline) = 0;
+  Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message) {
+    return Publish(topic, std::move(message), {}, Deadline::Infinite());
+  }
+  // Results in input order; messages of one partition are stored together.
+  virtual Awaitable<Result<std::vector<PublishResult>>> PublishBatch(std::string_view topic,
+                                                                     std::vector<Message> messages,
+                                                                     PublishOptions options,
+                                                                     Deadline deadline) = 0;
+
+  virtual Awaitable<Result<std::unique_ptr<Subscription>>> Subscribe(std::string_view topic,
+                                                                     SubscribeOptions options,
+                                                                     Deadline deadline) = 0;
+  // Moves a group's position in every partition; its in-flight deliveries
+  // become stale. NotFound when the group does not exist.
+  virtual Awaitable<Status> Seek(std::string_view topic, std::string_view group,
+                                 StartPosition position, Deadline deadline) = 0;
+  virtual Awaitable<Result<GroupInfo>> DescribeGroup(std::string_view topic, std::string_view group,
+                                                     Deadline deadline) = 0;
+
+  // The reply, or DeadlineExceeded, or NoResponders (IsNoResponders).
+  virtual Awaitable<Result<Message>> Request(std::string_view topic, Message request,
+                                             Deadline deadline) = 0;
+  virtual Awaitable<Result<std::unique_ptr<Responder>>> Respond(std::string_view topic,
+                                                                Deadline deadline) = 0;
+
+  // Finishes stores in flight, persists group state, releases the files.
+  // Later calls fail with FailedPrecondition.
+  virtual Awaitable<Status> Close() = 0;
+};
+
+}  // namespace junction

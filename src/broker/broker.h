@@ -1,0 +1,163 @@
+#pragma once
+
+// Broker: the embedded message broker of one process (or one junctiond shard).
+// Topics of partitions on storage::Log, durable groups whose state lives in
+// a compacted StateStore, delays, dedupe, dead letters, and in-memory
+// request-reply. The semantics are DESIGN.md's "Async semantics"; the
+// transports (mem://, file://, later junctiond) wrap it.
+//
+// Thread: everything runs on one shard executor; every method must be called
+// there. Blocking file work (fsync, unlink) runs on the blocking executor.
+// Topic creation opens its logs on the shard (a few file operations).
+//
+// Layout under dir: topics/<topic>/<partition>/ (logs), state/ (StateStore:
+// topic configs and group positions, docs/formats/state.md).
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/group.h"
+#include "broker/state_store.h"
+#include "broker/topic.h"
+#include "core/env.h"
+#include "junction/bus.h"
+#include "storage/log.h"
+
+namespace junction::broker {
+
+struct BrokerOptions {
+  std::filesystem::path dir;
+  Env* env = nullptr;            // must outlive the broker
+  const Clock* clock = nullptr;  // must outlive the broker
+  storage::LogOptions log{};     // for every partition (retention comes from the topic)
+  bool auto_create_topics = true;
+  TopicOptions default_topic{};
+  std::uint64_t max_message_bytes = 1u << 20;
+  // Largest number of unacked messages a group holds in memory; the rest of
+  // its backlog stays on disk until these are acked.
+  std::size_t max_group_entries = 10000;
+  Duration retention_interval = std::chrono::seconds(30);
+};
+
+struct ResponderState;
+
+// A request as a responder receives it.
+struct RequestData {
+  std::uint64_t id = 0;
+  Message message;
+};
+
+class Broker {
+ public:
+  // Opens or creates the broker under options.dir and recovers topics and
+  // group positions. Call on the shard.
+  static Result<std::unique_ptr<Broker>> Open(BrokerOptions options,
+                                              boost::asio::any_io_executor shard,
+                                              boost::asio::any_io_executor blocking);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  boost::asio::awaitable<Status> CreateTopic(std::string name, TopicOptions options);
+  boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(std::string topic,
+                                                                     std::vector<Message> messages,
+                                                                     PublishOptions options);
+
+  boost::asio::awaitable<Result<std::shared_ptr<Member>>> Subscribe(std::string topic,
+                                                                    SubscribeOptions options);
+  boost::asio::awaitable<Result<BrokerDelivery>> Next(std::shared_ptr<Member> member,
+                                                      Deadline deadline);
+  void Leave(Member& member);
+  Status Ack(const DeliveryRef& ref);
+  // Ack, then wait until the group's position including it is durable.
+  boost::asio::awaitable<Status> AckSync(DeliveryRef ref);
+  Status Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::string error);
+  Status InProgress(const DeliveryRef& ref);
+  boost::asio::awaitable<Status> Seek(std::string topic, std::string group, StartPosition position);
+  Result<GroupInfo> DescribeGroup(std::string_view topic, std::string_view group);
+
+  boost::asio::awaitable<Result<Message>> Request(std::string topic, Message request,
+                                                  Deadline deadline);
+  Result<std::shared_ptr<ResponderState>> Respond(std::string topic);
+  boost::asio::awaitable<Result<RequestData>> NextRequest(std::shared_ptr<ResponderState> r,
+                                                          Deadline deadline);
+  Status Reply(std::uint64_t request_id, Message reply);
+  void CloseResponder(ResponderState& responder);
+
+  // Persists group state, closes the logs. Later calls fail.
+  boost::asio::awaitable<Status> Close();
+  bool closed() const { return closed_; }
+
+  // For groups (same shard).
+  const Clock& clock() const { return *options_.clock; }
+  const boost::asio::any_io_executor& shard() const { return shard_; }
+  std::size_t max_group_entries() const { return options_.max_group_entries; }
+  void MarkDirty(Group& group);
+  // Runs timers at or after `when` (arms the wakeup timer if earlier).
+  void WakeAt(MonoTime when);
+  // Stores `message` in the dead-letter topic, then calls
+  // group.OnDeadLettered(partition, offset, epoch, status) if it still exists.
+  void SendToDeadLetters(Group& group, std::string dlq_topic, Message message,
+                         PartitionId partition, Offset offset, std::uint64_t epoch);
+
+ private:
+  Broker(BrokerOptions options, boost::asio::any_io_executor shard,
+         boost::asio::any_io_executor blocking, std::unique_ptr<StateStore> state);
+
+  Status Recover();
+  Result<Topic*> OpenTopic(const std::string& name, const TopicOptions& options);
+  Result<Topic*> FindOrCreateTopic(const std::string& name);
+  Status RebuildDedupe(Topic& topic);
+  Result<Group*> FindGroup(std::uint64_t group_id);
+  boost::asio::awaitable<Result<std::vector<PublishResult>>> Store(
+      Topic& topic, std::vector<Message> messages, std::optional<std::int64_t> deliver_at_ms,
+      std::optional<PartitionId> partition);
+  boost::asio::awaitable<Status> PersistLoop();
+  void ProcessTimers();
+  void ArmWakeup();
+  void EnforceRetention();
+  // Fails every request waiting for a reply, and wakes every responder.
+  void CloseRequests();
+  std::int64_t NowMs() const;
+  // Waits on `timer` until it is cancelled or `deadline` (on the bus clock)
+  // may have passed; with a virtual clock it polls.
+  boost::asio::awaitable<void> WaitSlice(boost::asio::steady_timer& timer, Deadline deadline);
+
+  BrokerOptions options_;
+  boost::asio::any_io_executor shard_;
+  boost::asio::any_io_executor blocking_;
+  std::unique_ptr<StateStore> state_;
+  std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
+  std::map<std::uint64_t, Group*> groups_by_id_;
+  std::uint64_t next_id_ = 1;
+  bool closed_ = false;
+  bool real_clock_ = false;
+
+  std::vector<std::uint64_t> dirty_groups_;
+  bool persisting_ = false;
+  std::uint64_t dirty_seq_ = 0;                              // bumps on every MarkDirty
+  std::uint64_t persisted_seq_ = 0;                          // every change up to it is durable
+  Status persist_error_;                                     // the last failed round's error
+  std::unique_ptr<boost::asio::steady_timer> persist_done_;  // cancelled when a persist ends
+
+  std::unique_ptr<boost::asio::steady_timer> wakeup_;
+  std::optional<MonoTime> wakeup_at_;
+  MonoTime next_retention_{};
+
+  std::map<std::string, std::vector<std::shared_ptr<ResponderState>>, std::less<>> responders_;
+  std::map<std::string, std::size_t, std::less<>> next_responder_;
+  struct PendingRequest;
+  std::map<std::uint64_t, PendingRequest*> requests_;
+  std::uint64_t next_request_id_ = 1;
+};
+
+}  // namespace junction::broker

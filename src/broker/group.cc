@@ -1,0 +1,480 @@
+#include "broker/group.h"
+
+#include <algorithm>
+#include <span>
+
+#include "broker/broker.h"
+#include "broker/topic.h"
+#include "codec/record_batch.h"
+#include "junction/log.h"
+
+namespace junction::broker {
+namespace {
+
+constexpr std::size_t kReadBytes = 256 * 1024;
+
+std::int64_t ToMillis(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+GroupConfig GroupConfig::From(const SubscribeOptions& options, std::string_view topic) {
+  GroupConfig config;
+  config.ordered = options.ordered;
+  config.ack_deadline = options.ack_deadline;
+  config.max_deliveries = std::max<std::uint32_t>(1, options.max_deliveries);
+  config.backoff = options.backoff;
+  if (config.backoff.empty()) config.backoff.push_back(std::chrono::seconds(1));
+  config.dead_letter_topic = options.dead_letter_topic.empty()
+                                 ? std::string(topic) + "." + options.group + ".dlq"
+                                 : options.dead_letter_topic;
+  return config;
+}
+
+Group::Group(Broker& broker, Topic& topic, std::string name, std::uint64_t id, GroupConfig config,
+             bool ephemeral)
+    : broker_(broker),
+      topic_(topic),
+      name_(std::move(name)),
+      id_(id),
+      config_(std::move(config)),
+      ephemeral_(ephemeral),
+      max_entries_(broker.max_group_entries()),
+      cursors_(topic.partitions.size()) {}
+
+void Group::Reset(const StartPosition& start) {
+  ++epoch_;
+  for (auto& member : members_) {
+    member->queue.clear();
+    member->in_flight = 0;
+    member->in_flight_bytes = 0;
+  }
+  entries_.clear();
+  ready_.clear();
+  timers_.clear();
+  keys_.clear();
+  in_flight_ = 0;
+  for (std::size_t p = 0; p < cursors_.size(); ++p) {
+    storage::Log& log = *topic_.partitions[p];
+    Offset log_start = log.status().log_start;
+    Offset end = log.high_watermark();
+    Offset at = log_start;
+    switch (start.kind) {
+      case StartPosition::Kind::kEarliest:
+        break;
+      case StartPosition::Kind::kLatest:
+        at = end;
+        break;
+      case StartPosition::Kind::kOffset:
+        at = std::clamp(start.offset, log_start, end);
+        break;
+      case StartPosition::Kind::kTime: {
+        auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(start.time.time_since_epoch())
+                .count();
+        Result<Offset> found = log.OffsetForTime(ms);
+        at = found.ok() ? std::max(*found, log_start) : end;
+        break;
+      }
+    }
+    cursors_[p] = PartitionCursor{AckSet(at), at};
+  }
+  if (!ephemeral_) broker_.MarkDirty(*this);
+}
+
+void Group::Restore(std::vector<AckSet> acked) {
+  for (std::size_t p = 0; p < cursors_.size() && p < acked.size(); ++p) {
+    Offset floor = acked[p].floor();
+    cursors_[p] = PartitionCursor{std::move(acked[p]), floor};
+  }
+}
+
+const std::vector<AckSet>& Group::acked() const {
+  acked_view_.clear();
+  for (const auto& c : cursors_) acked_view_.push_back(c.acked);
+  return acked_view_;
+}
+
+Offset Group::Floor(PartitionId p) const { return cursors_[p.value()].acked.floor(); }
+
+void Group::Join(std::shared_ptr<Member> member) {
+  members_.push_back(std::move(member));
+  Pump();
+}
+
+void Group::Leave(Member& member) {
+  member.closed = true;
+  std::erase_if(members_, [&](const auto& m) { return m.get() == &member; });
+  std::vector<Key> held;
+  for (auto& [key, entry] : entries_) {
+    if (entry.state == State::kInFlight && entry.member_id == member.id) held.push_back(key);
+  }
+  member.queue.clear();
+  for (const Key& key : held) {
+    Entry& entry = entries_.at(key);
+    Release(entry);
+    Fail(entry, Duration::zero(), "consumer left", broker_.clock().Now());
+  }
+  member.in_flight = 0;
+  member.in_flight_bytes = 0;
+  member.Wake();
+  Pump();
+}
+
+void Group::Pump() {
+  Fill();
+  Dispatch();
+}
+
+void Group::Fill() {
+  if (members_.empty()) return;
+  const std::uint32_t n = static_cast<std::uint32_t>(cursors_.size());
+  bool progressed = true;
+  while (progressed && entries_.size() < max_entries_) {
+    progressed = false;
+    for (std::uint32_t i = 0; i < n && entries_.size() < max_entries_; ++i) {
+      progressed |= FillPartition((next_partition_ + i) % n);
+    }
+    next_partition_ = (next_partition_ + 1) % n;
+  }
+}
+
+bool Group::FillPartition(std::uint32_t p) {
+  PartitionCursor& cursor = cursors_[p];
+  storage::Log& log = *topic_.partitions[p];
+  if (cursor.next_read >= log.high_watermark()) return false;
+  Result<storage::ReadResult> read = log.Read(cursor.next_read, kReadBytes);
+  if (!read.ok()) {
+    Offset log_start = log.status().log_start;
+    if (read.status().code() == StatusCode::kOutOfRange && cursor.next_read < log_start) {
+      // Retention deleted what this group had not acked (the topic allows it).
+      std::uint64_t acked_before = cursor.acked.acked_above_floor();
+      Offset floor_before = cursor.acked.floor();
+      cursor.acked.AdvanceFloor(log_start);
+      std::uint64_t acked_gone = acked_before - cursor.acked.acked_above_floor();
+      std::uint64_t lost = (log_start - floor_before) - acked_gone;
+      dropped_by_retention_ += lost;
+      cursor.next_read = log_start;
+      log::Warn("retention deleted messages a group had not acked",
+                {{"topic", topic_.name},
+                 {"group", name_},
+                 {"partition", std::uint64_t{p}},
+                 {"messages", lost}});
+      if (!ephemeral_) broker_.MarkDirty(*this);
+      return true;
+    }
+    log::Error("a group cannot read its partition", {{"topic", topic_.name},
+                                                     {"group", name_},
+                                                     {"partition", std::uint64_t{p}},
+                                                     {"error", read.status().ToString()}});
+    return false;
+  }
+  std::span<const std::byte> rest(read->batches);
+  while (!rest.empty()) {
+    Result<codec::BatchHeader> header = codec::ParseBatchHeader(rest);
+    JUNCTION_CHECK(header.ok()) << "log returned a bad batch: " << header.status();
+    std::span<const std::byte> batch = rest.first(header->batch_length);
+    rest = rest.subspan(header->batch_length);
+    Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch);
+    JUNCTION_CHECK(records.ok()) << "log returned a bad batch: " << records.status();
+    for (codec::Record& record : *records) {
+      if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
+      Result<StoredMessage> stored = DecodeMessage(record);
+      if (!stored.ok()) {
+        // Unreadable as a message: it cannot be delivered or dead-lettered.
+        log::Error("skipping a record that is not a message",
+                   {{"topic", topic_.name},
+                    {"partition", std::uint64_t{p}},
+                    {"offset", record.offset.value()},
+                    {"error", stored.status().ToString()}});
+        cursor.acked.Add(record.offset);
+        continue;
+      }
+      AddEntry(PartitionId(p), record.offset,
+               std::make_shared<const StoredMessage>(std::move(*stored)));
+    }
+  }
+  cursor.next_read = read->next_offset;
+  return true;
+}
+
+std::string Group::KeyOf(const Entry& entry) const {
+  return entry.stored->message.key.value_or(std::string());
+}
+
+void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored) {
+  Key key{p.value(), o.value()};
+  Entry entry;
+  entry.partition = p;
+  entry.offset = o;
+  entry.bytes = MessageSize(stored->message);
+  entry.stored = std::move(stored);
+  auto [it, inserted] = entries_.emplace(key, std::move(entry));
+  if (!inserted) return;
+  if (config_.ordered && !ephemeral_) {
+    std::string message_key = KeyOf(it->second);
+    if (!message_key.empty()) {
+      auto& queue = keys_[message_key];
+      queue.push_back(key);
+      if (queue.size() > 1) {
+        it->second.state = State::kBlocked;
+        return;
+      }
+    }
+  }
+  Activate(it->second);
+}
+
+void Group::Activate(Entry& entry) {
+  const auto& deliver_at = entry.stored->deliver_at_ms;
+  std::int64_t now_ms = ToMillis(broker_.clock().WallNow());
+  if (deliver_at && *deliver_at > now_ms) {
+    SetTimer(entry, broker_.clock().Now() + std::chrono::milliseconds(*deliver_at - now_ms),
+             State::kWaiting);
+  } else {
+    MakeReady(entry);
+  }
+}
+
+void Group::MakeReady(Entry& entry) {
+  entry.state = State::kReady;
+  entry.ready_seq = ++next_ready_seq_;
+  ready_.emplace(entry.ready_seq, Key{entry.partition.value(), entry.offset.value()});
+}
+
+void Group::SetTimer(Entry& entry, MonoTime when, State state) {
+  entry.state = state;
+  entry.timer = when;
+  timers_.emplace(when, Key{entry.partition.value(), entry.offset.value()});
+  broker_.WakeAt(when);
+}
+
+Member* Group::PickMember(std::size_t bytes) {
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    std::size_t index = (next_member_ + i) % members_.size();
+    Member& member = *members_[index];
+    if (!member.closed && member.pulling && member.queue.empty() && member.HasCredit(bytes)) {
+      next_member_ = index + 1;
+      return &member;
+    }
+  }
+  return nullptr;
+}
+
+void Group::Dispatch() {
+  while (!ready_.empty()) {
+    auto first = ready_.begin();
+    Key key = first->second;
+    Entry& entry = entries_.at(key);
+    Member* member = PickMember(entry.bytes);
+    if (member == nullptr) return;
+    ready_.erase(first);
+    ++entry.attempts;
+    entry.delivery_id = ++next_delivery_id_;
+    entry.member_id = member->id;
+    BrokerDelivery delivery{
+        topic_.name,           entry.partition,
+        entry.offset,          DeliveryCount(entry.attempts),
+        entry.stored->message, DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id},
+        entry.bytes,           ephemeral_};
+    delivery.message.headers[std::string(kHeaderAttempt)] = std::to_string(entry.attempts);
+    ++member->in_flight;
+    member->in_flight_bytes += entry.bytes;
+    member->queue.push_back(std::move(delivery));
+    member->Wake();
+    if (ephemeral_) {
+      Complete(key);  // at most once: handing it out is the ack
+    } else {
+      ++in_flight_;
+      SetTimer(entry, broker_.clock().Now() + config_.ack_deadline, State::kInFlight);
+    }
+  }
+}
+
+void Group::Taken(Member& member, const BrokerDelivery& delivery) {
+  if (!ephemeral_) return;
+  --member.in_flight;
+  member.in_flight_bytes -= delivery.bytes;
+}
+
+Result<Group::Entry*> Group::FindAttempt(const DeliveryRef& ref) {
+  auto it = entries_.find(Key{ref.partition.value(), ref.offset.value()});
+  if (it == entries_.end() || it->second.state != State::kInFlight ||
+      it->second.delivery_id != ref.delivery_id) {
+    return FailedPreconditionError(
+        "delivery of offset " + std::to_string(ref.offset.value()) + " in partition " +
+        std::to_string(ref.partition.value()) + " of group '" + name_ +
+        "' is no longer current (already acked, redelivered, or the group was reset)");
+  }
+  return &it->second;
+}
+
+void Group::Release(Entry& entry) {
+  Key key{entry.partition.value(), entry.offset.value()};
+  timers_.erase({entry.timer, key});
+  for (auto& member : members_) {
+    if (member->id != entry.member_id) continue;
+    --member->in_flight;
+    member->in_flight_bytes -= entry.bytes;
+    std::erase_if(member->queue,
+                  [&](const BrokerDelivery& d) { return d.ref.delivery_id == entry.delivery_id; });
+  }
+  entry.member_id = 0;
+  --in_flight_;
+}
+
+void Group::Fail(Entry& entry, std::optional<Duration> delay, std::string error, MonoTime at) {
+  WallTime now = broker_.clock().WallNow();
+  if (!entry.first_failure) entry.first_failure = now;
+  entry.last_failure = now;
+  entry.last_error = std::move(error);
+  if (entry.attempts >= config_.max_deliveries) {
+    DeadLetter(entry);
+    return;
+  }
+  Duration wait =
+      delay
+          ? *delay
+          : config_.backoff[std::min<std::size_t>(entry.attempts - 1, config_.backoff.size() - 1)];
+  if (wait <= Duration::zero()) {
+    MakeReady(entry);
+  } else {
+    SetTimer(entry, at + wait, State::kWaiting);
+  }
+}
+
+void Group::DeadLetter(Entry& entry) {
+  entry.state = State::kDeadLettering;
+  Message message = entry.stored->message;
+  auto set = [&](std::string_view name, std::string value) {
+    message.headers[std::string(name)] = std::move(value);
+  };
+  set(kHeaderDlqTopic, topic_.name);
+  set(kHeaderDlqGroup, name_);
+  set(kHeaderDlqPartition, std::to_string(entry.partition.value()));
+  set(kHeaderDlqOffset, std::to_string(entry.offset.value()));
+  set(kHeaderDlqAttempts, std::to_string(entry.attempts));
+  set(kHeaderDlqLastError, entry.last_error);
+  set(kHeaderDlqFirstFailure, FormatRfc3339(Timestamp(entry.first_failure->time_since_epoch())));
+  set(kHeaderDlqLastFailure, FormatRfc3339(Timestamp(entry.last_failure->time_since_epoch())));
+  broker_.SendToDeadLetters(*this, config_.dead_letter_topic, std::move(message), entry.partition,
+                            entry.offset, epoch_);
+}
+
+void Group::OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t epoch,
+                           Status status) {
+  if (epoch != epoch_) return;
+  Key key{partition.value(), offset.value()};
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.state != State::kDeadLettering) return;
+  if (!status.ok()) {
+    log::Error("could not store a dead letter; retrying",
+               {{"topic", topic_.name},
+                {"group", name_},
+                {"dead_letter_topic", config_.dead_letter_topic},
+                {"error", status.ToString()}});
+    it->second.retry_dead_letter = true;
+    SetTimer(it->second, broker_.clock().Now() + config_.backoff.front(), State::kWaiting);
+    return;
+  }
+  ++dead_lettered_;
+  Complete(key);
+  Pump();
+}
+
+void Group::Complete(Key key) {
+  auto it = entries_.find(key);
+  JUNCTION_CHECK(it != entries_.end()) << "completing an entry the group does not hold";
+  Entry& entry = it->second;
+  cursors_[key.first].acked.Add(entry.offset);
+  if (config_.ordered && !ephemeral_) {
+    std::string message_key = KeyOf(entry);
+    auto queue = keys_.find(message_key);
+    if (!message_key.empty() && queue != keys_.end()) {
+      JUNCTION_CHECK(queue->second.front() == key) << "ordered key completed out of order";
+      queue->second.pop_front();
+      if (queue->second.empty()) {
+        keys_.erase(queue);
+      } else {
+        Activate(entries_.at(queue->second.front()));
+      }
+    }
+  }
+  entries_.erase(it);
+  if (!ephemeral_) broker_.MarkDirty(*this);
+}
+
+Status Group::Ack(const DeliveryRef& ref) {
+  if (ephemeral_) return OkStatus();
+  JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
+  Release(*entry);
+  Complete(Key{ref.partition.value(), ref.offset.value()});
+  Pump();
+  return OkStatus();
+}
+
+Status Group::Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::string error) {
+  if (ephemeral_) return OkStatus();
+  if (delay && *delay < Duration::zero()) return InvalidArgumentError("nack delay is negative");
+  JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
+  Release(*entry);
+  Fail(*entry, delay, error.empty() ? "nacked" : std::move(error), broker_.clock().Now());
+  Pump();
+  return OkStatus();
+}
+
+Status Group::InProgress(const DeliveryRef& ref) {
+  if (ephemeral_) return OkStatus();
+  JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
+  timers_.erase({entry->timer, Key{ref.partition.value(), ref.offset.value()}});
+  SetTimer(*entry, broker_.clock().Now() + config_.ack_deadline, State::kInFlight);
+  return OkStatus();
+}
+
+std::optional<MonoTime> Group::ProcessTimers(MonoTime now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto [when, key] = *timers_.begin();
+    timers_.erase(timers_.begin());
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.timer != when) continue;
+    Entry& entry = it->second;
+    if (entry.state == State::kWaiting) {
+      if (entry.retry_dead_letter) {
+        entry.retry_dead_letter = false;
+        DeadLetter(entry);
+      } else {
+        MakeReady(entry);
+      }
+    } else if (entry.state == State::kInFlight) {
+      Release(entry);
+      Fail(entry, std::nullopt, "ack deadline exceeded", when);
+    }
+  }
+  return NextTimer();
+}
+
+std::optional<MonoTime> Group::NextTimer() const {
+  if (timers_.empty()) return std::nullopt;
+  return timers_.begin()->first;
+}
+
+GroupInfo Group::Describe() const {
+  GroupInfo info;
+  info.topic = topic_.name;
+  info.group = name_;
+  info.members = static_cast<std::uint32_t>(members_.size());
+  info.in_flight = in_flight_;
+  info.dead_lettered = dead_lettered_;
+  info.dropped_by_retention = dropped_by_retention_;
+  for (std::size_t p = 0; p < cursors_.size(); ++p) {
+    const AckSet& acked = cursors_[p].acked;
+    Offset end = topic_.partitions[p]->high_watermark();
+    if (end > acked.floor()) {
+      info.backlog += (end - acked.floor()) - acked.acked_above_floor();
+    }
+  }
+  return info;
+}
+
+}  // namespace junction::broker

@@ -1,0 +1,208 @@
+#pragma once
+
+// Group: one consumer group of one topic, or one ephemeral subscription.
+//
+// It reads the topic's partitions from its position, keeps the messages it
+// has read and not yet acked as entries (bounded: at most max_entries, the
+// rest stays on disk), hands ready entries to members with credit, and turns
+// acks, nacks and passed deadlines into the next state of each entry:
+//
+//   waiting (deliver_at or backoff) -> ready -> in flight -> acked (gone)
+//        ^                                         |
+//        +------ nack / deadline / member left ----+--> dead-lettering -> gone
+//
+// Ordered groups also keep, per key, its entries in offset order; only the
+// first of a key may leave the blocked state.
+//
+// Thread: the broker's shard only.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/ack_set.h"
+#include "broker/message_codec.h"
+#include "junction/bus.h"
+#include "junction/clock.h"
+
+namespace junction::broker {
+
+class Broker;
+class Group;
+struct Topic;
+
+// The settings a group is created with (persisted with its state).
+struct GroupConfig {
+  bool ordered = false;
+  Duration ack_deadline = std::chrono::seconds(30);
+  std::uint32_t max_deliveries = 20;
+  std::vector<Duration> backoff;
+  std::string dead_letter_topic;
+
+  static GroupConfig From(const SubscribeOptions& options, std::string_view topic);
+};
+
+// A delivery as the broker hands it out; the transport wraps it into the
+// public Delivery, with a DeliveryControl that calls back with `ref`.
+struct DeliveryRef {
+  std::uint64_t group_id = 0;
+  PartitionId partition;
+  Offset offset;
+  std::uint64_t delivery_id = 0;  // the attempt: acks must name it
+};
+
+struct BrokerDelivery {
+  std::string topic;
+  PartitionId partition;
+  Offset offset;
+  DeliveryCount attempt;
+  Message message;
+  DeliveryRef ref;
+  std::size_t bytes = 0;  // counted against the member's byte credit
+  bool ephemeral = false;
+};
+
+// One member's view: its queue of handed-out deliveries and its credit.
+struct Member {
+  std::uint64_t id = 0;
+  std::uint64_t group_id = 0;
+  std::uint32_t max_in_flight = 0;
+  std::uint64_t max_in_flight_bytes = 0;
+  // Deliveries go only to a member inside Next() (pulling): its ack deadline
+  // starts when the consumer gets it, not while it sits in a buffer.
+  bool pulling = false;
+  std::deque<BrokerDelivery> queue;  // handed out, not yet taken by Next
+  std::uint32_t in_flight = 0;       // handed out and not acked
+  std::uint64_t in_flight_bytes = 0;
+  boost::asio::steady_timer* waiter = nullptr;  // a Next waiting for the queue
+  bool closed = false;
+
+  bool HasCredit(std::size_t bytes) const {
+    return in_flight < max_in_flight &&
+           (in_flight == 0 || in_flight_bytes + bytes <= max_in_flight_bytes);
+  }
+  void Wake() {
+    if (waiter != nullptr) waiter->cancel();
+  }
+};
+
+class Group {
+ public:
+  Group(Broker& broker, Topic& topic, std::string name, std::uint64_t id, GroupConfig config,
+        bool ephemeral);
+
+  const std::string& name() const { return name_; }
+  std::uint64_t id() const { return id_; }
+  const GroupConfig& config() const { return config_; }
+  bool ephemeral() const { return ephemeral_; }
+  Topic& topic() { return topic_; }
+  const std::vector<std::shared_ptr<Member>>& members() const { return members_; }
+
+  // Positions every partition at `start` (a new group, or Seek): forgets
+  // entries and acked state above; in-flight attempts become stale.
+  void Reset(const StartPosition& start);
+  // Restores persisted acked state (one AckSet per partition).
+  void Restore(std::vector<AckSet> acked);
+  const std::vector<AckSet>& acked() const;
+  // Lowest unacked offset of a partition (what retention must keep).
+  Offset Floor(PartitionId p) const;
+
+  void Join(std::shared_ptr<Member> member);
+  // The member's unacked deliveries go back to the group at once.
+  void Leave(Member& member);
+
+  // Reads what it can hold from the partitions and hands ready entries to
+  // members with credit; wakes the members it gave something to.
+  void Pump();
+  // Moves waiting entries whose time came to ready and fails in-flight
+  // attempts whose ack deadline passed. Returns the earliest timer left.
+  std::optional<MonoTime> ProcessTimers(MonoTime now);
+  std::optional<MonoTime> NextTimer() const;
+
+  Status Ack(const DeliveryRef& ref);
+  Status Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::string error);
+  Status InProgress(const DeliveryRef& ref);
+  // A member took a delivery off its queue (ephemeral groups release credit).
+  void Taken(Member& member, const BrokerDelivery& delivery);
+  // The dead-letter store of (partition, offset) finished; `epoch` is the
+  // group's epoch when it started (a Reset since makes it moot).
+  void OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t epoch, Status status);
+
+  GroupInfo Describe() const;
+
+ private:
+  using Key = std::pair<std::uint32_t, std::uint64_t>;  // partition, offset
+  enum class State : std::uint8_t { kBlocked, kWaiting, kReady, kInFlight, kDeadLettering };
+  struct Entry {
+    PartitionId partition;
+    Offset offset;
+    std::shared_ptr<const StoredMessage> stored;
+    std::size_t bytes = 0;
+    State state = State::kReady;
+    std::uint32_t attempts = 0;
+    std::uint64_t delivery_id = 0;
+    std::uint64_t member_id = 0;
+    MonoTime timer{};  // kWaiting: when ready; kInFlight: ack deadline
+    std::uint64_t ready_seq = 0;
+    std::optional<WallTime> first_failure;
+    std::optional<WallTime> last_failure;
+    std::string last_error;
+    bool retry_dead_letter = false;  // kWaiting: the dead-letter store failed
+  };
+  struct PartitionCursor {
+    AckSet acked;
+    Offset next_read;
+  };
+
+  void Fill();
+  bool FillPartition(std::uint32_t p);
+  void AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored);
+  // Blocked/new entry becomes waiting or ready depending on deliver_at.
+  void Activate(Entry& entry);
+  void MakeReady(Entry& entry);
+  void SetTimer(Entry& entry, MonoTime when, State state);
+  void Dispatch();
+  Member* PickMember(std::size_t bytes);
+  Result<Entry*> FindAttempt(const DeliveryRef& ref);
+  void Release(Entry& entry);  // gives the member's credit back
+  // The attempt failed at `at` (now, or when its ack deadline passed).
+  void Fail(Entry& entry, std::optional<Duration> delay, std::string error, MonoTime at);
+  void Complete(Key key);  // acked or dead-lettered: the entry is gone
+  void DeadLetter(Entry& entry);
+  std::string KeyOf(const Entry& entry) const;
+
+  Broker& broker_;
+  Topic& topic_;
+  std::string name_;
+  std::uint64_t id_;
+  GroupConfig config_;
+  bool ephemeral_;
+  std::size_t max_entries_;
+
+  std::vector<PartitionCursor> cursors_;
+  std::map<Key, Entry> entries_;
+  std::set<std::pair<std::uint64_t, Key>> ready_;  // by ready_seq: FIFO
+  std::set<std::pair<MonoTime, Key>> timers_;
+  std::unordered_map<std::string, std::deque<Key>> keys_;  // ordered groups
+  std::vector<std::shared_ptr<Member>> members_;
+  std::size_t next_member_ = 0;
+  std::uint32_t next_partition_ = 0;
+  std::uint64_t next_ready_seq_ = 0;
+  std::uint64_t next_delivery_id_ = 0;
+  std::uint64_t epoch_ = 0;  // bumps on Reset: dead letters in flight then are ignored
+  std::uint64_t in_flight_ = 0;
+  std::uint64_t dead_lettered_ = 0;
+  std::uint64_t dropped_by_retention_ = 0;
+  mutable std::vector<AckSet> acked_view_;
+};
+
+}  // namespace junction::broker

@@ -1,0 +1,46 @@
+#pragma once
+
+// How the broker keeps a junction::Message as one record of a record batch.
+// The mapping is specified in docs/formats/messages.md; this file follows it.
+// Pure functions, callable from any thread.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "codec/record_batch.h"
+#include "junction/message.h"
+#include "junction/result.h"
+
+namespace junction::broker {
+
+// Record header names of docs/formats/messages.md.
+inline constexpr std::string_view kAttributePrefix = "ce-";
+inline constexpr std::string_view kUserHeaderPrefix = "h-";
+inline constexpr std::string_view kBrokerFieldPrefix = "x-";
+inline constexpr std::string_view kDeliverAtHeader = "x-deliver-at";
+
+struct StoredMessage {
+  Message message;
+  std::int64_t timestamp_ms = 0;                // record timestamp: when the broker stored it
+  std::optional<std::int64_t> deliver_at_ms{};  // delayed delivery
+  friend bool operator==(const StoredMessage&, const StoredMessage&) = default;
+};
+
+// Adds `message` as one record with the given timestamp. Does not validate:
+// a Message that fails Validate() is written, and DecodeMessage rejects it.
+void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
+                std::int64_t timestamp_ms, std::optional<std::int64_t> deliver_at_ms);
+
+// Decodes a record written by AddMessage. DataLoss naming the bad header or
+// field on malformed input, and when the decoded Message fails
+// Message::Validate(). Unknown "x-" headers are ignored.
+Result<StoredMessage> DecodeMessage(const codec::Record& record);
+
+// The size counted against max_message_bytes and consumer byte credit: data
+// plus every attribute, extension (name and value as text), key, header name
+// and value (docs/formats/messages.md, "Size"). Independent of the encoding.
+std::size_t MessageSize(const Message& message);
+
+}  // namespace junction::broker

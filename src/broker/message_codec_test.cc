@@ -1,0 +1,182 @@
+#include "broker/message_codec.h"
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace junction::broker {
+namespace {
+
+using ::testing::HasSubstr;
+using std::string_literals::operator""s;
+
+Message FullMessage() {
+  Message m;
+  m.id = "evt-1";
+  m.source = "/orders/eu";
+  m.type = "com.example.order.created";
+  m.subject = "order/42";
+  m.time = ParseRfc3339("2024-02-29T23:59:59.123456789Z").value();
+  m.datacontenttype = "application/octet-stream";
+  m.dataschema = "https://example.com/schemas/order.json";
+  m.extensions = {{"sampled", true},
+                  {"off", false},
+                  {"retries", std::int32_t{-7}},
+                  {"low", std::numeric_limits<std::int32_t>::min()},
+                  {"looksint", std::string("3")},
+                  {"empty", std::string()}};
+  m.key = "customer-9";
+  m.headers = {{"traceparent", "00-abc-def-01"}, {"X-Mixed", "a\tb"}};
+  m.data = "\x00\xff binary\n"s;
+  return m;
+}
+
+Message MinimalMessage() {
+  Message m;
+  m.id = "1";
+  m.source = "s";
+  m.type = "t";
+  return m;
+}
+
+std::vector<codec::Record> Store(const std::vector<StoredMessage>& messages) {
+  codec::RecordBatchBuilder builder;
+  for (const StoredMessage& s : messages) {
+    AddMessage(builder, s.message, s.timestamp_ms, s.deliver_at_ms);
+  }
+  auto batch = builder.Build();
+  EXPECT_TRUE(batch.ok()) << batch.status();
+  auto records = codec::DecodeRecords(*batch);
+  EXPECT_TRUE(records.ok()) << records.status();
+  return records.value_or(std::vector<codec::Record>{});
+}
+
+TEST(MessageCodecTest, FullAndMinimalMessagesRoundTripThroughABatch) {
+  const std::vector<StoredMessage> stored = {
+      {FullMessage(), 1709251199000, 1709251260000},
+      {MinimalMessage(), 1709251199001, std::nullopt},
+      {MinimalMessage(), -5, -1},  // before the epoch
+  };
+  ASSERT_TRUE(stored[0].message.Validate().ok());
+  std::vector<codec::Record> records = Store(stored);
+  ASSERT_EQ(records.size(), stored.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    Result<StoredMessage> decoded = DecodeMessage(records[i]);
+    ASSERT_TRUE(decoded.ok()) << i << ": " << decoded.status();
+    EXPECT_EQ(*decoded, stored[i]) << i;
+  }
+  // Minimal: no key and no data leave the record's key and value absent.
+  EXPECT_EQ(records[1].key, std::nullopt);
+  EXPECT_EQ(records[1].value, std::nullopt);
+}
+
+TEST(MessageCodecTest, RecordLayoutFollowsTheFormatDocument) {
+  Message m = MinimalMessage();
+  m.time = ParseRfc3339("2024-01-02T03:04:05.5Z").value();
+  m.extensions = {{"n", std::int32_t{12}}, {"b", true}, {"s", std::string("x")}};
+  m.headers = {{"trace", "t1"}};
+  m.key = "k";
+  m.data = "payload";
+  std::vector<codec::Record> records = Store({{m, 7, 1234567890123}});
+  ASSERT_EQ(records.size(), 1u);
+  const codec::Record& r = records[0];
+  EXPECT_EQ(r.timestamp_ms, 7);
+  EXPECT_EQ(r.key, "k");
+  EXPECT_EQ(r.value, "payload");
+  const std::vector<codec::RecordHeader> expected = {
+      {"ce-id", "1"},
+      {"ce-source", "s"},
+      {"ce-specversion", "1.0"},
+      {"ce-type", "t"},
+      {"ce-time", "2024-01-02T03:04:05.5Z"},
+      {"ce-b", "btrue"},
+      {"ce-n", "i12"},
+      {"ce-s", "sx"},
+      {"h-trace", "t1"},
+      {"x-deliver-at", "1234567890123"},
+  };
+  EXPECT_EQ(r.headers, expected);
+}
+
+codec::Record RequiredOnly() {
+  codec::Record r;
+  r.headers = {{"ce-id", "1"}, {"ce-source", "s"}, {"ce-specversion", "1.0"}, {"ce-type", "t"}};
+  return r;
+}
+
+Status DecodeWith(std::vector<codec::RecordHeader> extra) {
+  codec::Record r = RequiredOnly();
+  r.headers.insert(r.headers.end(), extra.begin(), extra.end());
+  return DecodeMessage(r).status();
+}
+
+TEST(MessageCodecTest, MalformedHeadersAreDataLossNamingTheHeader) {
+  struct Case {
+    std::vector<codec::RecordHeader> extra;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{{"ce-id", "2"}}, "record header 'ce-id': appears twice"},
+      {{{"h-a", std::nullopt}}, "record header 'h-a': has no value"},
+      {{{"ce-time", "yesterday"}}, "record header 'ce-time': "},
+      {{{"ce-ext", ""}}, "record header 'ce-ext': extension value has no type byte"},
+      {{{"ce-ext", "x1"}}, "record header 'ce-ext': unknown extension type byte 'x'"},
+      {{{"ce-ext", "bmaybe"}}, "record header 'ce-ext': not a boolean: 'maybe'"},
+      {{{"ce-ext", "i007"}}, "record header 'ce-ext': not a canonical int32: '007'"},
+      {{{"ce-ext", "i2147483648"}}, "not a canonical int32"},
+      {{{"ce-", "sx"}}, "record header 'ce-': no attribute name after the prefix"},
+      {{{"h-", "v"}}, "record header 'h-': no header name after the prefix"},
+      {{{"x-deliver-at", "+5"}}, "record header 'x-deliver-at': not a canonical decimal int64"},
+      {{{"trace", "t"}}, "record header 'trace': unknown header"},
+      {{{"CE-id", "1"}}, "record header 'CE-id': unknown header"},
+      // Well-formed headers that decode to an invalid Message.
+      {{{"ce-data", "sx"}}, "stored message is invalid: attribute 'data'"},
+      {{{"h-ce-foo", "v"}}, "stored message is invalid: header 'ce-foo'"},
+      {{{"ce-subject", ""}}, "stored message is invalid: attribute 'subject'"},
+  };
+  for (const Case& c : cases) {
+    Status s = DecodeWith(c.extra);
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss) << c.error << " -> " << s;
+    EXPECT_THAT(s.message(), HasSubstr(c.error));
+  }
+}
+
+TEST(MessageCodecTest, MissingRequiredAttributeOrInvalidKeyIsDataLoss) {
+  codec::Record r = RequiredOnly();
+  r.headers.erase(r.headers.begin() + 2);  // ce-specversion
+  EXPECT_EQ(DecodeMessage(r).status(), DataLossError("record header 'ce-specversion': missing"));
+
+  r = RequiredOnly();
+  r.key = "";
+  EXPECT_THAT(DecodeMessage(r).status().message(),
+              HasSubstr("stored message is invalid: attribute 'partitionkey' (key)"));
+}
+
+TEST(MessageCodecTest, UnknownBrokerFieldsAreIgnoredAndEmptyValueMeansNoData) {
+  codec::Record r = RequiredOnly();
+  r.headers.push_back({"x-from-the-future", "whatever"});
+  r.value = "";
+  Result<StoredMessage> decoded = DecodeMessage(r);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->message, MinimalMessage());
+  EXPECT_EQ(decoded->deliver_at_ms, std::nullopt);
+}
+
+TEST(MessageCodecTest, MessageSizeCountsEveryFieldAsText) {
+  Message m = MinimalMessage();  // id 1 + source 1 + "1.0" 3 + type 1
+  EXPECT_EQ(MessageSize(m), 6u);
+  m.time = ParseRfc3339("2024-01-02T03:04:05Z").value();                              // 20
+  m.extensions = {{"b", false}, {"n", std::int32_t{-12}}, {"s", std::string("xy")}};  // 6+4+3
+  m.key = "key";                                                                      // 3
+  m.headers = {{"h", "vv"}};                                                          // 3
+  m.data = "12345";                                                                   // 5
+  EXPECT_EQ(MessageSize(m), 6u + 20 + 13 + 3 + 3 + 5);
+}
+
+}  // namespace
+}  // namespace junction::broker

@@ -1,0 +1,67 @@
+#include "broker/topic.h"
+
+#include <algorithm>
+
+namespace junction::broker {
+
+Status ValidateName(std::string_view kind, std::string_view name) {
+  constexpr std::size_t kMaxName = 249;
+  if (name.empty()) return InvalidArgumentError(std::string(kind) + " name is empty");
+  if (name.size() > kMaxName) {
+    return InvalidArgumentError(std::string(kind) + " name is longer than 249 characters");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return InvalidArgumentError(std::string(kind) + " name '" + std::string(name) +
+                                  "' may use only letters, digits, '.', '_' and '-'");
+    }
+  }
+  if (name.starts_with("__")) {
+    return InvalidArgumentError(std::string(kind) + " name '" + std::string(name) +
+                                "' starts with '__', which is reserved for Junction");
+  }
+  return OkStatus();
+}
+
+void DedupeWindow::Expire(std::int64_t now_ms) {
+  std::int64_t cutoff =
+      now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(window_).count();
+  while (!order_.empty() && order_.front().first < cutoff) {
+    auto it = ids_.find(order_.front().second);
+    if (it != ids_.end() && it->second.stored_ms == order_.front().first) ids_.erase(it);
+    order_.pop_front();
+  }
+}
+
+const DedupeWindow::Hit* DedupeWindow::Find(std::string_view id) const {
+  auto it = ids_.find(std::string(id));
+  return it == ids_.end() ? nullptr : &it->second.hit;
+}
+
+std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::string_view id) const {
+  auto it = pending_.find(std::string(id));
+  return it == pending_.end() ? nullptr : it->second;
+}
+
+void DedupeWindow::AddPending(const std::string& id, std::shared_ptr<Pending> pending) {
+  pending_[id] = std::move(pending);
+}
+
+void DedupeWindow::RemovePending(const std::string& id) { pending_.erase(id); }
+
+void DedupeWindow::Add(const std::string& id, Hit hit, std::int64_t stored_ms) {
+  if (window_ <= Duration::zero()) return;
+  ids_[id] = Stored{hit, stored_ms};
+  // Kept sorted by time even when ids arrive out of order (rebuild at open).
+  if (order_.empty() || order_.back().first <= stored_ms) {
+    order_.emplace_back(stored_ms, id);
+  } else {
+    auto at = std::upper_bound(order_.begin(), order_.end(), stored_ms,
+                               [](std::int64_t t, const auto& e) { return t < e.first; });
+    order_.emplace(at, stored_ms, id);
+  }
+}
+
+}  // namespace junction::broker

@@ -1,0 +1,102 @@
+// Bus::Open (the URL factory) and the transport-independent parts of the
+// public API.
+
+#include "junction/bus.h"
+
+#include <boost/url/parse.hpp>
+
+#include "transport/embedded_bus.h"
+
+namespace junction {
+
+Delivery::Delivery(std::string topic, PartitionId partition, Offset offset, DeliveryCount attempt,
+                   Message message, std::shared_ptr<DeliveryControl> control)
+    : topic_(std::move(topic)),
+      partition_(partition),
+      offset_(offset),
+      attempt_(attempt),
+      message_(std::move(message)),
+      control_(std::move(control)) {}
+
+Awaitable<Status> Delivery::Ack() const {
+  if (!control_) co_return FailedPreconditionError("empty Delivery");
+  co_return co_await control_->Ack();
+}
+
+Awaitable<Status> Delivery::AckSync() const {
+  if (!control_) co_return FailedPreconditionError("empty Delivery");
+  co_return co_await control_->AckSync();
+}
+
+Awaitable<Status> Delivery::Nack(std::optional<Duration> delay, std::string error) const {
+  if (!control_) co_return FailedPreconditionError("empty Delivery");
+  co_return co_await control_->Nack(delay, std::move(error));
+}
+
+Awaitable<Status> Delivery::InProgress() const {
+  if (!control_) co_return FailedPreconditionError("empty Delivery");
+  co_return co_await control_->InProgress();
+}
+
+bool IsNoResponders(const Status& status) {
+  return status.code() == StatusCode::kUnavailable && status.message().starts_with("no responders");
+}
+
+namespace {
+
+Status ApplyQuery(const boost::urls::url_view& url, transport::EmbeddedConfig& config) {
+  for (const auto& param : url.params()) {
+    if (param.key == "fsync") {
+      JUNCTION_ASSIGN_OR_RETURN(config.log.fsync, storage::FsyncPolicy::Parse(param.value));
+    } else if (param.key == "segment_bytes") {
+      try {
+        config.log.segment_bytes = std::stoull(param.value);
+      } catch (const std::exception&) {
+        return InvalidArgumentError("segment_bytes: not a number: '" + param.value + "'");
+      }
+    } else {
+      return InvalidArgumentError("unknown URL option '" + param.key +
+                                  "' (known: fsync, segment_bytes)");
+    }
+  }
+  return config.log.Validate();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Bus>> Bus::Open(std::string_view url_text, BusOptions options) {
+  auto parsed = boost::urls::parse_uri(url_text);
+  if (!parsed) {
+    return InvalidArgumentError("bad bus URL '" + std::string(url_text) +
+                                "': " + parsed.error().message());
+  }
+  const boost::urls::url_view& url = *parsed;
+  std::string scheme(url.scheme());
+  transport::EmbeddedConfig config;
+  if (scheme == "mem") {
+    config.durable = false;
+    config.log.fsync = storage::FsyncPolicy::Never();
+    JUNCTION_RETURN_IF_ERROR(ApplyQuery(url, config));
+    return transport::OpenEmbeddedBus(std::move(config), options);
+  }
+  if (scheme == "file") {
+    if (!url.host().empty() && url.host() != "localhost") {
+      return InvalidArgumentError("file:// URLs name a local directory: file:///path");
+    }
+    std::string path = url.path();
+    if (path.empty() || path.front() != '/') {
+      return InvalidArgumentError("file:// needs an absolute directory: file:///var/lib/junction");
+    }
+    config.dir = path;
+    JUNCTION_RETURN_IF_ERROR(ApplyQuery(url, config));
+    return transport::OpenEmbeddedBus(std::move(config), options);
+  }
+  if (scheme == "junction" || scheme == "nats" || scheme == "amqp" || scheme == "kafka") {
+    return UnimplementedError("the " + scheme +
+                              ":// transport is not built yet; this build has mem:// and file://");
+  }
+  return InvalidArgumentError("unknown bus URL scheme '" + scheme +
+                              "' (known: mem://, file:///path)");
+}
+
+}  // namespace junction

@@ -1,0 +1,340 @@
+#include "transport/embedded_bus.h"
+
+#include <future>
+#include <optional>
+#include <thread>
+#include <type_traits>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "broker/broker.h"
+#include "core/env.h"
+
+namespace junction::transport {
+namespace asio = boost::asio;
+namespace {
+
+// The shard thread, the blocking pool and the broker they run. Shared by the
+// Bus and the Subscriptions/Responders users hold, so none outlives it.
+// Lambdas that run on the shard capture it by raw pointer: a caller that
+// waits for them holds a shared_ptr meanwhile, so the last reference is never
+// dropped on the shard thread itself.
+template <typename T>
+asio::awaitable<std::optional<T>> Optional(asio::awaitable<T> a) {
+  co_return co_await std::move(a);
+}
+
+struct Core;
+asio::awaitable<void> CloseBroker(Core* core);
+
+struct Core {
+  asio::io_context shard{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{shard.get_executor()};
+  asio::thread_pool blocking{1};
+  std::unique_ptr<Env> owned_env;
+  std::unique_ptr<broker::Broker> broker;
+  std::thread thread;
+
+  Core() : thread([this] { shard.run(); }) {}
+
+  // Runs the awaitable `a` on the shard, blocking this thread.
+  // REQUIRES: not on the shard thread.
+  template <typename T>
+  T RunBlocking(asio::awaitable<T> a) {
+    // co_spawn needs a default-constructible result: carry it in an optional.
+    std::optional<T> out =
+        asio::co_spawn(shard.get_executor(), Optional(std::move(a)), asio::use_future).get();
+    return std::move(*out);
+  }
+
+  ~Core() {
+    if (broker) {
+      asio::co_spawn(shard.get_executor(), CloseBroker(this), asio::use_future).get();
+    }
+    work.reset();
+    shard.stop();
+    thread.join();
+    blocking.join();
+  }
+};
+
+asio::awaitable<void> CloseBroker(Core* core) {
+  (void)co_await core->broker->Close();
+  core->broker.reset();
+}
+
+// Runs the (not yet started) awaitable `a` on the shard and resumes on the
+// caller's executor. `a` is created on the caller's thread but, being lazy,
+// runs only on the shard. co_spawn needs a default-constructible result,
+// hence the optional. (Awaitables rather than lambdas: GCC 12 mis-copies
+// lambda captures passed through coroutine parameters.)
+template <typename T>
+Awaitable<T> OnShard(Core& core, Awaitable<T> a) {
+  std::optional<T> out = co_await asio::co_spawn(core.shard.get_executor(), Optional(std::move(a)),
+                                                 asio::use_awaitable);
+  co_return std::move(*out);
+}
+
+// The broker's synchronous calls, as awaitables for OnShard.
+Awaitable<Status> AckOn(Core* c, broker::DeliveryRef ref) { co_return c->broker->Ack(ref); }
+Awaitable<Status> NackOn(Core* c, broker::DeliveryRef ref, std::optional<Duration> delay,
+                         std::string error) {
+  co_return c->broker->Nack(ref, delay, std::move(error));
+}
+Awaitable<Status> InProgressOn(Core* c, broker::DeliveryRef ref) {
+  co_return c->broker->InProgress(ref);
+}
+Awaitable<Status> LeaveOn(Core* c, std::shared_ptr<broker::Member> m) {
+  c->broker->Leave(*m);
+  co_return OkStatus();
+}
+Awaitable<Status> ReplyOn(Core* c, std::uint64_t id, Message reply) {
+  co_return c->broker->Reply(id, std::move(reply));
+}
+Awaitable<Status> CloseResponderOn(Core* c, std::shared_ptr<broker::ResponderState> s) {
+  c->broker->CloseResponder(*s);
+  co_return OkStatus();
+}
+Awaitable<Result<GroupInfo>> DescribeOn(Core* c, std::string topic, std::string group) {
+  co_return c->broker->DescribeGroup(topic, group);
+}
+Awaitable<Result<std::shared_ptr<broker::ResponderState>>> RespondOn(Core* c, std::string topic) {
+  co_return c->broker->Respond(std::move(topic));
+}
+
+class EmbeddedDeliveryControl final : public DeliveryControl {
+ public:
+  EmbeddedDeliveryControl(std::weak_ptr<Core> core, broker::DeliveryRef ref)
+      : core_(std::move(core)), ref_(ref) {}
+
+  Awaitable<Status> Ack() override {
+    auto core = core_.lock();
+    if (!core) co_return FailedPreconditionError("the bus is closed");
+    co_return co_await OnShard(*core, AckOn(core.get(), ref_));
+  }
+  Awaitable<Status> AckSync() override {
+    auto core = core_.lock();
+    if (!core) co_return FailedPreconditionError("the bus is closed");
+    co_return co_await OnShard(*core, core->broker->AckSync(ref_));
+  }
+  Awaitable<Status> Nack(std::optional<Duration> delay, std::string error) override {
+    auto core = core_.lock();
+    if (!core) co_return FailedPreconditionError("the bus is closed");
+    co_return co_await OnShard(*core, NackOn(core.get(), ref_, delay, std::move(error)));
+  }
+  Awaitable<Status> InProgress() override {
+    auto core = core_.lock();
+    if (!core) co_return FailedPreconditionError("the bus is closed");
+    co_return co_await OnShard(*core, InProgressOn(core.get(), ref_));
+  }
+
+ private:
+  std::weak_ptr<Core> core_;
+  broker::DeliveryRef ref_;
+};
+
+class EmbeddedSubscription final : public Subscription {
+ public:
+  EmbeddedSubscription(std::shared_ptr<Core> core, std::shared_ptr<broker::Member> member)
+      : core_(std::move(core)), member_(std::move(member)) {}
+  ~EmbeddedSubscription() override {
+    asio::post(core_->shard, [c = core_.get(), m = member_] { c->broker->Leave(*m); });
+  }
+
+  Awaitable<Result<Delivery>> Next(Deadline deadline) override {
+    Result<broker::BrokerDelivery> got =
+        co_await OnShard(*core_, core_->broker->Next(member_, deadline));
+    if (!got.ok()) co_return got.status();
+    std::shared_ptr<DeliveryControl> control =
+        std::make_shared<EmbeddedDeliveryControl>(core_, got->ref);
+    co_return Delivery(std::move(got->topic), got->partition, got->offset, got->attempt,
+                       std::move(got->message), std::move(control));
+  }
+
+  Awaitable<Status> Close() override {
+    co_return co_await OnShard(*core_, LeaveOn(core_.get(), member_));
+  }
+
+ private:
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<broker::Member> member_;
+};
+
+class EmbeddedIncomingRequest final : public IncomingRequest {
+ public:
+  EmbeddedIncomingRequest(std::weak_ptr<Core> core, std::uint64_t id, Message message)
+      : core_(std::move(core)), id_(id), message_(std::move(message)) {}
+  const Message& message() const override { return message_; }
+  Awaitable<Status> Reply(Message reply) override {
+    auto core = core_.lock();
+    if (!core) co_return FailedPreconditionError("the bus is closed");
+    co_return co_await OnShard(*core, ReplyOn(core.get(), id_, std::move(reply)));
+  }
+
+ private:
+  std::weak_ptr<Core> core_;
+  std::uint64_t id_;
+  Message message_;
+};
+
+class EmbeddedResponder final : public Responder {
+ public:
+  EmbeddedResponder(std::shared_ptr<Core> core, std::shared_ptr<broker::ResponderState> state)
+      : core_(std::move(core)), state_(std::move(state)) {}
+  ~EmbeddedResponder() override {
+    asio::post(core_->shard, [c = core_.get(), s = state_] { c->broker->CloseResponder(*s); });
+  }
+
+  Awaitable<Result<std::unique_ptr<IncomingRequest>>> Next(Deadline deadline) override {
+    Result<broker::RequestData> got =
+        co_await OnShard(*core_, core_->broker->NextRequest(state_, deadline));
+    if (!got.ok()) co_return got.status();
+    co_return std::make_unique<EmbeddedIncomingRequest>(core_, got->id, std::move(got->message));
+  }
+  Awaitable<Status> Close() override {
+    co_return co_await OnShard(*core_, CloseResponderOn(core_.get(), state_));
+  }
+
+ private:
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<broker::ResponderState> state_;
+};
+
+class EmbeddedBus final : public Bus {
+ public:
+  EmbeddedBus(std::shared_ptr<Core> core, Capabilities capabilities, const Clock& clock)
+      : core_(std::move(core)), capabilities_(capabilities), clock_(clock) {}
+
+  const Capabilities& capabilities() const override { return capabilities_; }
+
+  Awaitable<Status> CreateTopic(std::string_view topic, TopicOptions options,
+                                Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_, core_->broker->CreateTopic(std::string(topic), options));
+  }
+
+  Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message,
+                                           PublishOptions options, Deadline deadline) override {
+    std::vector<Message> one;
+    one.push_back(std::move(message));
+    Result<std::vector<PublishResult>> results =
+        co_await PublishBatch(topic, std::move(one), options, deadline);
+    if (!results.ok()) co_return results.status();
+    co_return results->front();
+  }
+
+  Awaitable<Result<std::vector<PublishResult>>> PublishBatch(std::string_view topic,
+                                                             std::vector<Message> messages,
+                                                             PublishOptions options,
+                                                             Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(
+        *core_, core_->broker->Publish(std::string(topic), std::move(messages), options));
+  }
+
+  Awaitable<Result<std::unique_ptr<Subscription>>> Subscribe(std::string_view topic,
+                                                             SubscribeOptions options,
+                                                             Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    Result<std::shared_ptr<broker::Member>> member =
+        co_await OnShard(*core_, core_->broker->Subscribe(std::string(topic), std::move(options)));
+    if (!member.ok()) co_return member.status();
+    co_return std::make_unique<EmbeddedSubscription>(core_, std::move(*member));
+  }
+
+  Awaitable<Status> Seek(std::string_view topic, std::string_view group, StartPosition position,
+                         Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(
+        *core_, core_->broker->Seek(std::string(topic), std::string(group), position));
+  }
+
+  Awaitable<Result<GroupInfo>> DescribeGroup(std::string_view topic, std::string_view group,
+                                             Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_,
+                               DescribeOn(core_.get(), std::string(topic), std::string(group)));
+  }
+
+  Awaitable<Result<Message>> Request(std::string_view topic, Message request,
+                                     Deadline deadline) override {
+    co_return co_await OnShard(
+        *core_, core_->broker->Request(std::string(topic), std::move(request), deadline));
+  }
+
+  Awaitable<Result<std::unique_ptr<Responder>>> Respond(std::string_view topic,
+                                                        Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    Result<std::shared_ptr<broker::ResponderState>> state =
+        co_await OnShard(*core_, RespondOn(core_.get(), std::string(topic)));
+    if (!state.ok()) co_return state.status();
+    co_return std::make_unique<EmbeddedResponder>(core_, std::move(*state));
+  }
+
+  Awaitable<Status> Close() override { co_return co_await OnShard(*core_, core_->broker->Close()); }
+
+ private:
+  // The embedded broker never abandons a store midway (the log has no
+  // cancellation), so a deadline is checked when the call starts.
+  Status CheckDeadline(Deadline deadline) const {
+    if (deadline.Expired(clock_))
+      return DeadlineExceededError("the deadline passed before the call");
+    return OkStatus();
+  }
+
+  std::shared_ptr<Core> core_;
+  Capabilities capabilities_;
+  const Clock& clock_;
+};
+
+Awaitable<Result<std::unique_ptr<broker::Broker>>> OpenBroker(broker::BrokerOptions options,
+                                                              asio::any_io_executor shard,
+                                                              asio::any_io_executor blocking) {
+  co_return broker::Broker::Open(std::move(options), std::move(shard), std::move(blocking));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions options) {
+  auto core = std::make_shared<Core>();
+  Env* env = options.env;
+  if (!config.durable) {
+    core->owned_env = NewMemEnv();
+    env = core->owned_env.get();
+    config.dir = "/mem";
+  } else if (env == nullptr) {
+    env = &PosixEnv();
+  }
+  broker::BrokerOptions broker_options;
+  broker_options.dir = config.dir;
+  broker_options.env = env;
+  const Clock& clock = options.clock != nullptr ? *options.clock : RealClock();
+  broker_options.clock = &clock;
+  broker_options.log = config.log;
+  broker_options.auto_create_topics = options.auto_create_topics;
+  broker_options.default_topic = options.default_topic;
+  broker_options.max_message_bytes = options.max_message_bytes;
+  Result<std::unique_ptr<broker::Broker>> opened = core->RunBlocking(OpenBroker(
+      std::move(broker_options), core->shard.get_executor(), core->blocking.get_executor()));
+  if (!opened.ok()) return opened.status();
+  core->broker = std::move(*opened);
+  Capabilities capabilities;
+  capabilities.durable = config.durable;
+  capabilities.groups = true;
+  capabilities.ordered_groups = true;
+  capabilities.delayed_delivery = true;
+  capabilities.dedupe = true;
+  capabilities.seek = true;
+  capabilities.dead_letters = true;
+  capabilities.request_reply = true;
+  capabilities.ephemeral = true;
+  return std::unique_ptr<Bus>(std::make_unique<EmbeddedBus>(std::move(core), capabilities, clock));
+}
+
+}  // namespace junction::transport

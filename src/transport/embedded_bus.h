@@ -1,0 +1,25 @@
+#pragma once
+
+// The embedded transports: mem:// and file:// run a broker::Broker in this
+// process, on its own shard thread with a one-thread blocking pool for
+// fsync. Calls from any thread hop to the shard and resume on the caller's
+// executor.
+
+#include <filesystem>
+#include <memory>
+
+#include "junction/bus.h"
+#include "storage/options.h"
+
+namespace junction::transport {
+
+struct EmbeddedConfig {
+  bool durable = true;        // false: mem:// (an in-memory Env)
+  std::filesystem::path dir;  // file:// only
+  storage::LogOptions log{};
+};
+
+// Blocking: opens (recovers) the broker before returning.
+Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions options);
+
+}  // namespace junction::transport
