@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "bench/broker_suite.h"
 #include "bench/log_suite.h"
 #include "cli.h"
 #include "junction/config.h"
@@ -47,10 +48,11 @@ boost::json::value OptionalJson(const std::optional<double>& value) {
   return value ? boost::json::value(*value) : boost::json::value(nullptr);
 }
 
-void PrintJson(const Context& context, const bench::LogSuiteResult& result) {
+void PrintJson(const Context& context, const std::vector<bench::BenchRow>& result_rows,
+               const bench::FilesystemInfo& info) {
   boost::json::array rows;
-  std::string filesystem = result.filesystem.ToString();
-  for (const bench::BenchRow& row : result.rows) {
+  std::string filesystem = info.ToString();
+  for (const bench::BenchRow& row : result_rows) {
     boost::json::object object;
     object["scenario"] = row.scenario;
     object["value"] = row.value;
@@ -65,12 +67,14 @@ void PrintJson(const Context& context, const bench::LogSuiteResult& result) {
   context.out << boost::json::serialize(rows) << '\n';
 }
 
-void PrintTable(const Context& context, const bench::LogSuiteResult& result,
-                const BenchOptions& options) {
+// `title` is the first line; a warning follows when the scratch directory is
+// on tmpfs.
+void PrintTable(const Context& context, const std::vector<bench::BenchRow>& rows,
+                const bench::FilesystemInfo& filesystem, const std::string& title) {
   const std::vector<std::string> header = {"SCENARIO", "VALUE", "UNIT", "FLOOR/PEER",
                                            "RATIO",    "GOAL",  "MET"};
   std::vector<std::vector<std::string>> cells;
-  for (const bench::BenchRow& row : result.rows) {
+  for (const bench::BenchRow& row : rows) {
     cells.push_back({row.scenario, FormatNumber(row.value), row.unit, OptionalNumber(row.peer),
                      row.ratio ? FormatRatio(*row.ratio) : "-", row.goal.empty() ? "-" : row.goal,
                      MetText(row.met)});
@@ -90,11 +94,8 @@ void PrintTable(const Context& context, const bench::LogSuiteResult& result,
     }
     context.out << text << '\n';
   };
-  context.out << "junction bench log: " << result.dir.string() << " on "
-              << result.filesystem.ToString() << ", " << FormatNumber(options.seconds)
-              << " s per run; floor/peer: plain write+fdatasync at the same bytes per fsync "
-                 "(appends), plain pread (read)\n";
-  if (result.filesystem.is_tmpfs) {
+  context.out << title << '\n';
+  if (filesystem.is_tmpfs) {
     context.out << "warning: tmpfs: fdatasync costs nothing here; these figures say nothing "
                    "about a disk\n";
   }
@@ -120,9 +121,36 @@ int RunBenchLog(const Context& context, const BenchOptions& options) {
     return kExitFailure;
   }
   if (context.json) {
-    PrintJson(context, *result);
+    PrintJson(context, result->rows, result->filesystem);
   } else {
-    PrintTable(context, *result, options);
+    PrintTable(context, result->rows, result->filesystem,
+               "junction bench log: " + result->dir.string() + " on " +
+                   result->filesystem.ToString() + ", " + FormatNumber(options.seconds) +
+                   " s per run; floor/peer: plain write+fdatasync at the same bytes per fsync "
+                   "(appends), plain pread (read)");
+  }
+  return kExitOk;
+}
+
+int RunBenchBroker(const Context& context, const BenchOptions& options) {
+  bench::BrokerSuiteOptions suite;
+  suite.dir = options.dir;
+  suite.seconds = bench::Seconds(options.seconds);
+  suite.backlog = options.backlog;
+  suite.progress = [&](std::string_view line) { context.err << "bench: " << line << std::endl; };
+  Result<bench::BrokerSuiteResult> result = bench::RunBrokerSuite(suite);
+  if (!result.ok()) {
+    context.err << "junction: bench broker: " << result.status().ToString() << '\n';
+    return kExitFailure;
+  }
+  if (context.json) {
+    PrintJson(context, result->rows, result->filesystem);
+  } else {
+    PrintTable(context, result->rows, result->filesystem,
+               "junction bench broker: " + result->dir.string() + " on " +
+                   result->filesystem.ToString() + ", " + FormatNumber(options.seconds) +
+                   " s per run; peer: the log's own appends (100 B, 64 in flight, "
+                   "fsync=always) for throughput, write+fdatasync of 256 B for latency");
   }
   return kExitOk;
 }
@@ -143,10 +171,24 @@ void AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->check(CLI::Range(0.1, 3600.0));
   log->add_option("--log-bytes", options.log_bytes,
                   "Size of the log for the read and open scenarios (\"1GiB\", \"256MiB\")");
+  CLI::App* broker = bench->add_subcommand(
+      "broker",
+      "Embedded broker (file://): publish->deliver->ack throughput against the log's own "
+      "appends, latency at 10k msg/s against fdatasync, memory behind a stalled consumer");
+  broker->add_option("--dir", options.dir,
+                     "Directory to create the scratch directory in (default: /var/tmp unless "
+                     "tmpfs, else the current directory)");
+  broker->add_option("--seconds", options.seconds, "Length of each timed run")
+      ->check(CLI::Range(0.1, 3600.0));
+  broker
+      ->add_option("--backlog", options.backlog,
+                   "Messages published behind the stalled consumer of the memory scenario")
+      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1'000'000'000}));
 }
 
 int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {
   if (bench.got_subcommand("log")) return RunBenchLog(context, options);
+  if (bench.got_subcommand("broker")) return RunBenchBroker(context, options);
   context.err << "junction: bench: unknown scenario\n";
   return kExitUsage;
 }

@@ -1,8 +1,10 @@
 #pragma once
 
 // `junction bench <scenario>`: benchmarks that print a table, or with --json
-// the same figures as an array of objects. Scenarios: `log` (bench/README.md).
+// the same figures as an array of objects. Scenarios: `log` and `broker`
+// (bench/README.md).
 
+#include <cstdint>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -12,9 +14,10 @@
 namespace junction::cli {
 
 struct BenchOptions {
-  std::string dir;                 // parent of the scratch directory; "": default
-  double seconds = 3;              // each timed run
-  std::string log_bytes = "1GiB";  // log size for the read and open scenarios
+  std::string dir;                     // parent of the scratch directory; "": default
+  double seconds = 3;                  // each timed run
+  std::string log_bytes = "1GiB";      // log size for the read and open scenarios
+  std::uint64_t backlog = 10'000'000;  // broker: messages behind the stalled consumer
 };
 
 // Adds `bench` and its subcommands to `app`; parsing fills `options`, which

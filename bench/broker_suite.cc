@@ -1,0 +1,195 @@
+#include "bench/broker_suite.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace junction::bench {
+namespace {
+
+constexpr double kThroughputGoal = 0.70;  // of the log's own append rate
+constexpr double kLatencyGoal = 3.0;      // p50 over fdatasync p50, fsync=always
+constexpr double kMemoryGoal = 256.0;     // MiB resident
+constexpr double kMiB = 1024.0 * 1024.0;
+constexpr int kPublishers = 64;
+constexpr double kLatencyRate = 10000;
+// The plain write per fdatasync of the latency floor: about one stored message.
+constexpr std::size_t kSyncBytes = 256;
+
+void Progress(const BrokerSuiteOptions& options, std::string_view line) {
+  if (options.progress) options.progress(line);
+}
+
+BenchRow Measured(std::string scenario, double value, std::string unit) {
+  BenchRow row;
+  row.scenario = std::move(scenario);
+  row.value = value;
+  row.unit = std::move(unit);
+  return row;
+}
+
+BenchRow Compared(std::string scenario, double value, std::string unit, double peer) {
+  BenchRow row = Measured(std::move(scenario), value, std::move(unit));
+  row.peer = peer;
+  if (peer > 0) row.ratio = value / peer;
+  return row;
+}
+
+BenchRow WithGoal(BenchRow row, std::string goal, bool met) {
+  row.goal = std::move(goal);
+  row.met = met;
+  return row;
+}
+
+// The peer: Log::Append of one 100 B record per batch, kPublishers in flight,
+// fsync=always, for options.seconds.
+Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scratch) {
+  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("peer"));
+  JUNCTION_ASSIGN_OR_RETURN(std::vector<std::byte> batch, MakeBatch(kBrokerMessageBytes, 1));
+  storage::LogOptions log_options;
+  log_options.fsync = storage::FsyncPolicy::Always();
+  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<LogHarness> harness,
+                            LogHarness::Open(dir, log_options));
+  AppendLoad load{std::move(batch), 1, kPublishers, options.seconds, 0};
+  JUNCTION_ASSIGN_OR_RETURN(AppendRun run, harness->RunAppends(load));
+  JUNCTION_RETURN_IF_ERROR(harness->Close());
+  return run;
+}
+
+Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
+                         std::uint32_t partitions, int consumers, std::vector<BenchRow>& rows) {
+  std::string name = fmt::format("pub->ack {}p x{}c", partitions, consumers);
+  Progress(options, fmt::format("{}: log append peer (100 B, {} in flight, fsync=always)", name,
+                                kPublishers));
+  JUNCTION_ASSIGN_OR_RETURN(AppendRun peer, RunLogPeer(options, scratch));
+  Progress(options, fmt::format("{}: broker ({} publishers, fsync=always)", name, kPublishers));
+  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("throughput"));
+  ThroughputLoad load{partitions, consumers, kPublishers, options.seconds};
+  JUNCTION_ASSIGN_OR_RETURN(ThroughputRun run, RunBrokerThroughput(dir, load));
+  BenchRow acked =
+      Compared(name, run.acked_per_second(), "msgs/s acked", peer.records_per_second());
+  bool met = acked.ratio.value_or(0) >= kThroughputGoal;
+  rows.push_back(WithGoal(std::move(acked), fmt::format("ratio >= {:.2f}", kThroughputGoal), met));
+  rows.push_back(Compared(name + " publish", run.published_per_second(), "msgs/s stored",
+                          peer.records_per_second()));
+  if (run.io.segment_syncs > 0) {
+    rows.push_back(Compared(
+        name, static_cast<double>(run.published) / static_cast<double>(run.io.segment_syncs),
+        "msgs/fsync", peer.records_per_sync()));
+  }
+  if (run.seconds > 0) {
+    rows.push_back(Compared(name, static_cast<double>(run.io.segment_syncs) / run.seconds,
+                            "partition fsyncs/s", peer.syncs_per_second()));
+    double state_syncs = static_cast<double>(run.state_io.segment_syncs + run.state_io.other_syncs);
+    rows.push_back(Measured(name, state_syncs / run.seconds, "state fsyncs/s"));
+  }
+  if (run.published > 0) {
+    rows.push_back(
+        Measured(name, static_cast<double>(run.stored_bytes) / static_cast<double>(run.published),
+                 "stored B/msg"));
+  }
+  if (run.redelivered > 0) {
+    rows.push_back(Measured(name, static_cast<double>(run.redelivered), "redeliveries"));
+  }
+  return OkStatus();
+}
+
+Status RunLatency(const BrokerSuiteOptions& options, ScratchDir& scratch,
+                  std::vector<BenchRow>& rows) {
+  Progress(options, fmt::format("fdatasync latency ({} B write + fdatasync)", kSyncBytes));
+  JUNCTION_ASSIGN_OR_RETURN(
+      std::vector<double> sync,
+      RunFdatasyncLatency(scratch.path() / "sync.dat", kSyncBytes, options.seconds));
+  if (sync.empty()) return InternalError("the fdatasync loop made no round");
+  for (const char* fsync : {"always", "never"}) {
+    std::string name = fmt::format("latency 10k/s fsync={}", fsync);
+    Progress(options, name);
+    JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("latency"));
+    LatencyLoad load;
+    load.fsync = fsync;
+    load.rate = kLatencyRate;
+    load.duration = options.seconds;
+    JUNCTION_ASSIGN_OR_RETURN(LatencyRun run, RunBrokerLatency(dir, load));
+    BenchRow p50 =
+        Compared(name + " p50", Percentile(run.micros, 0.5), "us", Percentile(sync, 0.5));
+    if (std::string_view(fsync) == "always") {
+      bool met = p50.ratio.value_or(1e9) <= kLatencyGoal;
+      p50 = WithGoal(std::move(p50), fmt::format("ratio <= {:.0f}", kLatencyGoal), met);
+    }
+    rows.push_back(std::move(p50));
+    rows.push_back(
+        Compared(name + " p99", Percentile(run.micros, 0.99), "us", Percentile(sync, 0.99)));
+    rows.push_back(
+        Compared(name + " p99.9", Percentile(run.micros, 0.999), "us", Percentile(sync, 0.999)));
+    rows.push_back(Measured(name, run.offered_per_second, "msgs/s offered"));
+    rows.push_back(Measured(name, run.stored_per_second, "msgs/s stored"));
+    rows.push_back(Measured(name, run.delivered_per_second, "msgs/s delivered"));
+    rows.push_back(Measured(name, static_cast<double>(run.io.segment_writes), "partition writes"));
+    rows.push_back(
+        Measured(name, static_cast<double>(run.state_io.segment_writes), "state writes"));
+    rows.push_back(Measured(name, static_cast<double>(run.max_outstanding), "max publishes open"));
+  }
+  return OkStatus();
+}
+
+// `dedupe_window`: the topic's; nullopt: the default (the scenario as the
+// goal means it).
+Status RunMemory(const BrokerSuiteOptions& options, ScratchDir& scratch,
+                 std::optional<Duration> dedupe_window, std::vector<BenchRow>& rows) {
+  std::string name = fmt::format("stalled group, {} msgs", options.backlog);
+  if (dedupe_window) {
+    name += fmt::format(", dedupe_window={}s",
+                        std::chrono::duration_cast<std::chrono::seconds>(*dedupe_window).count());
+  }
+  Progress(options, fmt::format("{} published (PublishBatch of 1000, fsync=never)", name));
+  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("memory"));
+  MemoryLoad load;
+  load.messages = options.backlog;
+  load.dedupe_window = dedupe_window;
+  JUNCTION_ASSIGN_OR_RETURN(MemoryRun run, RunBrokerMemory(dir, load));
+  rows.push_back(
+      Measured(name + ": RSS before", static_cast<double>(run.rss_before) / kMiB, "MiB"));
+  double after = static_cast<double>(run.rss_after) / kMiB;
+  rows.push_back(WithGoal(Measured(name + ": RSS after", after, "MiB"),
+                          fmt::format("< {:.0f}", kMemoryGoal), after < kMemoryGoal));
+  double peak = static_cast<double>(run.peak) / kMiB;
+  rows.push_back(WithGoal(
+      Measured(name + (run.peak_reset ? ": peak (VmHWM)" : ": peak (VmHWM, whole process)"), peak,
+               "MiB"),
+      fmt::format("< {:.0f}", kMemoryGoal), peak < kMemoryGoal));
+  rows.push_back(Measured(name + ": fill",
+                          run.fill_seconds > 0 ? run.published / run.fill_seconds : 0, "msgs/s"));
+  rows.push_back(Compared(name + ": group backlog", static_cast<double>(run.backlog), "msgs",
+                          static_cast<double>(run.published)));
+  rows.push_back(Measured(name + ": group in flight", static_cast<double>(run.in_flight), "msgs"));
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<BrokerSuiteResult> RunBrokerSuite(const BrokerSuiteOptions& options) {
+  std::filesystem::path parent = options.dir.empty() ? DefaultScratchParent() : options.dir;
+  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Create(parent));
+  BrokerSuiteResult result;
+  result.dir = scratch->path();
+  JUNCTION_ASSIGN_OR_RETURN(result.filesystem, DescribeFilesystem(scratch->path()));
+  Progress(options, fmt::format("scratch directory {} ({})", result.dir.string(),
+                                result.filesystem.ToString()));
+  const std::pair<std::uint32_t, int> cases[] = {{1, 1}, {1, 4}, {8, 1}, {8, 4}};
+  for (const auto& [partitions, consumers] : cases) {
+    JUNCTION_RETURN_IF_ERROR(
+        RunThroughputCase(options, *scratch, partitions, consumers, result.rows));
+  }
+  JUNCTION_RETURN_IF_ERROR(RunLatency(options, *scratch, result.rows));
+  // Without the dedupe window first (what the group itself costs), then the
+  // scenario as specified (default topic options).
+  JUNCTION_RETURN_IF_ERROR(RunMemory(options, *scratch, Duration::zero(), result.rows));
+  JUNCTION_RETURN_IF_ERROR(RunMemory(options, *scratch, std::nullopt, result.rows));
+  return result;
+}
+
+}  // namespace junction::bench
