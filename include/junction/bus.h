@@ -195,8 +195,13 @@ class Subscription {
  public:
   virtual ~Subscription() = default;
   // The next delivery; DeadlineExceeded when none came by `deadline`
-  // (Deadline::Past() polls), Cancelled once closed.
-  virtual Awaitable<Result<Delivery>> Next(Deadline deadline) = 0;
+  // (Deadline::Past() polls), Cancelled once closed. One Next/NextBatch at a
+  // time per subscription.
+  Awaitable<Result<Delivery>> Next(Deadline deadline);
+  // Between 1 and `max` deliveries: as soon as at least one is there, every
+  // other one ready at that moment (within the member's credit) comes along.
+  virtual Awaitable<Result<std::vector<Delivery>>> NextBatch(std::size_t max,
+                                                             Deadline deadline) = 0;
   virtual Awaitable<Status> Close() = 0;
 };
 

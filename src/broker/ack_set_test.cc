@@ -11,7 +11,7 @@
 namespace junction::broker {
 namespace {
 
-using std::string_literals::operator""s;
+using std::string_literals::operator""s;  // NOLINT(misc-unused-using-decls): used
 
 Offset O(std::uint64_t v) { return Offset(v); }
 
@@ -99,7 +99,7 @@ TEST(AckSetTest, EveryTruncationIsDataLossAndLeavesInputAlone) {
 }
 
 TEST(AckSetTest, MalformedRangesAreDataLoss) {
-  auto decode = [](std::string bytes) {
+  auto decode = [](const std::string& bytes) {
     std::string_view in = bytes;
     return AckSet::Decode(in).status();
   };

@@ -93,6 +93,7 @@ Broker::Broker(BrokerOptions options, asio::any_io_executor shard, asio::any_io_
       state_(std::move(state)),
       real_clock_(options_.clock == &RealClock()),
       persist_done_(std::make_unique<asio::steady_timer>(shard_)),
+      persist_delay_(std::make_unique<asio::steady_timer>(shard_)),
       wakeup_(std::make_unique<asio::steady_timer>(shard_)) {
   // Never expires: waiters are woken by cancel(), which leaves the expiry.
   persist_done_->expires_at(MonoTime::max());
@@ -150,7 +151,7 @@ Status Broker::Recover() {
 }
 
 Result<Topic*> Broker::OpenTopic(const std::string& name, const TopicOptions& options) {
-  auto topic = std::make_unique<Topic>(name, options);
+  auto topic = std::make_unique<Topic>(name, options, options_.max_dedupe_ids);
   storage::LogOptions log_options = options_.log;
   log_options.retention_bytes = options.retention_bytes;
   if (options.retention_age) {
@@ -173,7 +174,7 @@ Result<Topic*> Broker::OpenTopic(const std::string& name, const TopicOptions& op
 }
 
 Status Broker::RebuildDedupe(Topic& topic) {
-  if (topic.options.dedupe_window <= Duration::zero()) return OkStatus();
+  if (!topic.dedupe.enabled()) return OkStatus();
   std::int64_t since = NowMs() - ToMillis(topic.options.dedupe_window);
   for (std::uint32_t p = 0; p < topic.partitions.size(); ++p) {
     storage::Log& log = *topic.partitions[p];
@@ -190,7 +191,7 @@ Status Broker::RebuildDedupe(Topic& topic) {
           if (record.offset < at || record.timestamp_ms < since) continue;
           Result<StoredMessage> stored = DecodeMessage(record);
           if (!stored.ok()) continue;  // Group::FillPartition reports it
-          topic.dedupe.Add(stored->message.id, {PartitionId(p), record.offset},
+          topic.dedupe.Add(DedupeWindow::Hash(stored->message.id), {PartitionId(p), record.offset},
                            record.timestamp_ms);
         }
       }
@@ -198,6 +199,24 @@ Status Broker::RebuildDedupe(Topic& topic) {
     }
   }
   return OkStatus();
+}
+
+bool Broker::StoredIdIs(Topic& topic, const DedupeWindow::Hit& hit, std::string_view id) {
+  storage::Log& log = *topic.partitions[hit.partition.value()];
+  Result<storage::ReadResult> read = log.Read(hit.offset, 1);
+  if (!read.ok()) return false;  // gone (retention): cannot be a duplicate any more
+  std::span<const std::byte> rest(read->batches);
+  Result<codec::BatchHeader> header = codec::ParseBatchHeader(rest);
+  if (!header.ok()) return false;
+  Result<std::vector<codec::Record>> records =
+      codec::DecodeRecords(rest.first(header->batch_length));
+  if (!records.ok()) return false;
+  for (const codec::Record& record : *records) {
+    if (record.offset != hit.offset) continue;
+    Result<StoredMessage> stored = DecodeMessage(record);
+    return stored.ok() && stored->message.id == id;
+  }
+  return false;
 }
 
 asio::awaitable<Status> Broker::CreateTopic(std::string name, TopicOptions options) {
@@ -271,16 +290,26 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   topic.dedupe.Expire(NowMs());
   // Ids already stored, or being stored by a publish in flight.
   for (std::size_t i = 0; i < n; ++i) {
+    if (!topic.dedupe.enabled()) break;
     while (true) {
-      if (const DedupeWindow::Hit* hit = topic.dedupe.Find(messages[i].id)) {
-        results[i] = {hit->partition, hit->offset, true};
-        done[i] = true;
-        break;
+      std::uint64_t hash = DedupeWindow::Hash(messages[i].id);
+      if (const DedupeWindow::Hit* hit = topic.dedupe.Find(hash)) {
+        if (StoredIdIs(topic, *hit, messages[i].id)) {
+          results[i] = {hit->partition, hit->offset, true};
+          done[i] = true;
+          break;
+        }
+        topic.dedupe.Forget(hash);  // another id with the same hash
       }
       std::shared_ptr<DedupeWindow::Pending> pending = topic.dedupe.FindPending(messages[i].id);
       if (!pending) break;
+      if (!pending->waiters) {
+        pending->waiters = std::make_unique<asio::steady_timer>(shard_, MonoTime::max());
+      }
       boost::system::error_code ec;
-      co_await pending->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      while (!pending->done) {
+        co_await pending->waiters->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (pending->result) {
         results[i] = {pending->result->partition, pending->result->offset, true};
         done[i] = true;
@@ -306,10 +335,10 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     by_partition[p].push_back(i);
   }
   std::vector<std::pair<std::string, std::shared_ptr<DedupeWindow::Pending>>> pendings;
-  if (topic.options.dedupe_window > Duration::zero()) {
+  if (topic.dedupe.enabled()) {
     for (auto& [p, indexes] : by_partition) {
       for (std::size_t i : indexes) {
-        auto pending = std::make_shared<DedupeWindow::Pending>(shard_);
+        auto pending = std::make_shared<DedupeWindow::Pending>();
         topic.dedupe.AddPending(messages[i].id, pending);
         pendings.emplace_back(messages[i].id, std::move(pending));
       }
@@ -351,10 +380,16 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     auto index = first_of.find(id);
     if (index != first_of.end() && done[index->second]) {
       const PublishResult& r = results[index->second];
-      topic.dedupe.Add(id, {r.partition, r.offset}, now_ms);
+      topic.dedupe.Add(DedupeWindow::Hash(id), {r.partition, r.offset}, now_ms);
       pending->result = DedupeWindow::Hit{r.partition, r.offset};
     }
-    pending->done.cancel();
+    pending->done = true;
+    if (pending->waiters) pending->waiters->cancel();
+  }
+  if (topic.dedupe.evicted() > 0 && !topic.dedupe_eviction_logged) {
+    topic.dedupe_eviction_logged = true;
+    log::Warn("dedupe window full: the oldest ids leave it before their time",
+              {{"topic", topic.name}, {"max_ids", std::uint64_t{options_.max_dedupe_ids}}});
   }
   // Whatever was stored is deliverable, even when a later batch failed.
   if (!by_partition.empty()) topic.ForEachGroup([](Group& group) { group.Pump(); });
@@ -419,17 +454,19 @@ Result<Group*> Broker::FindGroup(std::uint64_t group_id) {
   return it->second;
 }
 
-asio::awaitable<Result<BrokerDelivery>> Broker::Next(std::shared_ptr<Member> member,
-                                                     Deadline deadline) {
-  if (member->waiter != nullptr) {
+asio::awaitable<Result<std::vector<BrokerDelivery>>> Broker::Next(std::shared_ptr<Member> member,
+                                                                  Deadline deadline,
+                                                                  std::size_t max) {
+  if (member->waiter != nullptr || member->wanted != 0) {
     co_return FailedPreconditionError("another Next() of this subscription is waiting");
   }
+  if (max == 0) co_return InvalidArgumentError("NextBatch of 0 deliveries");
   asio::steady_timer timer(shard_);
-  member->pulling = true;
-  struct StopPulling {
+  member->wanted = max;
+  struct StopWanting {
     Member& member;
-    ~StopPulling() { member.pulling = false; }
-  } stop_pulling{*member};
+    ~StopWanting() { member.wanted = 0; }
+  } stop_wanting{*member};
   while (true) {
     if (closed_) co_return CancelledError("the bus is closed");
     if (member->closed) co_return CancelledError("the subscription is closed");
@@ -438,10 +475,13 @@ asio::awaitable<Result<BrokerDelivery>> Broker::Next(std::shared_ptr<Member> mem
     if (!group.ok()) co_return CancelledError("the subscription's group is gone");
     (*group)->Pump();
     if (!member->queue.empty()) {
-      BrokerDelivery delivery = std::move(member->queue.front());
-      member->queue.pop_front();
-      (*group)->Taken(*member, delivery);
-      co_return delivery;
+      std::vector<BrokerDelivery> out;
+      while (!member->queue.empty() && out.size() < max) {
+        out.push_back(std::move(member->queue.front()));
+        member->queue.pop_front();
+        (*group)->Taken(*member, out.back());
+      }
+      co_return out;
     }
     if (deadline.Expired(clock())) co_return DeadlineExceededError("no message by the deadline");
     member->waiter = &timer;
@@ -472,6 +512,12 @@ Status Broker::Ack(const DeliveryRef& ref) {
 asio::awaitable<Status> Broker::AckSync(DeliveryRef ref) {
   JUNCTION_CO_RETURN_IF_ERROR(Ack(ref));
   const std::uint64_t target = dirty_seq_;
+  ++sync_waiters_;
+  struct Done {
+    std::size_t& waiters;
+    ~Done() { --waiters; }
+  } done{sync_waiters_};
+  persist_delay_->cancel();  // a waiting round starts now
   while (persisted_seq_ < target) {
     if (closed_) co_return persist_error_;
     if (!persisting_) co_return InternalError("group state not being persisted");
@@ -563,6 +609,13 @@ void Broker::MarkDirty(Group& group) {
 asio::awaitable<Status> Broker::PersistLoop() {
   Status last;
   while (!dirty_groups_.empty()) {
+    // Plain acks are gathered for a moment: one state sync per interval
+    // rather than one per ack. AckSync and Close cut the wait short.
+    if (sync_waiters_ == 0 && !closing_) {
+      boost::system::error_code ec;
+      persist_delay_->expires_after(options_.state_flush_interval);
+      co_await persist_delay_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
     const std::uint64_t round = dirty_seq_;
     std::vector<std::uint64_t> ids;
     ids.swap(dirty_groups_);
@@ -669,7 +722,9 @@ void Broker::EnforceRetention() {
 }
 
 asio::awaitable<Status> Broker::Close() {
-  if (closed_) co_return OkStatus();
+  if (closed_ || closing_) co_return OkStatus();
+  closing_ = true;
+  persist_delay_->cancel();
   while (persisting_) {
     boost::system::error_code ec;
     co_await persist_done_->async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -46,6 +46,12 @@ struct BrokerOptions {
   // its backlog stays on disk until these are acked.
   std::size_t max_group_entries = 10000;
   Duration retention_interval = std::chrono::seconds(30);
+  // Ids each topic's dedupe window keeps at most (about 70 bytes each); past
+  // it the oldest leave the window before its time.
+  std::size_t max_dedupe_ids = 1'000'000;
+  // Group positions changed by plain acks are written at most this often
+  // (AckSync, Seek and Close write at once).
+  Duration state_flush_interval = std::chrono::milliseconds(20);
 };
 
 struct ResponderState;
@@ -74,8 +80,10 @@ class Broker {
 
   boost::asio::awaitable<Result<std::shared_ptr<Member>>> Subscribe(std::string topic,
                                                                     SubscribeOptions options);
-  boost::asio::awaitable<Result<BrokerDelivery>> Next(std::shared_ptr<Member> member,
-                                                      Deadline deadline);
+  // Waits for deliveries to `member`; returns between 1 and `max` of them.
+  boost::asio::awaitable<Result<std::vector<BrokerDelivery>>> Next(std::shared_ptr<Member> member,
+                                                                   Deadline deadline,
+                                                                   std::size_t max);
   void Leave(Member& member);
   Status Ack(const DeliveryRef& ref);
   // Ack, then wait until the group's position including it is durable.
@@ -117,6 +125,8 @@ class Broker {
   Result<Topic*> OpenTopic(const std::string& name, const TopicOptions& options);
   Result<Topic*> FindOrCreateTopic(const std::string& name);
   Status RebuildDedupe(Topic& topic);
+  // Whether the message stored at `hit` has this id (a hash hit is only a candidate).
+  bool StoredIdIs(Topic& topic, const DedupeWindow::Hit& hit, std::string_view id);
   Result<Group*> FindGroup(std::uint64_t group_id);
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Store(
       Topic& topic, std::vector<Message> messages, std::optional<std::int64_t> deliver_at_ms,
@@ -144,10 +154,13 @@ class Broker {
 
   std::vector<std::uint64_t> dirty_groups_;
   bool persisting_ = false;
-  std::uint64_t dirty_seq_ = 0;                              // bumps on every MarkDirty
-  std::uint64_t persisted_seq_ = 0;                          // every change up to it is durable
-  Status persist_error_;                                     // the last failed round's error
-  std::unique_ptr<boost::asio::steady_timer> persist_done_;  // cancelled when a persist ends
+  std::uint64_t dirty_seq_ = 0;                               // bumps on every MarkDirty
+  std::uint64_t persisted_seq_ = 0;                           // every change up to it is durable
+  Status persist_error_;                                      // the last failed round's error
+  std::unique_ptr<boost::asio::steady_timer> persist_done_;   // cancelled when a persist ends
+  std::unique_ptr<boost::asio::steady_timer> persist_delay_;  // gathers plain acks
+  std::size_t sync_waiters_ = 0;                              // AckSync calls waiting
+  bool closing_ = false;
 
   std::unique_ptr<boost::asio::steady_timer> wakeup_;
   std::optional<MonoTime> wakeup_at_;

@@ -69,8 +69,8 @@ Result<std::shared_ptr<ResponderState>> Broker::Respond(std::string topic) {
   JUNCTION_RETURN_IF_ERROR(ValidateName("topic", topic));
   auto responder = std::make_shared<ResponderState>();
   responder->id = next_id_++;
-  responder->topic = topic;
-  responders_[topic].push_back(responder);
+  responder->topic = std::move(topic);
+  responders_[responder->topic].push_back(responder);
   return responder;
 }
 

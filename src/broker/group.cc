@@ -254,7 +254,7 @@ Member* Group::PickMember(std::size_t bytes) {
   for (std::size_t i = 0; i < members_.size(); ++i) {
     std::size_t index = (next_member_ + i) % members_.size();
     Member& member = *members_[index];
-    if (!member.closed && member.pulling && member.queue.empty() && member.HasCredit(bytes)) {
+    if (!member.closed && member.queue.size() < member.wanted && member.HasCredit(bytes)) {
       next_member_ = index + 1;
       return &member;
     }
@@ -363,7 +363,7 @@ void Group::DeadLetter(Entry& entry) {
 }
 
 void Group::OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t epoch,
-                           Status status) {
+                           const Status& status) {
   if (epoch != epoch_) return;
   Key key{partition.value(), offset.value()};
   auto it = entries_.find(key);

@@ -77,9 +77,9 @@ struct Member {
   std::uint64_t group_id = 0;
   std::uint32_t max_in_flight = 0;
   std::uint64_t max_in_flight_bytes = 0;
-  // Deliveries go only to a member inside Next() (pulling): its ack deadline
-  // starts when the consumer gets it, not while it sits in a buffer.
-  bool pulling = false;
+  // Deliveries go only to a member inside Next() (up to `wanted` of them):
+  // the ack deadline starts when the consumer gets it, not in a buffer.
+  std::size_t wanted = 0;
   std::deque<BrokerDelivery> queue;  // handed out, not yet taken by Next
   std::uint32_t in_flight = 0;       // handed out and not acked
   std::uint64_t in_flight_bytes = 0;
@@ -135,7 +135,8 @@ class Group {
   void Taken(Member& member, const BrokerDelivery& delivery);
   // The dead-letter store of (partition, offset) finished; `epoch` is the
   // group's epoch when it started (a Reset since makes it moot).
-  void OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t epoch, Status status);
+  void OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t epoch,
+                      const Status& status);
 
   GroupInfo Describe() const;
 

@@ -12,8 +12,9 @@
 namespace junction::broker {
 namespace {
 
+using std::string_literals::operator""s;  // NOLINT(misc-unused-using-decls): used
+
 using ::testing::HasSubstr;
-using std::string_literals::operator""s;
 
 Message FullMessage() {
   Message m;

@@ -201,7 +201,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(storage::Log::Context ctx, 
                                                      storage::FsyncPolicy fsync) {
   StateStoreOptions options;
   options.fsync = fsync;
-  return Open(ctx, std::move(dir), options);
+  return Open(std::move(ctx), std::move(dir), options);
 }
 
 Result<std::unique_ptr<StateStore>> StateStore::Open(storage::Log::Context ctx, fs::path dir,
@@ -256,15 +256,15 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(storage::Log::Context ctx, 
       storage::Log::Open(ctx, dir / GenerationName(generation), LogOptionsFor(options.fsync)));
   if (!current) JUNCTION_RETURN_IF_ERROR(ReplaceCurrent(env, dir, generation).status);
   JUNCTION_ASSIGN_OR_RETURN(Entries entries, ReadEntries(*log));
-  return std::unique_ptr<StateStore>(new StateStore(ctx, std::move(dir), options, std::move(lock),
-                                                    std::move(log), generation,
+  return std::unique_ptr<StateStore>(new StateStore(std::move(ctx), std::move(dir), options,
+                                                    std::move(lock), std::move(log), generation,
                                                     std::move(entries)));
 }
 
 StateStore::StateStore(storage::Log::Context ctx, fs::path dir, StateStoreOptions options,
                        std::unique_ptr<FileLock> lock, std::unique_ptr<storage::Log> log,
                        std::uint64_t generation, Entries entries)
-    : ctx_(ctx),
+    : ctx_(std::move(ctx)),
       dir_(std::move(dir)),
       options_(options),
       lock_(std::move(lock)),

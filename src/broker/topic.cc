@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <xxhash.h>
+
 namespace junction::broker {
 
 Status ValidateName(std::string_view kind, std::string_view name) {
@@ -25,18 +27,24 @@ Status ValidateName(std::string_view kind, std::string_view name) {
   return OkStatus();
 }
 
+std::uint64_t DedupeWindow::Hash(std::string_view id) { return XXH3_64bits(id.data(), id.size()); }
+
 void DedupeWindow::Expire(std::int64_t now_ms) {
   std::int64_t cutoff =
       now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(window_).count();
-  while (!order_.empty() && order_.front().first < cutoff) {
+  while (!order_.empty() && (order_.front().first < cutoff || order_.size() > max_ids_)) {
+    bool early = order_.front().first >= cutoff;
     auto it = ids_.find(order_.front().second);
-    if (it != ids_.end() && it->second.stored_ms == order_.front().first) ids_.erase(it);
+    if (it != ids_.end() && it->second.stored_ms == order_.front().first) {
+      ids_.erase(it);
+      if (early) ++evicted_;
+    }
     order_.pop_front();
   }
 }
 
-const DedupeWindow::Hit* DedupeWindow::Find(std::string_view id) const {
-  auto it = ids_.find(std::string(id));
+const DedupeWindow::Hit* DedupeWindow::Find(std::uint64_t hash) const {
+  auto it = ids_.find(hash);
   return it == ids_.end() ? nullptr : &it->second.hit;
 }
 
@@ -51,16 +59,16 @@ void DedupeWindow::AddPending(const std::string& id, std::shared_ptr<Pending> pe
 
 void DedupeWindow::RemovePending(const std::string& id) { pending_.erase(id); }
 
-void DedupeWindow::Add(const std::string& id, Hit hit, std::int64_t stored_ms) {
-  if (window_ <= Duration::zero()) return;
-  ids_[id] = Stored{hit, stored_ms};
+void DedupeWindow::Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms) {
+  if (!enabled()) return;
+  ids_[hash] = Stored{hit, stored_ms};
   // Kept sorted by time even when ids arrive out of order (rebuild at open).
   if (order_.empty() || order_.back().first <= stored_ms) {
-    order_.emplace_back(stored_ms, id);
+    order_.emplace_back(stored_ms, hash);
   } else {
     auto at = std::upper_bound(order_.begin(), order_.end(), stored_ms,
                                [](std::int64_t t, const auto& e) { return t < e.first; });
-    order_.emplace(at, stored_ms, id);
+    order_.emplace(at, stored_ms, hash);
   }
 }
 

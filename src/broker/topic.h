@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,8 +26,12 @@ namespace junction::broker {
 // "__" (reserved). InvalidArgument naming what is wrong.
 Status ValidateName(std::string_view kind, std::string_view name);
 
-// Message ids stored within the window, with where they went. A publish in
-// flight holds its ids as pending, so a concurrent duplicate waits for it.
+// Message ids stored within the window, with where they went, kept as 64-bit
+// hashes (about 70 bytes an id): a hit is only a candidate, which the broker
+// confirms by reading the stored message's id. At most `max_ids` are kept;
+// past that the oldest leave the window early (counted in `evicted`). A
+// publish in flight holds its ids as pending, so a concurrent duplicate waits
+// for it.
 class DedupeWindow {
  public:
   struct Hit {
@@ -34,23 +39,28 @@ class DedupeWindow {
     Offset offset;
   };
   struct Pending {
-    explicit Pending(const boost::asio::any_io_executor& ex)
-        : done(ex, std::chrono::steady_clock::time_point::max()) {}
-    boost::asio::steady_timer done;  // cancelled when the publish completes
-    std::optional<Hit> result;       // unset when it failed
+    std::optional<Hit> result;  // unset while in flight, or when it failed
+    bool done = false;
+    // Created by the first duplicate that waits; cancelled when done.
+    std::unique_ptr<boost::asio::steady_timer> waiters;
   };
 
-  explicit DedupeWindow(Duration window) : window_(window) {}
+  DedupeWindow(Duration window, std::size_t max_ids) : window_(window), max_ids_(max_ids) {}
+
+  static std::uint64_t Hash(std::string_view id);
 
   // Drops ids stored before now - window.
   void Expire(std::int64_t now_ms);
-  const Hit* Find(std::string_view id) const;
+  const Hit* Find(std::uint64_t hash) const;
+  void Forget(std::uint64_t hash) { ids_.erase(hash); }
   std::shared_ptr<Pending> FindPending(std::string_view id) const;
   void AddPending(const std::string& id, std::shared_ptr<Pending> pending);
   void RemovePending(const std::string& id);
-  void Add(const std::string& id, Hit hit, std::int64_t stored_ms);
+  void Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms);
   std::size_t size() const { return ids_.size(); }
+  std::uint64_t evicted() const { return evicted_; }
   Duration window() const { return window_; }
+  bool enabled() const { return window_ > Duration::zero() && max_ids_ > 0; }
 
  private:
   struct Stored {
@@ -58,16 +68,18 @@ class DedupeWindow {
     std::int64_t stored_ms = 0;
   };
   Duration window_;
-  std::unordered_map<std::string, Stored> ids_;
-  std::deque<std::pair<std::int64_t, std::string>> order_;  // by stored_ms
+  std::size_t max_ids_;
+  std::uint64_t evicted_ = 0;
+  std::unordered_map<std::uint64_t, Stored> ids_;
+  std::deque<std::pair<std::int64_t, std::uint64_t>> order_;  // by stored_ms
   std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
 };
 
 struct Topic {
-  Topic(std::string topic_name, TopicOptions topic_options)
+  Topic(std::string topic_name, TopicOptions topic_options, std::size_t max_dedupe_ids)
       : name(std::move(topic_name)),
-        options(std::move(topic_options)),
-        dedupe(options.dedupe_window) {}
+        options(topic_options),
+        dedupe(options.dedupe_window, max_dedupe_ids) {}
 
   std::string name;
   TopicOptions options;
@@ -76,6 +88,7 @@ struct Topic {
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
   std::map<std::uint64_t, std::unique_ptr<Group>> ephemerals;
   DedupeWindow dedupe;
+  bool dedupe_eviction_logged = false;
 
   template <typename F>
   void ForEachGroup(F&& f) {

@@ -38,6 +38,12 @@ Awaitable<Status> Delivery::InProgress() const {
   co_return co_await control_->InProgress();
 }
 
+Awaitable<Result<Delivery>> Subscription::Next(Deadline deadline) {
+  Result<std::vector<Delivery>> batch = co_await NextBatch(1, deadline);
+  if (!batch.ok()) co_return batch.status();
+  co_return std::move(batch->front());
+}
+
 bool IsNoResponders(const Status& status) {
   return status.code() == StatusCode::kUnavailable && status.message().starts_with("no responders");
 }

@@ -36,7 +36,9 @@ asio::awaitable<void> CloseBroker(Core* core);
 struct Core {
   asio::io_context shard{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{shard.get_executor()};
-  asio::thread_pool blocking{1};
+  // Writes and fdatasyncs of different partitions (and the state store) run
+  // at once; each log still flushes one batch at a time.
+  asio::thread_pool blocking{4};
   std::unique_ptr<Env> owned_env;
   std::unique_ptr<broker::Broker> broker;
   std::thread thread;
@@ -147,14 +149,19 @@ class EmbeddedSubscription final : public Subscription {
     asio::post(core_->shard, [c = core_.get(), m = member_] { c->broker->Leave(*m); });
   }
 
-  Awaitable<Result<Delivery>> Next(Deadline deadline) override {
-    Result<broker::BrokerDelivery> got =
-        co_await OnShard(*core_, core_->broker->Next(member_, deadline));
+  Awaitable<Result<std::vector<Delivery>>> NextBatch(std::size_t max, Deadline deadline) override {
+    Result<std::vector<broker::BrokerDelivery>> got =
+        co_await OnShard(*core_, core_->broker->Next(member_, deadline, max));
     if (!got.ok()) co_return got.status();
-    std::shared_ptr<DeliveryControl> control =
-        std::make_shared<EmbeddedDeliveryControl>(core_, got->ref);
-    co_return Delivery(std::move(got->topic), got->partition, got->offset, got->attempt,
-                       std::move(got->message), std::move(control));
+    std::vector<Delivery> out;
+    out.reserve(got->size());
+    for (broker::BrokerDelivery& d : *got) {
+      std::shared_ptr<DeliveryControl> control =
+          std::make_shared<EmbeddedDeliveryControl>(core_, d.ref);
+      out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, std::move(d.message),
+                       std::move(control));
+    }
+    co_return out;
   }
 
   Awaitable<Status> Close() override {
