@@ -251,18 +251,23 @@ asio::awaitable<Result<Topic*>> FindOrCreate(
   co_return it->second.get();
 }
 
+Status Broker::CheckPublish(std::string_view topic, const std::vector<Message>& messages,
+                            const PublishOptions& options) const {
+  if (closed_) return FailedPreconditionError("the bus is closed");
+  JUNCTION_RETURN_IF_ERROR(ValidateName("topic", topic));
+  if (options.deliver_at && options.delay) {
+    return InvalidArgumentError("set deliver_at or delay, not both");
+  }
+  if (options.delay && *options.delay < Duration::zero()) {
+    return InvalidArgumentError("delay is negative");
+  }
+  return ValidateMessages(messages, options_.max_message_bytes);
+}
+
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string topic_name,
                                                                     std::vector<Message> messages,
                                                                     PublishOptions options) {
-  if (closed_) co_return FailedPreconditionError("the bus is closed");
-  JUNCTION_CO_RETURN_IF_ERROR(ValidateName("topic", topic_name));
-  if (options.deliver_at && options.delay) {
-    co_return InvalidArgumentError("set deliver_at or delay, not both");
-  }
-  if (options.delay && *options.delay < Duration::zero()) {
-    co_return InvalidArgumentError("delay is negative");
-  }
-  JUNCTION_CO_RETURN_IF_ERROR(ValidateMessages(messages, options_.max_message_bytes));
+  JUNCTION_CO_RETURN_IF_ERROR(CheckPublish(topic_name, messages, options));
   std::optional<std::int64_t> deliver_at_ms;
   if (options.delay) deliver_at_ms = NowMs() + ToMillis(*options.delay);
   if (options.deliver_at) {
@@ -345,11 +350,20 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     }
   }
   const std::int64_t now_ms = NowMs();
+  // Every partition's batches are appended at once (each log group-commits
+  // its own), then awaited together: partitions never wait for each other.
+  struct Chunk {
+    std::uint32_t partition = 0;
+    const std::vector<std::size_t>* indexes = nullptr;
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    std::vector<std::byte> batch;
+    std::optional<Result<storage::AppendResult>> appended;
+  };
+  std::vector<Chunk> chunks;
   Status status;
   for (auto& [p, indexes] : by_partition) {
-    storage::Log& log = *topic.partitions[p];
-    std::size_t begin = 0;
-    while (begin < indexes.size() && status.ok()) {
+    for (std::size_t begin = 0; begin < indexes.size() && status.ok();) {
       codec::RecordBatchBuilder builder;
       std::size_t end = begin;
       while (end < indexes.size() &&
@@ -362,17 +376,37 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
         status = batch.status();
         break;
       }
-      Result<storage::AppendResult> appended = co_await log.Append(std::move(*batch));
-      if (!appended.ok()) {
-        status = appended.status().WithContext("topic '" + topic.name + "' partition " +
-                                               std::to_string(p));
-        break;
-      }
-      for (std::size_t k = begin; k < end; ++k) {
-        results[indexes[k]] = {PartitionId(p), appended->base_offset + (k - begin), false};
-        done[indexes[k]] = true;
-      }
+      chunks.push_back(Chunk{p, &indexes, begin, end, std::move(*batch), std::nullopt});
       begin = end;
+    }
+  }
+  if (status.ok() && !chunks.empty()) {
+    std::size_t remaining = chunks.size();
+    asio::steady_timer all_appended(shard_, MonoTime::max());
+    for (Chunk& chunk : chunks) {
+      topic.partitions[chunk.partition]->AsyncAppend(
+          std::move(chunk.batch), [&chunk, &remaining, &all_appended](auto result) {
+            chunk.appended = std::move(result);
+            if (--remaining == 0) all_appended.cancel();
+          });
+    }
+    while (remaining > 0) {
+      boost::system::error_code ec;
+      co_await all_appended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    for (Chunk& chunk : chunks) {
+      if (!chunk.appended->ok()) {
+        if (status.ok()) {
+          status = chunk.appended->status().WithContext("topic '" + topic.name + "' partition " +
+                                                        std::to_string(chunk.partition));
+        }
+        continue;
+      }
+      for (std::size_t k = chunk.begin; k < chunk.end; ++k) {
+        results[(*chunk.indexes)[k]] = {PartitionId(chunk.partition),
+                                        (*chunk.appended)->base_offset + (k - chunk.begin), false};
+        done[(*chunk.indexes)[k]] = true;
+      }
     }
   }
   for (auto& [id, pending] : pendings) {
@@ -573,6 +607,7 @@ void Broker::SendToDeadLetters(Group& group, std::string dlq_topic, Message mess
       shard_,
       [this, group_id = group.id(), dlq_topic = std::move(dlq_topic), message = std::move(message),
        partition, offset, epoch]() mutable -> asio::awaitable<void> {
+        ++dead_letters_in_flight_;
         Status status;
         if (closed_) {
           status = FailedPreconditionError("the bus is closed");
@@ -590,6 +625,8 @@ void Broker::SendToDeadLetters(Group& group, std::string dlq_topic, Message mess
         if (Result<Group*> group = FindGroup(group_id); group.ok()) {
           (*group)->OnDeadLettered(partition, offset, epoch, status);
         }
+        --dead_letters_in_flight_;
+        persist_done_->cancel();  // Close() may be waiting for it
       },
       asio::detached);
 }
@@ -725,7 +762,9 @@ asio::awaitable<Status> Broker::Close() {
   if (closed_ || closing_) co_return OkStatus();
   closing_ = true;
   persist_delay_->cancel();
-  while (persisting_) {
+  // Dead letters being stored finish first (their originals then count as
+  // acked and are persisted below), so a clean close redelivers none of them.
+  while (persisting_ || dead_letters_in_flight_ > 0) {
     boost::system::error_code ec;
     co_await persist_done_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }

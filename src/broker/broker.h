@@ -74,6 +74,10 @@ class Broker {
   Broker& operator=(const Broker&) = delete;
 
   boost::asio::awaitable<Status> CreateTopic(std::string name, TopicOptions options);
+  // What Publish refuses before storing anything: a closed broker, a bad
+  // topic name or options, an invalid or oversized message.
+  Status CheckPublish(std::string_view topic, const std::vector<Message>& messages,
+                      const PublishOptions& options) const;
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(std::string topic,
                                                                      std::vector<Message> messages,
                                                                      PublishOptions options);
@@ -159,6 +163,7 @@ class Broker {
   Status persist_error_;                                      // the last failed round's error
   std::unique_ptr<boost::asio::steady_timer> persist_done_;   // cancelled when a persist ends
   std::unique_ptr<boost::asio::steady_timer> persist_delay_;  // gathers plain acks
+  std::size_t dead_letters_in_flight_ = 0;                    // SendToDeadLetters stores running
   std::size_t sync_waiters_ = 0;                              // AckSync calls waiting
   bool closing_ = false;
 

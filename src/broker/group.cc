@@ -364,6 +364,7 @@ void Group::DeadLetter(Entry& entry) {
 
 void Group::OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t epoch,
                            const Status& status) {
+  if (status.ok()) ++dead_lettered_;  // stored, even if a Seek made it moot
   if (epoch != epoch_) return;
   Key key{partition.value(), offset.value()};
   auto it = entries_.find(key);
@@ -378,7 +379,6 @@ void Group::OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t e
     SetTimer(it->second, broker_.clock().Now() + config_.backoff.front(), State::kWaiting);
     return;
   }
-  ++dead_lettered_;
   Complete(key);
   Pump();
 }

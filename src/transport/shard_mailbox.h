@@ -1,0 +1,69 @@
+#pragma once
+
+// ShardMailbox: how single publishes and acks from any thread reach the
+// broker's shard in batches. Callers enqueue an item with its completion
+// handler; the first item of an empty mailbox posts one drain to the shard,
+// which takes everything queued by then. Publishes to one topic without
+// options are stored together (one record batch per partition, one log
+// append) and acks are applied in one go, so under load a burst costs one
+// hop to the shard instead of one per message. Each handler completes on its
+// own executor.
+//
+// Thread: Enqueue* from any thread; Drain on the shard only.
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+
+#include "broker/broker.h"
+#include "junction/bus.h"
+
+namespace junction::transport {
+
+class ShardMailbox {
+ public:
+  using PublishHandler = boost::asio::any_completion_handler<void(Result<PublishResult>)>;
+  using StatusHandler = boost::asio::any_completion_handler<void(Status)>;
+  enum class AckKind : std::uint8_t { kAck, kNack, kInProgress };
+
+  // `broker` is read on the shard only, when a drain runs; it must outlive
+  // every drain (the owner stops the shard first).
+  ShardMailbox(boost::asio::any_io_executor shard, std::unique_ptr<broker::Broker>& broker)
+      : shard_(std::move(shard)), broker_(broker) {}
+
+  void EnqueuePublish(std::string topic, Message message, PublishOptions options,
+                      PublishHandler handler);
+  void EnqueueAck(broker::DeliveryRef ref, AckKind kind, std::optional<Duration> delay,
+                  std::string error, StatusHandler handler);
+
+ private:
+  struct PublishItem {
+    std::string topic;
+    Message message;
+    PublishOptions options;
+    PublishHandler handler;
+  };
+  struct AckItem {
+    broker::DeliveryRef ref;
+    AckKind kind = AckKind::kAck;
+    std::optional<Duration> delay;
+    std::string error;
+    StatusHandler handler;
+  };
+
+  void ScheduleLocked();
+  void Drain();
+
+  boost::asio::any_io_executor shard_;
+  std::unique_ptr<broker::Broker>& broker_;
+  std::mutex mutex_;
+  std::vector<PublishItem> publishes_;  // guarded by mutex_
+  std::vector<AckItem> acks_;           // guarded by mutex_
+  bool scheduled_ = false;              // guarded by mutex_: a drain is posted
+};
+
+}  // namespace junction::transport
