@@ -364,8 +364,9 @@ class Runner {
   bool Republish() {
     if (copies_.empty()) return Publish();
     auto it = std::next(copies_.begin(), static_cast<long>(Random(copies_.size())));
-    const std::vector<Copy>& copies = it->second;
-    const Message& message = model_.messages()[copies.front().index].message;
+    const std::vector<Copy> copies = it->second;  // a copy: StoreResult appends to it
+    const Message message =
+        model_.messages()[copies.front().index].message;  // a copy: Publish grows the vector
     const Duration age = model_.now() - copies.back().stored_at;
     Result<PublishResult> result = Await(bus_->Publish(kTopic, message, {}, Deadline::Infinite()));
     std::ostringstream line;
