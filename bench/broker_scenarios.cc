@@ -118,9 +118,9 @@ class IoThread {
 
 // Counts the I/O of a broker directory in two parts: the partition logs
 // (paths with a "topics" component) and everything else (the group state).
-class SplitCountingEnv final : public Env {
+class SplitCountingEnv final : public EnvWrapper {
  public:
-  explicit SplitCountingEnv(Env& base) : base_(base), topics_(base), state_(base) {}
+  explicit SplitCountingEnv(Env& base) : EnvWrapper(base), topics_(base), state_(base) {}
 
   IoCounters topics() const { return topics_.Snapshot(); }
   IoCounters state() const { return state_.Snapshot(); }
@@ -131,30 +131,7 @@ class SplitCountingEnv final : public Env {
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(const fs::path& path) override {
     return For(path).NewAppendableFile(path);
   }
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const fs::path& path) override {
-    return base_.NewRandomAccessFile(path);
-  }
-  bool FileExists(const fs::path& path) override { return base_.FileExists(path); }
-  Result<std::uint64_t> GetFileSize(const fs::path& path) override {
-    return base_.GetFileSize(path);
-  }
-  Result<std::vector<std::string>> GetChildren(const fs::path& dir) override {
-    return base_.GetChildren(dir);
-  }
-  Status CreateDir(const fs::path& path) override { return base_.CreateDir(path); }
-  Status CreateDirs(const fs::path& path) override { return base_.CreateDirs(path); }
-  Status RemoveFile(const fs::path& path) override { return base_.RemoveFile(path); }
-  Status RemoveDir(const fs::path& path) override { return base_.RemoveDir(path); }
-  Status RenameFile(const fs::path& from, const fs::path& to) override {
-    return base_.RenameFile(from, to);
-  }
-  Status Truncate(const fs::path& path, std::uint64_t size) override {
-    return base_.Truncate(path, size);
-  }
   Status SyncDir(const fs::path& dir) override { return For(dir).SyncDir(dir); }
-  Result<std::unique_ptr<FileLock>> LockFile(const fs::path& path) override {
-    return base_.LockFile(path);
-  }
 
  private:
   CountingEnv& For(const fs::path& path) {
@@ -164,7 +141,6 @@ class SplitCountingEnv final : public Env {
     return state_;
   }
 
-  Env& base_;
   CountingEnv topics_;
   CountingEnv state_;
 };

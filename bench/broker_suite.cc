@@ -24,27 +24,6 @@ void Progress(const BrokerSuiteOptions& options, std::string_view line) {
   if (options.progress) options.progress(line);
 }
 
-BenchRow Measured(std::string scenario, double value, std::string unit) {
-  BenchRow row;
-  row.scenario = std::move(scenario);
-  row.value = value;
-  row.unit = std::move(unit);
-  return row;
-}
-
-BenchRow Compared(std::string scenario, double value, std::string unit, double peer) {
-  BenchRow row = Measured(std::move(scenario), value, std::move(unit));
-  row.peer = peer;
-  if (peer > 0) row.ratio = value / peer;
-  return row;
-}
-
-BenchRow WithGoal(BenchRow row, std::string goal, bool met) {
-  row.goal = std::move(goal);
-  row.met = met;
-  return row;
-}
-
 // The peer: Log::Append of one 100 B record per batch, kPublishers in flight,
 // fsync=always, for options.seconds.
 Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scratch) {

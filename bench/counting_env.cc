@@ -50,19 +50,19 @@ IoCounters CountingEnv::Snapshot() const {
 
 Result<std::unique_ptr<WritableFile>> CountingEnv::NewWritableFile(
     const std::filesystem::path& path) {
-  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, base_.NewWritableFile(path));
+  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, target().NewWritableFile(path));
   return Wrap(std::move(file), path);
 }
 
 Result<std::unique_ptr<WritableFile>> CountingEnv::NewAppendableFile(
     const std::filesystem::path& path) {
-  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, base_.NewAppendableFile(path));
+  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, target().NewAppendableFile(path));
   return Wrap(std::move(file), path);
 }
 
 Status CountingEnv::SyncDir(const std::filesystem::path& dir) {
   counters_.other_syncs.fetch_add(1, kRelaxed);
-  return base_.SyncDir(dir);
+  return target().SyncDir(dir);
 }
 
 std::unique_ptr<WritableFile> CountingEnv::Wrap(std::unique_ptr<WritableFile> file,

@@ -28,40 +28,16 @@ struct IoCounters {
   IoCounters Since(const IoCounters& earlier) const;
 };
 
-class CountingEnv final : public Env {
+class CountingEnv final : public EnvWrapper {
  public:
-  explicit CountingEnv(Env& base) : base_(base) {}
+  explicit CountingEnv(Env& base) : EnvWrapper(base) {}
 
   IoCounters Snapshot() const;
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::filesystem::path& path) override;
   Result<std::unique_ptr<WritableFile>> NewAppendableFile(
       const std::filesystem::path& path) override;
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::filesystem::path& path) override {
-    return base_.NewRandomAccessFile(path);
-  }
-  bool FileExists(const std::filesystem::path& path) override { return base_.FileExists(path); }
-  Result<std::uint64_t> GetFileSize(const std::filesystem::path& path) override {
-    return base_.GetFileSize(path);
-  }
-  Result<std::vector<std::string>> GetChildren(const std::filesystem::path& dir) override {
-    return base_.GetChildren(dir);
-  }
-  Status CreateDir(const std::filesystem::path& path) override { return base_.CreateDir(path); }
-  Status CreateDirs(const std::filesystem::path& path) override { return base_.CreateDirs(path); }
-  Status RemoveFile(const std::filesystem::path& path) override { return base_.RemoveFile(path); }
-  Status RemoveDir(const std::filesystem::path& path) override { return base_.RemoveDir(path); }
-  Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to) override {
-    return base_.RenameFile(from, to);
-  }
-  Status Truncate(const std::filesystem::path& path, std::uint64_t size) override {
-    return base_.Truncate(path, size);
-  }
   Status SyncDir(const std::filesystem::path& dir) override;
-  Result<std::unique_ptr<FileLock>> LockFile(const std::filesystem::path& path) override {
-    return base_.LockFile(path);
-  }
 
   struct Counters {
     std::atomic<std::uint64_t> segment_writes{0};
@@ -74,7 +50,6 @@ class CountingEnv final : public Env {
   std::unique_ptr<WritableFile> Wrap(std::unique_ptr<WritableFile> file,
                                      const std::filesystem::path& path);
 
-  Env& base_;
   Counters counters_;
 };
 

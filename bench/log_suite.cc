@@ -7,6 +7,28 @@
 #include <fmt/format.h>
 
 namespace junction::bench {
+
+BenchRow Measured(std::string scenario, double value, std::string unit) {
+  BenchRow row;
+  row.scenario = std::move(scenario);
+  row.value = value;
+  row.unit = std::move(unit);
+  return row;
+}
+
+BenchRow Compared(std::string scenario, double value, std::string unit, double peer) {
+  BenchRow row = Measured(std::move(scenario), value, std::move(unit));
+  row.peer = peer;
+  if (peer > 0) row.ratio = value / peer;
+  return row;
+}
+
+BenchRow WithGoal(BenchRow row, std::string goal, bool met) {
+  row.goal = std::move(goal);
+  row.met = met;
+  return row;
+}
+
 namespace {
 
 constexpr double kMega = 1e6;
@@ -31,27 +53,6 @@ void Progress(const LogSuiteOptions& options, std::string_view line) {
 std::string SizeLabel(std::uint64_t bytes) {
   if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0) return fmt::format("{} GiB", bytes >> 30);
   return fmt::format("{} MiB", (bytes + (1ull << 19)) >> 20);
-}
-
-BenchRow Measured(std::string scenario, double value, std::string unit) {
-  BenchRow row;
-  row.scenario = std::move(scenario);
-  row.value = value;
-  row.unit = std::move(unit);
-  return row;
-}
-
-BenchRow Compared(std::string scenario, double value, std::string unit, double peer) {
-  BenchRow row = Measured(std::move(scenario), value, std::move(unit));
-  row.peer = peer;
-  if (peer > 0) row.ratio = value / peer;
-  return row;
-}
-
-BenchRow WithGoal(BenchRow row, std::string goal, bool met) {
-  row.goal = std::move(goal);
-  row.met = met;
-  return row;
 }
 
 struct AppendCase {

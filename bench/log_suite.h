@@ -41,6 +41,12 @@ struct BenchRow {
   std::optional<bool> met;      // nullopt when the row has no goal
 };
 
+// Row builders shared by the suites: a plain figure, one with its peer (and
+// the ratio), and a goal with whether it was met.
+BenchRow Measured(std::string scenario, double value, std::string unit);
+BenchRow Compared(std::string scenario, double value, std::string unit, double peer);
+BenchRow WithGoal(BenchRow row, std::string goal, bool met);
+
 struct LogSuiteResult {
   std::filesystem::path dir;  // the scratch directory used (removed by now)
   FilesystemInfo filesystem;

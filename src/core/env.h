@@ -139,6 +139,52 @@ class Env {
   virtual Result<std::unique_ptr<FileLock>> LockFile(const std::filesystem::path& path) = 0;
 };
 
+// An Env that forwards every call to `target`, for Envs that change a few
+// (counting, splitting, injecting): derive and override only those.
+// `target` must outlive the wrapper; thread-safe when it is.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env& target) : target_(target) {}
+  Env& target() const { return target_; }
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::filesystem::path& path) override {
+    return target_.NewWritableFile(path);
+  }
+  Result<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::filesystem::path& path) override {
+    return target_.NewAppendableFile(path);
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::filesystem::path& path) override {
+    return target_.NewRandomAccessFile(path);
+  }
+  bool FileExists(const std::filesystem::path& path) override { return target_.FileExists(path); }
+  Result<std::uint64_t> GetFileSize(const std::filesystem::path& path) override {
+    return target_.GetFileSize(path);
+  }
+  Result<std::vector<std::string>> GetChildren(const std::filesystem::path& dir) override {
+    return target_.GetChildren(dir);
+  }
+  Status CreateDir(const std::filesystem::path& path) override { return target_.CreateDir(path); }
+  Status CreateDirs(const std::filesystem::path& path) override { return target_.CreateDirs(path); }
+  Status RemoveFile(const std::filesystem::path& path) override { return target_.RemoveFile(path); }
+  Status RemoveDir(const std::filesystem::path& path) override { return target_.RemoveDir(path); }
+  Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    return target_.RenameFile(from, to);
+  }
+  Status Truncate(const std::filesystem::path& path, std::uint64_t size) override {
+    return target_.Truncate(path, size);
+  }
+  Status SyncDir(const std::filesystem::path& dir) override { return target_.SyncDir(dir); }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::filesystem::path& path) override {
+    return target_.LockFile(path);
+  }
+
+ private:
+  Env& target_;
+};
+
 // The real file system. Lives forever; thread-safe.
 Env& PosixEnv();
 

@@ -150,8 +150,10 @@ class LogGroupCommitTest : public testing::TestWithParam<bool> {
   ManualClock clock_;
   Workload run_;
   LogOptions options_;
-  boost::asio::thread_pool pool_{2};
   boost::asio::io_context shard_;
+  // After shard_: destroyed (joined) first, so a flush job still posting its
+  // completion never touches a destroyed io_context.
+  boost::asio::thread_pool pool_{2};
   std::unique_ptr<Log> log_;  // destroyed before shard_ and pool_
 };
 
