@@ -160,14 +160,17 @@ Result<BrokerSuiteResult> RunBrokerSuite(const BrokerSuiteOptions& options) {
                                 result.filesystem.ToString()));
   const std::pair<std::uint32_t, int> cases[] = {{1, 1}, {1, 4}, {8, 1}, {8, 4}};
   for (const auto& [partitions, consumers] : cases) {
+    if (!options.throughput) break;
     JUNCTION_RETURN_IF_ERROR(
         RunThroughputCase(options, *scratch, partitions, consumers, result.rows));
   }
-  JUNCTION_RETURN_IF_ERROR(RunLatency(options, *scratch, result.rows));
-  // Without the dedupe window first (what the group itself costs), then the
-  // scenario as specified (default topic options).
-  JUNCTION_RETURN_IF_ERROR(RunMemory(options, *scratch, Duration::zero(), result.rows));
-  JUNCTION_RETURN_IF_ERROR(RunMemory(options, *scratch, std::nullopt, result.rows));
+  if (options.latency) JUNCTION_RETURN_IF_ERROR(RunLatency(options, *scratch, result.rows));
+  if (options.memory) {
+    // Without the dedupe window first (what the group itself costs), then the
+    // scenario as specified (default topic options).
+    JUNCTION_RETURN_IF_ERROR(RunMemory(options, *scratch, Duration::zero(), result.rows));
+    JUNCTION_RETURN_IF_ERROR(RunMemory(options, *scratch, std::nullopt, result.rows));
+  }
   return result;
 }
 

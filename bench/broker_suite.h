@@ -29,6 +29,10 @@ struct BrokerSuiteOptions {
   Seconds seconds{3};
   // Messages the memory scenario publishes while its consumer is stalled.
   std::uint64_t backlog = 10'000'000;
+  // Which scenarios run.
+  bool throughput = true;
+  bool latency = true;
+  bool memory = true;
   // Called with one line before each step (for stderr); may be empty.
   std::function<void(std::string_view)> progress;
 };

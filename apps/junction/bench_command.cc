@@ -137,6 +137,14 @@ int RunBenchBroker(const Context& context, const BenchOptions& options) {
   suite.dir = options.dir;
   suite.seconds = bench::Seconds(options.seconds);
   suite.backlog = options.backlog;
+  if (!options.only.empty()) {
+    auto wanted = [&](std::string_view name) {
+      return std::find(options.only.begin(), options.only.end(), name) != options.only.end();
+    };
+    suite.throughput = wanted("throughput");
+    suite.latency = wanted("latency");
+    suite.memory = wanted("memory");
+  }
   suite.progress = [&](std::string_view line) { context.err << "bench: " << line << std::endl; };
   Result<bench::BrokerSuiteResult> result = bench::RunBrokerSuite(suite);
   if (!result.ok()) {
@@ -184,6 +192,8 @@ void AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->add_option("--backlog", options.backlog,
                    "Messages published behind the stalled consumer of the memory scenario")
       ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1'000'000'000}));
+  broker->add_option("--only", options.only, "Run only these scenarios (default: all)")
+      ->check(CLI::IsMember({"throughput", "latency", "memory"}));
 }
 
 int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {

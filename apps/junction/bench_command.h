@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -18,6 +19,7 @@ struct BenchOptions {
   double seconds = 3;                  // each timed run
   std::string log_bytes = "1GiB";      // log size for the read and open scenarios
   std::uint64_t backlog = 10'000'000;  // broker: messages behind the stalled consumer
+  std::vector<std::string> only;       // broker: the scenarios to run; empty: all
 };
 
 // Adds `bench` and its subcommands to `app`; parsing fills `options`, which

@@ -22,6 +22,12 @@ constexpr std::size_t kEagerFlushBytes = 64 * 1024;
 
 }  // namespace
 
+std::uint64_t Log::Records(const std::vector<PendingAppend>& appends) {
+  std::uint64_t n = 0;
+  for (const PendingAppend& append : appends) n += (append.last - append.base) + 1;
+  return n;
+}
+
 Log::Log(Context context, std::filesystem::path dir, LogOptions options, Recovered recovered)
     : context_(std::move(context)),
       dir_(std::move(dir)),
@@ -38,6 +44,7 @@ Log::Log(Context context, std::filesystem::path dir, LogOptions options, Recover
   log_start_ = segments_.front().base;
   high_watermark_ = segments_.back().next;
   next_offset_ = high_watermark_;
+  if (options_.fsync.acks_after_sync()) handoff_ = std::make_shared<Handoff>();
   if (options_.fsync.kind == FsyncPolicy::Kind::kInterval && state_ == LogState::kOpen) {
     sync_timer_ = std::make_unique<boost::asio::steady_timer>(context_.shard);
     ArmIntervalSync();
@@ -80,9 +87,17 @@ void Log::StartAppend(std::vector<std::byte> batch, AppendHandler handler) {
   Offset base = next_offset_;
   codec::SetBaseOffset(batch, base);
   next_offset_ = base + (std::uint64_t{header->last_offset_delta} + 1);
-  pending_bytes_ += batch.size();
-  pending_.push_back(PendingAppend{std::move(batch), base, base + header->last_offset_delta,
-                                   header->max_timestamp_ms, std::move(handler)});
+  PendingAppend append{std::move(batch), base, base + header->last_offset_delta,
+                       header->max_timestamp_ms, std::move(handler)};
+  if (flushing_ && handoff_) {
+    std::lock_guard lock(handoff_->mutex);
+    if (handoff_->job_running) {
+      handoff_->appends.push_back(std::move(append));
+      return;
+    }
+  }
+  pending_bytes_ += append.batch.size();
+  pending_.push_back(std::move(append));
   MaybeStartFlush();
 }
 
@@ -100,27 +115,65 @@ void Log::MaybeStartFlush() {
   std::vector<PendingAppend> appends = std::move(pending_);
   pending_.clear();
   pending_bytes_ = 0;
+  std::shared_ptr<Handoff> handoff;
+  if (handoff_) {
+    std::lock_guard lock(handoff_->mutex);
+    handoff_->job_running = true;
+    handoff = handoff_;
+  }
   boost::asio::post(context_.blocking,
                     [writer = writer_, lock = lock_, appends = std::move(appends), sync,
-                     alive = std::weak_ptr<int>(alive_), this, shard = context_.shard]() mutable {
-                      FlushOutcome outcome = writer->Flush(appends, sync);
-                      // Let go of the files and the directory lock before the
-                      // completion can run: a Close() it finishes may be
-                      // followed at once by an Open of the same directory.
-                      writer.reset();
-                      lock.reset();
-                      boost::asio::post(
-                          shard, [alive = std::move(alive), this, outcome = std::move(outcome),
-                                  appends = std::move(appends)]() mutable {
-                            // A destroyed Log drops the completion; its handlers are destroyed
-                            // uncalled.
-                            if (alive.lock()) OnFlushDone(outcome, std::move(appends));
-                          });
+                     handoff = std::move(handoff), alive = std::weak_ptr<int>(alive_), this,
+                     shard = context_.shard]() mutable {
+                      while (true) {
+                        FlushOutcome outcome = writer->Flush(appends, sync);
+                        std::vector<PendingAppend> next;
+                        if (handoff) {
+                          std::lock_guard taking(handoff->mutex);
+                          // Go on only when the appends made meanwhile are at least half as
+                          // many records as this flush carried: a steady stream. Fewer, and
+                          // the completions about to run are likely to bring more; the shard
+                          // gathers those with the rest (MaybeStartFlush).
+                          if (outcome.status.ok() && !handoff->appends.empty() &&
+                              2 * Records(handoff->appends) >= Records(appends)) {
+                            next = std::move(handoff->appends);
+                            handoff->appends.clear();
+                            outcome.continued = true;
+                          } else {
+                            handoff->job_running = false;
+                          }
+                        }
+                        const bool continued = outcome.continued;
+                        if (!continued) {
+                          // Let go of the files and the directory lock before the completion
+                          // can run: a Close() it finishes may be followed at once by an Open
+                          // of the same directory.
+                          writer.reset();
+                          lock.reset();
+                        }
+                        boost::asio::post(shard, [alive, this, outcome = std::move(outcome),
+                                                  appends = std::move(appends)]() mutable {
+                          // A destroyed Log drops the completion; its handlers are destroyed
+                          // uncalled.
+                          if (alive.lock()) OnFlushDone(outcome, std::move(appends));
+                        });
+                        if (!continued) return;
+                        appends = std::move(next);
+                      }
                     });
 }
 
 void Log::OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> appends) {
-  flushing_ = false;
+  flushing_ = outcome.continued;
+  if (!outcome.continued && handoff_) {
+    // What the job left behind goes first: it was appended before pending_.
+    std::vector<PendingAppend> left = TakeHandoff();
+    if (!left.empty()) {
+      for (PendingAppend& append : left) pending_bytes_ += append.batch.size();
+      for (PendingAppend& append : pending_) left.push_back(std::move(append));
+      pending_ = std::move(left);
+    }
+  }
   if (!outcome.status.ok()) {
     state_ = LogState::kReadOnly;
     error_ = outcome.status;
@@ -130,7 +183,8 @@ void Log::OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> ap
       boost::asio::dispatch(
           boost::asio::append(std::move(append.handler), Result<AppendResult>(outcome.status)));
     }
-    std::vector<PendingAppend> waiting = std::move(pending_);
+    std::vector<PendingAppend> waiting = TakeHandoff();
+    for (PendingAppend& append : pending_) waiting.push_back(std::move(append));
     pending_.clear();
     pending_bytes_ = 0;
     Status later = FailedPreconditionError("log is read-only: " + error_.ToString());
@@ -159,6 +213,15 @@ void Log::OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> ap
   completing_ = false;
   MaybeStartFlush();
   if (!flushing_) NotifyIdle();
+}
+
+std::vector<Log::PendingAppend> Log::TakeHandoff() {
+  std::vector<PendingAppend> taken;
+  if (!handoff_) return taken;
+  std::lock_guard lock(handoff_->mutex);
+  taken = std::move(handoff_->appends);
+  handoff_->appends.clear();
+  return taken;
 }
 
 void Log::NotifyIdle() {
@@ -204,7 +267,8 @@ Status Log::MarkCorrupt(Offset at, Status why) {
   log::Error("partition is corrupt; reads stop before the damage and appends are refused",
              {{"dir", dir_.string()}, {"offset", at.value()}, {"reason", why.message()}});
   if (was_writable) {
-    std::vector<PendingAppend> waiting = std::move(pending_);
+    std::vector<PendingAppend> waiting = TakeHandoff();
+    for (PendingAppend& append : pending_) waiting.push_back(std::move(append));
     pending_.clear();
     pending_bytes_ = 0;
     for (PendingAppend& append : waiting) {

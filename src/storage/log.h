@@ -29,6 +29,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -171,6 +172,16 @@ class Log {
     // State after the flush of every segment it touched, oldest first; the
     // first is the segment that was active when it started.
     std::vector<SegmentInfo> segments;
+    // The job took the appends made meanwhile and is flushing them already.
+    bool continued = false;
+  };
+  // Appends made while a flush runs (fsync=always), for the flush job to take
+  // itself as soon as its flush is done: under load, one flush follows the
+  // next without a round trip through the shard. Shared with the job.
+  struct Handoff {
+    std::mutex mutex;
+    std::vector<PendingAppend> appends;  // guarded by mutex
+    bool job_running = false;            // guarded by mutex: the job looks again
   };
   struct Writer;  // the active segment's files; owned by the flush in flight
   struct OpenFiles {
@@ -192,6 +203,9 @@ class Log {
   void MaybeStartFlush();
   void OnFlushDone(const FlushOutcome& outcome, std::vector<PendingAppend> appends);
   void NotifyIdle();
+  static std::uint64_t Records(const std::vector<PendingAppend>& appends);
+  // What the flush job did not take.
+  std::vector<PendingAppend> TakeHandoff();
   void ArmIntervalSync();
   Result<OpenFiles*> FilesFor(const SegmentInfo& segment);
   Result<std::uint64_t> PositionOf(const SegmentInfo& segment, OpenFiles& files, Offset offset);
@@ -215,6 +229,7 @@ class Log {
   std::optional<Cursor> cursor_;
 
   std::vector<PendingAppend> pending_;  // waiting for the next flush
+  std::shared_ptr<Handoff> handoff_;    // fsync=always only
   std::size_t pending_bytes_ = 0;
   bool flushing_ = false;
   bool completing_ = false;  // completion handlers are running: hold new flushes
