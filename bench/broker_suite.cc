@@ -26,14 +26,18 @@ void Progress(const BrokerSuiteOptions& options, std::string_view line) {
 
 // The peer: Log::Append of one 100 B record per batch, kPublishers in flight,
 // fsync=always, for options.seconds.
-Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scratch) {
+// `from_other_thread`: the appenders run on a thread of their own, as the
+// broker's publishers do (the ceiling of any client of the log on another
+// thread: two thread hops per append).
+Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scratch,
+                             bool from_other_thread) {
   JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("peer"));
   JUNCTION_ASSIGN_OR_RETURN(std::vector<std::byte> batch, MakeBatch(kBrokerMessageBytes, 1));
   storage::LogOptions log_options;
   log_options.fsync = storage::FsyncPolicy::Always();
   JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<LogHarness> harness,
                             LogHarness::Open(dir, log_options));
-  AppendLoad load{std::move(batch), 1, kPublishers, options.seconds, 0};
+  AppendLoad load{std::move(batch), 1, kPublishers, options.seconds, 0, from_other_thread};
   JUNCTION_ASSIGN_OR_RETURN(AppendRun run, harness->RunAppends(load));
   JUNCTION_RETURN_IF_ERROR(harness->Close());
   return run;
@@ -44,7 +48,10 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   std::string name = fmt::format("pub->ack {}p x{}c", partitions, consumers);
   Progress(options, fmt::format("{}: log append peer (100 B, {} in flight, fsync=always)", name,
                                 kPublishers));
-  JUNCTION_ASSIGN_OR_RETURN(AppendRun peer, RunLogPeer(options, scratch));
+  JUNCTION_ASSIGN_OR_RETURN(AppendRun peer, RunLogPeer(options, scratch, false));
+  Progress(options, fmt::format("{}: log appends from another thread (100 B, {} in flight)", name,
+                                kPublishers));
+  JUNCTION_ASSIGN_OR_RETURN(AppendRun cross, RunLogPeer(options, scratch, true));
   Progress(options, fmt::format("{}: broker ({} publishers, fsync=always)", name, kPublishers));
   JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("throughput"));
   ThroughputLoad load{partitions, consumers, kPublishers, options.seconds};
@@ -55,6 +62,16 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   rows.push_back(WithGoal(std::move(acked), fmt::format("ratio >= {:.2f}", kThroughputGoal), met));
   rows.push_back(Compared(name + " publish", run.published_per_second(), "msgs/s stored",
                           peer.records_per_second()));
+  rows.push_back(Compared(name + " vs log from another thread", run.acked_per_second(),
+                          "msgs/s acked", cross.records_per_second()));
+  rows.push_back(Compared("log from another thread", cross.records_per_second(), "appends/s",
+                          peer.records_per_second()));
+  if (cross.io.segment_syncs > 0) {
+    rows.push_back(
+        Measured("log from another thread",
+                 static_cast<double>(cross.records) / static_cast<double>(cross.io.segment_syncs),
+                 "appends/fsync"));
+  }
   if (run.io.segment_syncs > 0) {
     rows.push_back(Compared(
         name, static_cast<double>(run.published) / static_cast<double>(run.io.segment_syncs),

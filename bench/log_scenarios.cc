@@ -16,13 +16,16 @@
 #include <optional>
 #include <sstream>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "codec/record_batch.h"
 #include "junction/clock.h"
@@ -118,6 +121,35 @@ asio::awaitable<void> AppendLoop(storage::Log& log, AppendState& state) {
     }
     state.records += state.load.records_per_batch;
     ++state.batches;
+  }
+}
+
+// One append of a client on another thread, run on the shard: false when the
+// client should stop. Touches `state` on the shard only.
+asio::awaitable<bool> AppendOnce(storage::Log& log, AppendState& state) {
+  if (!state.error.ok() || state.stop ||
+      (state.load.max_bytes != 0 && state.claimed_bytes >= state.load.max_bytes)) {
+    co_return false;
+  }
+  state.claimed_bytes += state.load.batch.size();
+  Result<storage::AppendResult> appended = co_await log.Append(state.load.batch);
+  if (!appended.ok()) {
+    if (state.error.ok()) state.error = appended.status();
+    co_return false;
+  }
+  state.records += state.load.records_per_batch;
+  ++state.batches;
+  co_return true;
+}
+
+// A client on its own thread: hands each append to the shard and waits for it.
+asio::awaitable<void> ClientAppendLoop(storage::Log& log, AppendState& state,
+                                       asio::any_io_executor shard) {
+  while (true) {
+    // Named first: GCC 12 mishandles temporaries inside a co_await condition.
+    asio::awaitable<bool> once = AppendOnce(log, state);
+    bool more = co_await asio::co_spawn(shard, std::move(once), asio::use_awaitable);
+    if (!more) break;
   }
 }
 
@@ -316,6 +348,19 @@ Result<AppendRun> LogHarness::RunAppends(const AppendLoad& load) {
   IoCounters before;
   MonoTime start;
   ThreadName name("jn-shard");
+  // The other thread's io_context (from_other_thread): runs until every
+  // client loop ended.
+  std::optional<asio::io_context> clients;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> client_work;
+  std::thread client_thread;
+  if (load.from_other_thread) {
+    clients.emplace(1);
+    client_work.emplace(clients->get_executor());
+    client_thread = std::thread([&] {
+      ::pthread_setname_np(::pthread_self(), "jn-client");
+      clients->run();
+    });
+  }
   Status ran = RunOnShard([&] {
     before = env_.Snapshot();
     start = clock.Now();
@@ -325,17 +370,30 @@ Result<AppendRun> LogHarness::RunAppends(const AppendLoad& load) {
         if (!ec) state.stop = true;
       });
     }
+    auto finished = [&](const std::exception_ptr& e) {  // on the shard
+      if (e && state.error.ok()) state.error = InternalError(DescribeException(e));
+      if (--state.live == 0) {
+        state.end = clock.Now();
+        timer.cancel();
+        work.reset();
+      }
+    };
     for (int i = 0; i < load.in_flight; ++i) {
-      asio::co_spawn(shard_, AppendLoop(*log_, state), [&](const std::exception_ptr& e) {
-        if (e && state.error.ok()) state.error = InternalError(DescribeException(e));
-        if (--state.live == 0) {
-          state.end = clock.Now();
-          timer.cancel();
-          work.reset();
-        }
-      });
+      if (!load.from_other_thread) {
+        asio::co_spawn(shard_, AppendLoop(*log_, state), finished);
+        continue;
+      }
+      asio::co_spawn(clients->get_executor(), ClientAppendLoop(*log_, state, shard_.get_executor()),
+                     [&, finished](const std::exception_ptr& e) {
+                       asio::post(shard_, [finished, e] { finished(e); });
+                     });
     }
   });
+  if (clients) {
+    client_work.reset();
+    if (!ran.ok()) clients->stop();  // the shard is gone: the loops cannot end
+    client_thread.join();
+  }
   JUNCTION_RETURN_IF_ERROR(ran);
   JUNCTION_RETURN_IF_ERROR(state.error);
   AppendRun run;

@@ -94,6 +94,10 @@ struct AppendLoad {
   int in_flight = 1;            // appends outstanding at once (appenders x window)
   Seconds duration{3};          // stop issuing after this long; 0: no time limit
   std::uint64_t max_bytes = 0;  // or after this many batch bytes; 0: no limit
+  // The appenders run on a thread of their own and reach the shard the way a
+  // client of the log on another thread does: each Append is handed to the
+  // shard and its result handed back (two thread hops per append).
+  bool from_other_thread = false;
 };
 
 struct AppendRun {
