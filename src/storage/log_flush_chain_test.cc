@@ -120,7 +120,7 @@ class LogFlushChainTest : public testing::Test {
 
   // Starts an append of one batch of `records` records; its result lands in
   // the returned slot (in completion order, `order`).
-  std::shared_ptr<std::optional<Result<AppendResult>>> Append(int records, std::string tag) {
+  std::shared_ptr<std::optional<Result<AppendResult>>> Append(int records, const std::string& tag) {
     std::vector<codec::Record> batch(static_cast<std::size_t>(records));
     for (int i = 0; i < records; ++i) {
       batch[static_cast<std::size_t>(i)].value = tag + "-" + std::to_string(i);

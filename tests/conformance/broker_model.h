@@ -161,6 +161,9 @@ class Model {
     bool created = false;
     std::vector<State> states;  // by message index
     std::uint64_t dead_lettered_since_open = 0;
+    // Dead letters a seek made uncertain (the deadline of a last attempt had
+    // passed; the broker may have stored it before the seek, and counts it).
+    std::uint64_t dead_lettered_maybe = 0;
   };
 
   bool Expired(const Attempt& attempt) const { return now_ > attempt.deadline; }
