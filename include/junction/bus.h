@@ -244,8 +244,10 @@ struct BusOptions {
   std::uint64_t max_message_bytes = 1u << 20;  // data + attributes + headers
 };
 
-// Query parameters of file:// URLs: fsync=always|never|interval=200ms
-// (default always), segment_bytes=N.
+// Query parameters of mem:// and file:// URLs: fsync=always|never|interval=200ms
+// (default always), segment_bytes=N, max_group_entries=N (the
+// unacked messages a group holds in memory, default 10000; an ordered group
+// also holds back up to 100x that many positions behind busy keys).
 class Bus {
  public:
   // Opens the transport the URL names: InvalidArgument for a malformed URL or

@@ -12,6 +12,9 @@ namespace junction::broker {
 namespace {
 
 constexpr std::size_t kReadBytes = 256 * 1024;
+// Ordered groups hold back at most this many positions per entry slot:
+// 10,000 entries allow 1,000,000 held-back messages (~16 MB).
+constexpr std::size_t kHeldPerEntry = 100;
 
 std::int64_t ToMillis(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -41,7 +44,8 @@ Group::Group(Broker& broker, Topic& topic, std::string name, std::uint64_t id, G
       config_(std::move(config)),
       ephemeral_(ephemeral),
       max_entries_(broker.max_group_entries()),
-      cursors_(topic.partitions.size()) {}
+      cursors_(topic.partitions.size()),
+      max_held_(broker.max_group_entries() * kHeldPerEntry) {}
 
 void Group::Reset(const StartPosition& start) {
   ++epoch_;
@@ -54,6 +58,9 @@ void Group::Reset(const StartPosition& start) {
   ready_.clear();
   timers_.clear();
   keys_.clear();
+  blocked_ = 0;
+  held_ = 0;
+  heads_to_load_.clear();
   in_flight_ = 0;
   for (std::size_t p = 0; p < cursors_.size(); ++p) {
     storage::Log& log = *topic_.partitions[p];
@@ -127,13 +134,20 @@ void Group::Pump() {
   Dispatch();
 }
 
+bool Group::HasRoom() const {
+  return entries_.size() - blocked_ < max_entries_ && held_ < max_held_;
+}
+
 void Group::Fill() {
   if (members_.empty()) return;
+  for (auto it = heads_to_load_.begin(); it != heads_to_load_.end();) {
+    it = NextOfKey(*it) ? heads_to_load_.erase(it) : std::next(it);
+  }
   const std::uint32_t n = static_cast<std::uint32_t>(cursors_.size());
   bool progressed = true;
-  while (progressed && entries_.size() < max_entries_) {
+  while (progressed && HasRoom()) {
     progressed = false;
-    for (std::uint32_t i = 0; i < n && entries_.size() < max_entries_; ++i) {
+    for (std::uint32_t i = 0; i < n && HasRoom(); ++i) {
       progressed |= FillPartition((next_partition_ + i) % n);
     }
     next_partition_ = (next_partition_ + 1) % n;
@@ -205,6 +219,15 @@ std::string Group::KeyOf(const Entry& entry) const {
 
 void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored) {
   Key key{p.value(), o.value()};
+  if (config_.ordered && !ephemeral_ && blocked_ >= max_entries_ && stored->message.key &&
+      !stored->message.key->empty()) {
+    auto queue = keys_.find(*stored->message.key);
+    if (queue != keys_.end() && !queue->second.empty()) {
+      queue->second.push_back(key);  // held back: its position only
+      ++held_;
+      return;
+    }
+  }
   Entry entry;
   entry.partition = p;
   entry.offset = o;
@@ -219,11 +242,82 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
       queue.push_back(key);
       if (queue.size() > 1) {
         it->second.state = State::kBlocked;
+        ++blocked_;
         return;
       }
     }
   }
   Activate(it->second);
+}
+
+bool Group::NextOfKey(const std::string& message_key) {
+  auto queue = keys_.find(message_key);
+  if (queue == keys_.end() || queue->second.empty()) return true;
+  const Key key = queue->second.front();
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    JUNCTION_CHECK(it->second.state == State::kBlocked) << "the next of a key was not blocked";
+    --blocked_;
+    Activate(it->second);
+    return true;
+  }
+  // Held back as a position: read it again.
+  const Offset o(key.second);
+  Result<storage::ReadResult> read = topic_.partitions[key.first]->Read(o, 1);
+  std::optional<StoredMessage> found;
+  Status problem = read.status();
+  if (read.ok()) {
+    for (std::span<const std::byte> rest(read->batches); !rest.empty() && !found;) {
+      Result<codec::BatchHeader> header = codec::ParseBatchHeader(rest);
+      JUNCTION_CHECK(header.ok()) << "log returned a bad batch: " << header.status();
+      Result<std::vector<codec::Record>> records =
+          codec::DecodeRecords(rest.first(header->batch_length));
+      JUNCTION_CHECK(records.ok()) << "log returned a bad batch: " << records.status();
+      rest = rest.subspan(header->batch_length);
+      for (codec::Record& record : *records) {
+        if (record.offset != o) continue;
+        Result<StoredMessage> stored = DecodeMessage(record);
+        if (stored.ok()) found = std::move(*stored);
+        break;
+      }
+      if (!found) problem = DataLossError("not a message where one was read before");
+    }
+  }
+  if (!found && problem.code() != StatusCode::kOutOfRange) {
+    log::Error("an ordered group cannot read the next message of a key",
+               {{"topic", topic_.name},
+                {"group", name_},
+                {"partition", std::uint64_t{key.first}},
+                {"offset", o.value()},
+                {"error", problem.ToString()}});
+    return false;
+  }
+  --held_;
+  if (!found) {
+    // Retention deleted it while it was held back (the topic allows that).
+    queue->second.pop_front();
+    ++dropped_by_retention_;
+    cursors_[key.first].acked.Add(o);
+    if (!ephemeral_) broker_.MarkDirty(*this);
+    log::Warn("retention deleted a message an ordered group held back",
+              {{"topic", topic_.name},
+               {"group", name_},
+               {"partition", std::uint64_t{key.first}},
+               {"offset", o.value()}});
+    if (queue->second.empty()) {
+      keys_.erase(queue);
+      return true;
+    }
+    return NextOfKey(message_key);
+  }
+  Entry entry;
+  entry.partition = PartitionId(key.first);
+  entry.offset = o;
+  entry.bytes = MessageSize(found->message);
+  entry.stored = std::make_shared<const StoredMessage>(std::move(*found));
+  auto [it, inserted] = entries_.emplace(key, std::move(entry));
+  JUNCTION_CHECK(inserted) << "a held-back message already had an entry";
+  Activate(it->second);
+  return true;
 }
 
 void Group::Activate(Entry& entry) {
@@ -396,8 +490,8 @@ void Group::Complete(Key key) {
       queue->second.pop_front();
       if (queue->second.empty()) {
         keys_.erase(queue);
-      } else {
-        Activate(entries_.at(queue->second.front()));
+      } else if (!NextOfKey(message_key)) {
+        heads_to_load_.insert(message_key);  // Fill tries again
       }
     }
   }

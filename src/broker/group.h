@@ -167,6 +167,13 @@ class Group {
   void Fill();
   bool FillPartition(std::uint32_t p);
   void AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored);
+  // Ordered groups: the front of `message_key`'s queue just became its next
+  // message; give it its turn (reading it back first if it was held back
+  // as a position only). False (logged) when the partition cannot be read;
+  // Fill tries again.
+  bool NextOfKey(const std::string& message_key);
+  // Whether Fill may read more: room for active entries and held positions.
+  bool HasRoom() const;
   // Blocked/new entry becomes waiting or ready depending on deliver_at.
   void Activate(Entry& entry);
   void MakeReady(Entry& entry);
@@ -193,7 +200,16 @@ class Group {
   std::map<Key, Entry> entries_;
   std::set<std::pair<std::uint64_t, Key>> ready_;  // by ready_seq: FIFO
   std::set<std::pair<MonoTime, Key>> timers_;
-  std::unordered_map<std::string, std::deque<Key>> keys_;  // ordered groups
+  // Ordered groups: each key's unfinished messages in order; the front one
+  // has its turn. Those behind it are blocked entries (up to max_entries_ of
+  // them, bodies in memory) and beyond that held back as positions only
+  // (16 bytes each, read again when their turn comes), so a poisoned key
+  // with a long queue never crowds out the other keys' entries.
+  std::unordered_map<std::string, std::deque<Key>> keys_;
+  std::size_t blocked_ = 0;  // entries in State::kBlocked
+  std::size_t held_ = 0;     // queued positions without an entry
+  std::size_t max_held_;
+  std::set<std::string> heads_to_load_;  // keys whose front could not be read yet
   std::vector<std::shared_ptr<Member>> members_;
   std::size_t next_member_ = 0;
   std::uint32_t next_partition_ = 0;

@@ -3,6 +3,11 @@
 
 #include "junction/bus.h"
 
+#include <charconv>
+#include <string>
+#include <string_view>
+#include <system_error>
+
 #include <boost/url/parse.hpp>
 
 #include "transport/embedded_bus.h"
@@ -50,19 +55,31 @@ bool IsNoResponders(const Status& status) {
 
 namespace {
 
+Result<std::uint64_t> ParseCount(std::string_view key, const std::string& value) {
+  std::uint64_t n = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, n);
+  if (value.empty() || ec != std::errc() || ptr != end) {
+    return InvalidArgumentError(std::string(key) + ": not a number: '" + value + "'");
+  }
+  return n;
+}
+
 Status ApplyQuery(const boost::urls::url_view& url, transport::EmbeddedConfig& config) {
   for (const auto& param : url.params()) {
     if (param.key == "fsync") {
       JUNCTION_ASSIGN_OR_RETURN(config.log.fsync, storage::FsyncPolicy::Parse(param.value));
     } else if (param.key == "segment_bytes") {
-      try {
-        config.log.segment_bytes = std::stoull(param.value);
-      } catch (const std::exception&) {
-        return InvalidArgumentError("segment_bytes: not a number: '" + param.value + "'");
+      JUNCTION_ASSIGN_OR_RETURN(config.log.segment_bytes, ParseCount(param.key, param.value));
+    } else if (param.key == "max_group_entries") {
+      JUNCTION_ASSIGN_OR_RETURN(config.max_group_entries, ParseCount(param.key, param.value));
+      if (config.max_group_entries < 1 || config.max_group_entries > 10'000'000) {
+        return InvalidArgumentError("max_group_entries: between 1 and 10000000, not " +
+                                    param.value);
       }
     } else {
       return InvalidArgumentError("unknown URL option '" + param.key +
-                                  "' (known: fsync, segment_bytes)");
+                                  "' (known: fsync, segment_bytes, max_group_entries)");
     }
   }
   return config.log.Validate();

@@ -333,6 +333,7 @@ Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions o
   broker_options.auto_create_topics = options.auto_create_topics;
   broker_options.default_topic = options.default_topic;
   broker_options.max_message_bytes = options.max_message_bytes;
+  broker_options.max_group_entries = config.max_group_entries;
   Result<std::unique_ptr<broker::Broker>> opened = core->RunBlocking(OpenBroker(
       std::move(broker_options), core->shard.get_executor(), core->blocking.get_executor()));
   if (!opened.ok()) return opened.status();

@@ -17,6 +17,7 @@ struct EmbeddedConfig {
   bool durable = true;        // false: mem:// (an in-memory Env)
   std::filesystem::path dir;  // file:// only
   storage::LogOptions log{};
+  std::size_t max_group_entries = 10000;  // BrokerOptions::max_group_entries
 };
 
 // Blocking: opens (recovers) the broker before returning.
