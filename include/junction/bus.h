@@ -247,7 +247,9 @@ struct BusOptions {
 // Query parameters of mem:// and file:// URLs: fsync=always|never|interval=200ms
 // (default always), segment_bytes=N, max_group_entries=N (the
 // unacked messages a group holds in memory, default 10000; an ordered group
-// also holds back up to 100x that many positions behind busy keys).
+// also holds back up to 100x that many positions behind busy keys),
+// blocking_threads=N (threads for writes and fdatasyncs, default 8: up to
+// that many partitions flush at once).
 class Bus {
  public:
   // Opens the transport the URL names: InvalidArgument for a malformed URL or

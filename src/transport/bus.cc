@@ -77,9 +77,15 @@ Status ApplyQuery(const boost::urls::url_view& url, transport::EmbeddedConfig& c
         return InvalidArgumentError("max_group_entries: between 1 and 10000000, not " +
                                     param.value);
       }
+    } else if (param.key == "blocking_threads") {
+      JUNCTION_ASSIGN_OR_RETURN(config.blocking_threads, ParseCount(param.key, param.value));
+      if (config.blocking_threads < 1 || config.blocking_threads > 256) {
+        return InvalidArgumentError("blocking_threads: between 1 and 256, not " + param.value);
+      }
     } else {
-      return InvalidArgumentError("unknown URL option '" + param.key +
-                                  "' (known: fsync, segment_bytes, max_group_entries)");
+      return InvalidArgumentError(
+          "unknown URL option '" + param.key +
+          "' (known: fsync, segment_bytes, max_group_entries, blocking_threads)");
     }
   }
   return config.log.Validate();

@@ -56,7 +56,8 @@ TEST(BusUrl, NumericOptionsMustBeWholeNumbersInRange) {
 
 TEST(BusUrl, EmbeddedOptionsInRangeOpen) {
   for (const char* url : {"mem://", "mem://?max_group_entries=1",
-                          "mem://?max_group_entries=10000000&segment_bytes=4096"}) {
+                          "mem://?max_group_entries=10000000&segment_bytes=4096",
+                          "mem://?blocking_threads=1", "mem://?blocking_threads=256"}) {
     Result<std::unique_ptr<Bus>> bus = Bus::Open(url);
     EXPECT_TRUE(bus.ok()) << url << ": " << bus.status();
   }

@@ -39,13 +39,14 @@ struct Core {
   asio::executor_work_guard<asio::io_context::executor_type> work{shard.get_executor()};
   // Writes and fdatasyncs of different partitions (and the state store) run
   // at once; each log still flushes one batch at a time.
-  asio::thread_pool blocking{4};
+  asio::thread_pool blocking;
   std::unique_ptr<Env> owned_env;
   std::unique_ptr<broker::Broker> broker;
   ShardMailbox mailbox{shard.get_executor(), broker};
   std::thread thread;
 
-  Core() : thread([this] { shard.run(); }) {}
+  explicit Core(std::size_t blocking_threads)
+      : blocking(blocking_threads), thread([this] { shard.run(); }) {}
 
   // Runs the awaitable `a` on the shard, blocking this thread.
   // REQUIRES: not on the shard thread.
@@ -315,7 +316,7 @@ Awaitable<Result<std::unique_ptr<broker::Broker>>> OpenBroker(broker::BrokerOpti
 }  // namespace
 
 Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions options) {
-  auto core = std::make_shared<Core>();
+  auto core = std::make_shared<Core>(config.blocking_threads);
   Env* env = options.env;
   if (!config.durable) {
     core->owned_env = NewMemEnv();
