@@ -362,10 +362,30 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
   SplitCountingEnv env(PosixEnv());
   BusOptions options;
   options.env = &env;
-  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<Bus> bus, Bus::Open(FileUrl(dir, "always"), options));
-  Flow flow;
   IoThread publisher("jn-bench-pub");
-  IoThread consumer("jn-bench-con");
+  IoThread consumer(load.on_bus_executor ? "jn-bench-all" : "jn-bench-con");
+  asio::any_io_executor publish_on = publisher.executor();
+  std::unique_ptr<Bus> bus;
+  if (load.on_bus_executor) {
+    // Opened on that thread, as BusOptions::executor requires of a running one.
+    options.executor = consumer.executor();
+    publish_on = consumer.executor();
+    JUNCTION_RETURN_IF_ERROR(BlockOn(consumer.executor(), [&]() -> asio::awaitable<Status> {
+      Result<std::unique_ptr<Bus>> opened = Bus::Open(FileUrl(dir, "always"), options);
+      if (!opened.ok()) co_return opened.status();
+      bus = std::move(*opened);
+      co_return OkStatus();
+    }));
+  } else {
+    JUNCTION_ASSIGN_OR_RETURN(bus, Bus::Open(FileUrl(dir, "always"), options));
+  }
+  // Destroyed while the threads still run (on the bus's executor its last
+  // step runs there).
+  struct DropFirst {
+    std::unique_ptr<Bus>& bus;
+    ~DropFirst() { bus.reset(); }
+  } drop_first{bus};
+  Flow flow;
   std::vector<std::unique_ptr<Subscription>> subscriptions(load.consumers);
   TopicOptions topic;
   topic.partitions = load.partitions;
@@ -384,7 +404,7 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
   std::int64_t start_ns = NowNanos();
   std::atomic<int> publishing{load.publishers};
   for (int i = 0; i < load.publishers; ++i) {
-    Spawn(publisher.executor(), flow, PublishLoop(*bus, flow, next_seq, publishing));
+    Spawn(publish_on, flow, PublishLoop(*bus, flow, next_seq, publishing));
   }
   std::this_thread::sleep_for(load.duration);
   flow.stop_publishing = true;

@@ -36,6 +36,10 @@ struct ThroughputLoad {
   int consumers = 1;    // members of one group, each a coroutine on the consumer thread
   int publishers = 64;  // coroutines awaiting one Publish of one message at a time
   Seconds duration{3};  // publishing stops after this long
+  // The broker, the publishers and the consumers on one thread: the bus runs
+  // on the consumer thread's io_context (BusOptions::executor), as the log
+  // benchmark's appenders run on the log's shard.
+  bool on_bus_executor = false;
 };
 
 struct ThroughputRun {

@@ -52,14 +52,31 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   Progress(options, fmt::format("{}: log appends from another thread (100 B, {} in flight)", name,
                                 kPublishers));
   JUNCTION_ASSIGN_OR_RETURN(AppendRun cross, RunLogPeer(options, scratch, true));
-  Progress(options, fmt::format("{}: broker ({} publishers, fsync=always)", name, kPublishers));
+  Progress(options, fmt::format("{}: broker, clients on its executor ({} publishers, "
+                                "fsync=always)",
+                                name, kPublishers));
+  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path shared_dir, scratch.FreshSubdir("throughput"));
+  ThroughputLoad shared_load{partitions, consumers, kPublishers, options.seconds, true};
+  JUNCTION_ASSIGN_OR_RETURN(ThroughputRun shared, RunBrokerThroughput(shared_dir, shared_load));
+  Progress(options, fmt::format("{}: broker, clients on their own threads", name));
   JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("throughput"));
-  ThroughputLoad load{partitions, consumers, kPublishers, options.seconds};
+  ThroughputLoad load{partitions, consumers, kPublishers, options.seconds, false};
   JUNCTION_ASSIGN_OR_RETURN(ThroughputRun run, RunBrokerThroughput(dir, load));
+  // Like for like: the peer's appenders run on the log's shard, these
+  // clients on the broker's.
   BenchRow acked =
-      Compared(name, run.acked_per_second(), "msgs/s acked", peer.records_per_second());
+      Compared(name, shared.acked_per_second(), "msgs/s acked", peer.records_per_second());
   bool met = acked.ratio.value_or(0) >= kThroughputGoal;
   rows.push_back(WithGoal(std::move(acked), fmt::format("ratio >= {:.2f}", kThroughputGoal), met));
+  rows.push_back(Compared(name + " publish", shared.published_per_second(), "msgs/s stored",
+                          peer.records_per_second()));
+  if (shared.io.segment_syncs > 0) {
+    rows.push_back(Compared(
+        name, static_cast<double>(shared.published) / static_cast<double>(shared.io.segment_syncs),
+        "msgs/fsync", peer.records_per_sync()));
+  }
+  name += ", clients on own threads";
+  rows.push_back(Compared(name, run.acked_per_second(), "msgs/s acked", peer.records_per_second()));
   rows.push_back(Compared(name + " publish", run.published_per_second(), "msgs/s stored",
                           peer.records_per_second()));
   rows.push_back(Compared(name + " vs log from another thread", run.acked_per_second(),

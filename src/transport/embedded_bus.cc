@@ -6,9 +6,12 @@
 #include <type_traits>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -21,11 +24,12 @@ namespace junction::transport {
 namespace asio = boost::asio;
 namespace {
 
-// The shard thread, the blocking pool and the broker they run. Shared by the
-// Bus and the Subscriptions/Responders users hold, so none outlives it.
-// Lambdas that run on the shard capture it by raw pointer: a caller that
-// waits for them holds a shared_ptr meanwhile, so the last reference is never
-// dropped on the shard thread itself.
+// The shard (a thread of its own, or the executor BusOptions::executor
+// names), the blocking pool and the broker they run. Shared by the Bus and
+// the Subscriptions/Responders users hold, so none outlives it; NewCore's
+// deleter closes the broker on the shard before it goes. Lambdas posted to
+// the shard capture it by raw pointer: the broker is closed and the Core
+// destroyed only after everything posted before its last reference went.
 template <typename T>
 asio::awaitable<std::optional<T>> Optional(asio::awaitable<T> a) {
   co_return co_await std::move(a);
@@ -35,43 +39,80 @@ struct Core;
 asio::awaitable<void> CloseBroker(Core* core);
 
 struct Core {
-  asio::io_context shard{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work{shard.get_executor()};
+  // Set when the bus runs its own shard thread.
+  std::unique_ptr<asio::io_context> own_shard;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  asio::any_io_executor shard;
   // Writes and fdatasyncs of different partitions (and the state store) run
   // at once; each log still flushes one batch at a time.
   asio::thread_pool blocking;
   std::unique_ptr<Env> owned_env;
   std::unique_ptr<broker::Broker> broker;
-  ShardMailbox mailbox{shard.get_executor(), broker};
+  ShardMailbox mailbox;
   std::thread thread;
 
-  explicit Core(std::size_t blocking_threads)
-      : blocking(blocking_threads), thread([this] { shard.run(); }) {}
+  // `executor`: the user's shard; nullopt: a thread of our own.
+  Core(std::optional<asio::any_io_executor> executor, std::size_t blocking_threads)
+      : own_shard(executor ? nullptr : std::make_unique<asio::io_context>(1)),
+        shard(executor ? *executor : asio::any_io_executor(own_shard->get_executor())),
+        blocking(blocking_threads),
+        mailbox(shard, broker) {
+    if (own_shard) {
+      work.emplace(own_shard->get_executor());
+      thread = std::thread([this] { own_shard->run(); });
+    }
+  }
 
   // Runs the awaitable `a` on the shard, blocking this thread.
-  // REQUIRES: not on the shard thread.
+  // REQUIRES: own_shard, and not on the shard thread.
   template <typename T>
   T RunBlocking(asio::awaitable<T> a) {
     // co_spawn needs a default-constructible result: carry it in an optional.
-    std::optional<T> out =
-        asio::co_spawn(shard.get_executor(), Optional(std::move(a)), asio::use_future).get();
+    std::optional<T> out = asio::co_spawn(shard, Optional(std::move(a)), asio::use_future).get();
     return std::move(*out);
   }
 
+  // The broker is closed (or never opened) by now.
   ~Core() {
-    if (broker) {
-      asio::co_spawn(shard.get_executor(), CloseBroker(this), asio::use_future).get();
+    if (own_shard) {
+      work.reset();
+      own_shard->stop();
+      thread.join();
     }
-    work.reset();
-    shard.stop();
-    thread.join();
     blocking.join();
   }
 };
 
 asio::awaitable<void> CloseBroker(Core* core) {
-  (void)co_await core->broker->Close();
+  if (core->broker) (void)co_await core->broker->Close();
   core->broker.reset();
+}
+
+asio::awaitable<void> CloseAndDelete(Core* core) {
+  co_await CloseBroker(core);
+  delete core;
+}
+
+// The deleter of every shared_ptr<Core>. With a shard thread of our own it
+// blocks until the broker is closed (the last reference is never dropped on
+// that thread: see the lambdas above). On the user's executor it may well run
+// there, inside a handler that still uses the Core, so the close and the
+// delete are posted behind it.
+void DestroyCore(Core* core) {
+  if (core->own_shard || !core->broker) {  // (no broker: Open failed, nothing was posted)
+    if (core->broker) {
+      asio::co_spawn(core->shard, CloseBroker(core), asio::use_future).get();
+    }
+    delete core;
+    return;
+  }
+  asio::post(core->shard,
+             [core] { asio::co_spawn(core->shard, CloseAndDelete(core), asio::detached); });
+}
+
+std::shared_ptr<Core> NewCore(std::optional<asio::any_io_executor> executor,
+                              std::size_t blocking_threads) {
+  return std::shared_ptr<Core>(new Core(std::move(executor), blocking_threads), &DestroyCore);
 }
 
 // Runs the (not yet started) awaitable `a` on the shard and resumes on the
@@ -79,10 +120,13 @@ asio::awaitable<void> CloseBroker(Core* core) {
 // runs only on the shard. co_spawn needs a default-constructible result,
 // hence the optional. (Awaitables rather than lambdas: GCC 12 mis-copies
 // lambda captures passed through coroutine parameters.)
+// A caller already on the shard (BusOptions::executor) runs it in place.
 template <typename T>
 Awaitable<T> OnShard(Core& core, Awaitable<T> a) {
-  std::optional<T> out = co_await asio::co_spawn(core.shard.get_executor(), Optional(std::move(a)),
-                                                 asio::use_awaitable);
+  asio::any_io_executor caller = co_await asio::this_coro::executor;
+  if (caller == core.shard) co_return co_await std::move(a);
+  std::optional<T> out =
+      co_await asio::co_spawn(core.shard, Optional(std::move(a)), asio::use_awaitable);
   co_return std::move(*out);
 }
 
@@ -149,7 +193,9 @@ class EmbeddedSubscription final : public Subscription {
   EmbeddedSubscription(std::shared_ptr<Core> core, std::shared_ptr<broker::Member> member)
       : core_(std::move(core)), member_(std::move(member)) {}
   ~EmbeddedSubscription() override {
-    asio::post(core_->shard, [c = core_.get(), m = member_] { c->broker->Leave(*m); });
+    // Dispatched: a caller on the shard (BusOptions::executor) leaves at
+    // once, before its next call reaches the broker.
+    asio::dispatch(core_->shard, [c = core_.get(), m = member_] { c->broker->Leave(*m); });
   }
 
   Awaitable<Result<std::vector<Delivery>>> NextBatch(std::size_t max, Deadline deadline) override {
@@ -198,7 +244,7 @@ class EmbeddedResponder final : public Responder {
   EmbeddedResponder(std::shared_ptr<Core> core, std::shared_ptr<broker::ResponderState> state)
       : core_(std::move(core)), state_(std::move(state)) {}
   ~EmbeddedResponder() override {
-    asio::post(core_->shard, [c = core_.get(), s = state_] { c->broker->CloseResponder(*s); });
+    asio::dispatch(core_->shard, [c = core_.get(), s = state_] { c->broker->CloseResponder(*s); });
   }
 
   Awaitable<Result<std::unique_ptr<IncomingRequest>>> Next(Deadline deadline) override {
@@ -315,8 +361,8 @@ Awaitable<Result<std::unique_ptr<broker::Broker>>> OpenBroker(broker::BrokerOpti
 
 }  // namespace
 
-Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions options) {
-  auto core = std::make_shared<Core>(config.blocking_threads);
+Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options) {
+  std::shared_ptr<Core> core = NewCore(options.executor, config.blocking_threads);
   Env* env = options.env;
   if (!config.durable) {
     core->owned_env = NewMemEnv();
@@ -335,8 +381,14 @@ Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions o
   broker_options.default_topic = options.default_topic;
   broker_options.max_message_bytes = options.max_message_bytes;
   broker_options.max_group_entries = config.max_group_entries;
-  Result<std::unique_ptr<broker::Broker>> opened = core->RunBlocking(OpenBroker(
-      std::move(broker_options), core->shard.get_executor(), core->blocking.get_executor()));
+  Result<std::unique_ptr<broker::Broker>> opened;
+  if (core->own_shard) {
+    opened = core->RunBlocking(
+        OpenBroker(std::move(broker_options), core->shard, core->blocking.get_executor()));
+  } else {  // on the shard's thread, or while nothing runs it (BusOptions::executor)
+    opened =
+        broker::Broker::Open(std::move(broker_options), core->shard, core->blocking.get_executor());
+  }
   if (!opened.ok()) return opened.status();
   core->broker = std::move(*opened);
   Capabilities capabilities;

@@ -1,9 +1,10 @@
 #pragma once
 
 // The embedded transports: mem:// and file:// run a broker::Broker in this
-// process, on its own shard thread with a one-thread blocking pool for
-// fsync. Calls from any thread hop to the shard and resume on the caller's
-// executor.
+// process, on a shard thread of its own (or on BusOptions::executor) with a
+// blocking pool for writes and fdatasyncs. Calls from other executors hop to
+// the shard and resume on the caller's executor; calls made on the shard run
+// in place.
 
 #include <filesystem>
 #include <memory>
@@ -24,6 +25,6 @@ struct EmbeddedConfig {
 };
 
 // Blocking: opens (recovers) the broker before returning.
-Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, BusOptions options);
+Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options);
 
 }  // namespace junction::transport

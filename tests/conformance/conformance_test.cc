@@ -225,9 +225,13 @@ TEST_P(Conformance, CallsAfterCloseFailWithFailedPrecondition) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::Values("mem://", "file://"),
+INSTANTIATE_TEST_SUITE_P(Transports, Conformance,
+                         ::testing::Values("mem://", "file://",
+                                           "file://" + std::string(kOnTestExecutor)),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param.substr(0, info.param.find(':'));
+                           std::string name = info.param.substr(0, info.param.find(':'));
+                           if (info.param.ends_with(kOnTestExecutor)) name += "OnTestExecutor";
+                           return name;
                          });
 
 }  // namespace

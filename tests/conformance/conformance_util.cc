@@ -22,6 +22,10 @@ void Conformance::ReportException(const std::exception_ptr& e) {
 void Conformance::SetUp() {
   world_ = std::make_unique<World>();
   url_ = GetParam();
+  if (url_.ends_with(kOnTestExecutor)) {
+    url_.resize(url_.size() - kOnTestExecutor.size());
+    on_test_executor_ = true;
+  }
   if (url_ == "file://") {
     std::string pattern =
         (std::filesystem::temp_directory_path() / "junction-conformance-XXXXXX").string();
@@ -31,6 +35,7 @@ void Conformance::SetUp() {
   }
   BusOptions options;
   options.clock = &world_->clock;
+  if (on_test_executor_) options.executor = world_->ctx.get_executor();
   Result<std::unique_ptr<Bus>> bus = Bus::Open(url_, options);
   ASSERT_TRUE(bus.ok()) << url_ << ": " << bus.status();
   world_->bus = std::move(bus).value();
@@ -51,6 +56,14 @@ void Conformance::TearDown() {
       static_cast<void>(world_.release());
       return;
     }
+  }
+  if (world_ && on_test_executor_) {
+    // The broker closes, and its threads stop, on the test's io_context once
+    // the last reference to it is gone.
+    world_->bus.reset();
+    world_->ctx.restart();
+    world_->ctx.run_for(std::chrono::seconds(30));
+    EXPECT_TRUE(world_->ctx.stopped()) << "the bus did not finish closing within 30 s";
   }
   world_.reset();
   if (!dir_.empty()) {
@@ -83,6 +96,7 @@ Awaitable<void> Conformance::Reopen(std::optional<BusOptions> options, Where whe
   world_->bus.reset();
   BusOptions opened = options.value_or(BusOptions{});
   opened.clock = &world_->clock;
+  if (on_test_executor_) opened.executor = world_->ctx.get_executor();
   world_->bus = Must(Bus::Open(url_, opened), where);
 }
 

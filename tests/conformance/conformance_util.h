@@ -172,8 +172,13 @@ Awaitable<void> Fulfil(std::shared_ptr<Pending<T>> pending, Awaitable<T> operati
   pending->Set(co_await std::move(operation));
 }
 
+// A parameter that ends in this runs the bus on the test's io_context
+// (BusOptions::executor) instead of a shard thread of its own.
+inline constexpr std::string_view kOnTestExecutor = " on the test's executor";
+
 // One suite, one transport per instantiation parameter: "mem://", or
-// "file://" (completed with a fresh temporary directory per test).
+// "file://" (completed with a fresh temporary directory per test), possibly
+// followed by kOnTestExecutor.
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override;
@@ -251,6 +256,7 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   static void ReportException(const std::exception_ptr& e);
 
   std::string url_;
+  bool on_test_executor_ = false;
   std::filesystem::path dir_;  // file:// only
   std::unique_ptr<World> world_;
   bool hung_ = false;

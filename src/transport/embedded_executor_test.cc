@@ -1,0 +1,217 @@
+// The embedded bus on the caller's executor (BusOptions::executor): opened
+// before the executor runs, used from it and from another thread, and
+// destroyed without Close() there — the broker then closes on that executor,
+// and what was acknowledged stays acknowledged. (The whole conformance suite
+// also runs in this mode: tests/conformance, "fileOnTestExecutor".)
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "junction/bus.h"
+
+namespace junction {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+
+constexpr Deadline kForever = Deadline::Infinite();
+constexpr Deadline kNow = Deadline::Past();
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "junction-executor-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string url() const { return "file://" + path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+Message Msg(const std::string& id) {
+  Message message;
+  message.id = id;
+  message.source = "/test";
+  message.type = "test";
+  message.data = "x";
+  return message;
+}
+
+SubscribeOptions Group(const std::string& name) {
+  SubscribeOptions options;
+  options.group = name;
+  return options;
+}
+
+// Runs `io` until it has nothing left to do (the bus's close included);
+// false if that takes more than 30 s of real time.
+bool RunToCompletion(asio::io_context& io) {
+  io.restart();
+  io.run_for(30s);
+  return io.stopped();
+}
+
+// Every id deliverable now from `group` of `url`, read through a bus with a
+// shard thread of its own; each is acked.
+std::vector<std::string> Remaining(const std::string& url, const std::string& group) {
+  asio::io_context io;
+  std::vector<std::string> ids;
+  auto body = [&]() -> Awaitable<void> {
+    Result<std::unique_ptr<Bus>> bus = Bus::Open(url);
+    EXPECT_TRUE(bus.ok()) << bus.status();
+    if (!bus.ok()) co_return;
+    Result<std::unique_ptr<Subscription>> sub =
+        co_await (*bus)->Subscribe("orders", Group(group), kForever);
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    if (!sub.ok()) co_return;
+    while (true) {
+      Result<Delivery> next = co_await (*sub)->Next(kNow);
+      if (!next.ok()) {
+        EXPECT_EQ(next.status().code(), StatusCode::kDeadlineExceeded) << next.status();
+        break;
+      }
+      ids.push_back(next->message().id);
+      EXPECT_TRUE((co_await next->AckSync()).ok());
+    }
+    EXPECT_TRUE((co_await (*bus)->Close()).ok());
+  };
+  asio::co_spawn(io, body(), asio::use_future);
+  EXPECT_TRUE(RunToCompletion(io));
+  return ids;
+}
+
+TEST(EmbeddedOnCallersExecutor, DestroyedWithoutCloseClosesThereAndKeepsAcks) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  asio::io_context io;
+  BusOptions options;
+  options.executor = io.get_executor();
+  // Opened while nothing runs `io`, as BusOptions::executor allows.
+  Result<std::unique_ptr<Bus>> opened = Bus::Open(dir.url(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Bus> bus = std::move(*opened);
+  std::vector<std::string> received;
+  auto body = [&]() -> Awaitable<void> {
+    Result<std::unique_ptr<Subscription>> sub =
+        co_await bus->Subscribe("orders", Group("g"), kForever);
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    if (!sub.ok()) co_return;
+    for (const char* id : {"a", "b", "c"}) {
+      Result<PublishResult> published = co_await bus->Publish("orders", Msg(id));
+      EXPECT_TRUE(published.ok()) << published.status();
+    }
+    for (int i = 0; i < 3; ++i) {
+      Result<Delivery> next = co_await (*sub)->Next(kNow);
+      EXPECT_TRUE(next.ok()) << next.status();
+      if (!next.ok()) co_return;
+      received.push_back(next->message().id);
+      // "a" and "b" acknowledged durably, "c" left in flight.
+      if (next->message().id != "c") {
+        Status acked = co_await next->AckSync();
+        EXPECT_TRUE(acked.ok()) << acked;
+      }
+    }
+    // Both go without Close(), here on the bus's own executor: the last
+    // reference closes the broker once this handler is done.
+    sub->reset();
+    bus.reset();
+  };
+  asio::co_spawn(io, body(), asio::use_future);
+  ASSERT_TRUE(RunToCompletion(io)) << "the bus did not finish closing on its executor";
+  EXPECT_EQ(received, (std::vector<std::string>{"a", "b", "c"}));
+  // The files are released (a second Open would fail with Unavailable
+  // otherwise), and only the unacknowledged message comes back.
+  EXPECT_EQ(Remaining(dir.url(), "g"), (std::vector<std::string>{"c"}));
+}
+
+TEST(EmbeddedOnCallersExecutor, CallsFromAnotherThreadStillWork) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  asio::io_context bus_io;
+  BusOptions options;
+  options.executor = bus_io.get_executor();
+  Result<std::unique_ptr<Bus>> opened = Bus::Open(dir.url(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Bus> bus = std::move(*opened);
+  auto guard = asio::make_work_guard(bus_io);
+  std::thread bus_thread([&] { bus_io.run(); });
+
+  // Subscribed and consumed on the bus's executor, published from here.
+  std::atomic<int> acked{0};
+  auto consume = [&]() -> Awaitable<void> {
+    Result<std::unique_ptr<Subscription>> sub =
+        co_await bus->Subscribe("orders", Group("g"), kForever);
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    if (!sub.ok()) co_return;
+    while (acked < 100) {
+      Result<Delivery> next = co_await (*sub)->Next(Deadline::After(RealClock(), 10s));
+      EXPECT_TRUE(next.ok()) << next.status();
+      if (!next.ok()) co_return;
+      EXPECT_TRUE((co_await next->Ack()).ok());
+      ++acked;
+    }
+  };
+  std::future<void> consumed = asio::co_spawn(bus_io, consume(), asio::use_future);
+  asio::io_context publisher_io;
+  auto publish = [&]() -> Awaitable<void> {
+    for (int i = 0; i < 100; ++i) {
+      Result<PublishResult> published = co_await bus->Publish("orders", Msg(std::to_string(i)));
+      EXPECT_TRUE(published.ok()) << published.status();
+    }
+  };
+  asio::co_spawn(publisher_io, publish(), asio::use_future);
+  EXPECT_TRUE(RunToCompletion(publisher_io));
+  EXPECT_EQ(consumed.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(acked, 100);
+
+  // Closed and destroyed from this thread while the bus's thread runs.
+  std::future<Status> closed = asio::co_spawn(publisher_io, bus->Close(), asio::use_future);
+  EXPECT_TRUE(RunToCompletion(publisher_io));
+  EXPECT_TRUE(closed.get().ok());
+  bus.reset();
+  guard.reset();
+  bus_thread.join();  // returns once the posted close-and-delete has run
+  EXPECT_EQ(Remaining(dir.url(), "g"), std::vector<std::string>{});
+}
+
+TEST(EmbeddedOnCallersExecutor, OpenFailureLeavesNothingBehind) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::filesystem::path file = dir.path() / "not-a-directory";
+  { std::ofstream(file) << "x"; }
+  asio::io_context io;
+  BusOptions options;
+  options.executor = io.get_executor();
+  Result<std::unique_ptr<Bus>> opened = Bus::Open("file://" + file.string(), options);
+  EXPECT_FALSE(opened.ok());
+  // Nothing was posted to the executor: it has no work at all.
+  EXPECT_EQ(io.poll(), 0u);
+}
+
+}  // namespace
+}  // namespace junction
