@@ -1,8 +1,9 @@
 #include "broker/message_codec.h"
 
+#include <algorithm>
 #include <charconv>
-#include <deque>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "core/text.h"
+#include "junction/result.h"
 
 namespace junction::broker {
 namespace {
@@ -44,9 +46,11 @@ char ExtensionType(const ExtensionValue& value) {
   return kTypeString;
 }
 
-Result<ExtensionValue> ParseExtension(std::string_view where, std::string_view value) {
-  if (value.empty())
-    return DataLossError(std::string(where) + ": extension value has no type byte");
+// "record header 'name'", for errors about one header (built only then).
+std::string Where(std::string_view header) { return "record header " + Quote(header); }
+
+Result<ExtensionValue> ParseExtension(std::string_view header, std::string_view value) {
+  if (value.empty()) return DataLossError(Where(header) + ": extension value has no type byte");
   std::string_view text = value.substr(1);
   switch (value[0]) {
     case kTypeString:
@@ -54,17 +58,38 @@ Result<ExtensionValue> ParseExtension(std::string_view where, std::string_view v
     case kTypeBool:
       if (text == "true") return ExtensionValue(true);
       if (text == "false") return ExtensionValue(false);
-      return DataLossError(std::string(where) + ": not a boolean: " + Quote(text));
+      return DataLossError(Where(header) + ": not a boolean: " + Quote(text));
     case kTypeInt:
       if (auto v = ParseCanonicalInt(text); v && *v >= std::numeric_limits<std::int32_t>::min() &&
                                             *v <= std::numeric_limits<std::int32_t>::max()) {
         return ExtensionValue(static_cast<std::int32_t>(*v));
       }
-      return DataLossError(std::string(where) + ": not a canonical int32: " + Quote(text));
+      return DataLossError(Where(header) + ": not a canonical int32: " + Quote(text));
     default:
-      return DataLossError(std::string(where) + ": unknown extension type byte " +
+      return DataLossError(Where(header) + ": unknown extension type byte " +
                            Quote(value.substr(0, 1)));
   }
+}
+
+// The first header name that appears twice, if any. A stored message has a
+// handful of headers: up to kLinear they are compared pairwise, which
+// allocates nothing; more go through a set.
+std::optional<std::string_view> RepeatedName(const std::vector<codec::RecordHeader>& headers) {
+  constexpr std::size_t kLinear = 16;
+  if (headers.size() <= kLinear) {
+    for (std::size_t i = 1; i < headers.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (headers[i].key == headers[j].key) return std::string_view(headers[i].key);
+      }
+    }
+    return std::nullopt;
+  }
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(headers.size());
+  for (const codec::RecordHeader& header : headers) {
+    if (!seen.insert(header.key).second) return std::string_view(header.key);
+  }
+  return std::nullopt;
 }
 
 std::string* RequiredAttribute(Message& m, std::string_view name) {
@@ -75,9 +100,9 @@ std::string* RequiredAttribute(Message& m, std::string_view name) {
   return nullptr;
 }
 
-// Stores one "ce-<name>" header into `m`; `seen_required` counts the four
-// required attributes.
-Status DecodeAttribute(std::string_view where, std::string_view name, const std::string& value,
+// Stores one "ce-<name>" header (`header`) into `m`; `seen_required` counts
+// the four required attributes.
+Status DecodeAttribute(std::string_view header, std::string_view name, const std::string& value,
                        Message& m, int& seen_required) {
   if (std::string* field = RequiredAttribute(m, name)) {
     *field = value;
@@ -90,12 +115,12 @@ Status DecodeAttribute(std::string_view where, std::string_view name, const std:
     m.dataschema = value;
   } else if (name == "time") {
     Result<Timestamp> time = ParseRfc3339(value);
-    if (!time.ok()) return DataLossError(std::string(where) + ": " + time.status().message());
+    if (!time.ok()) return DataLossError(Where(header) + ": " + time.status().message());
     m.time = *time;
   } else if (name.empty()) {
-    return DataLossError(std::string(where) + ": no attribute name after the prefix");
+    return DataLossError(Where(header) + ": no attribute name after the prefix");
   } else {
-    JUNCTION_ASSIGN_OR_RETURN(ExtensionValue extension, ParseExtension(where, value));
+    JUNCTION_ASSIGN_OR_RETURN(ExtensionValue extension, ParseExtension(header, value));
     m.extensions.emplace(std::string(name), std::move(extension));
   }
   return OkStatus();
@@ -106,8 +131,13 @@ Status DecodeAttribute(std::string_view where, std::string_view name, const std:
 void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
                 std::int64_t timestamp_ms, std::optional<std::int64_t> deliver_at_ms) {
   using Header = std::pair<std::string_view, std::optional<std::string_view>>;
-  std::deque<std::string> owned;  // built names and values; a deque never moves them
+  // Built names and values, reserved up front so that no view into them
+  // moves (and nothing is allocated for a message that needs none).
+  std::vector<std::string> owned;
+  owned.reserve((message.time ? 1 : 0) + 2 * message.extensions.size() + message.headers.size() +
+                (deliver_at_ms ? 1 : 0));
   auto own = [&owned](std::string s) -> std::string_view {
+    JUNCTION_CHECK(owned.size() < owned.capacity()) << "AddMessage reserved too little";
     return owned.emplace_back(std::move(s));
   };
   std::vector<Header> headers;
@@ -146,35 +176,36 @@ Result<StoredMessage> DecodeMessage(const codec::Record& record) {
   if (record.key) m.key = *record.key;
   if (record.value) m.data = *record.value;
 
-  std::unordered_set<std::string_view> seen;
+  if (std::optional<std::string_view> twice = RepeatedName(record.headers)) {
+    return DataLossError(Where(*twice) + ": appears twice");
+  }
   int seen_required = 0;
   for (const codec::RecordHeader& header : record.headers) {
     const std::string_view name = header.key;
-    const std::string where = "record header " + Quote(name);
-    if (!seen.insert(name).second) return DataLossError(where + ": appears twice");
-    if (!header.value) return DataLossError(where + ": has no value");
+    if (!header.value) return DataLossError(Where(name) + ": has no value");
     const std::string& value = *header.value;
     if (name.starts_with(kAttributePrefix)) {
       JUNCTION_RETURN_IF_ERROR(
-          DecodeAttribute(where, name.substr(kAttributePrefix.size()), value, m, seen_required));
+          DecodeAttribute(name, name.substr(kAttributePrefix.size()), value, m, seen_required));
     } else if (name.starts_with(kUserHeaderPrefix)) {
       if (name.size() == kUserHeaderPrefix.size()) {
-        return DataLossError(where + ": no header name after the prefix");
+        return DataLossError(Where(name) + ": no header name after the prefix");
       }
       m.headers.emplace(name.substr(kUserHeaderPrefix.size()), value);
     } else if (name == kDeliverAtHeader) {
       out.deliver_at_ms = ParseCanonicalInt(value);
       if (!out.deliver_at_ms) {
-        return DataLossError(where + ": not a canonical decimal int64: " + Quote(value));
+        return DataLossError(Where(name) + ": not a canonical decimal int64: " + Quote(value));
       }
     } else if (!name.starts_with(kBrokerFieldPrefix)) {
-      return DataLossError(where + ": unknown header");
+      return DataLossError(Where(name) + ": unknown header");
     }  // else: a broker field of a later version; ignored.
   }
-  if (seen_required != 4) {
+  if (seen_required != 4) {  // (no name repeats, so one of the four is absent)
     for (std::string_view required : {"ce-id", "ce-source", "ce-specversion", "ce-type"}) {
-      if (!seen.contains(required)) {
-        return DataLossError("record header " + Quote(required) + ": missing");
+      auto named = [required](const codec::RecordHeader& h) { return h.key == required; };
+      if (std::none_of(record.headers.begin(), record.headers.end(), named)) {
+        return DataLossError(Where(required) + ": missing");
       }
     }
   }

@@ -116,6 +116,25 @@ Status DecodeWith(std::vector<codec::RecordHeader> extra) {
   return DecodeMessage(r).status();
 }
 
+TEST(MessageCodecTest, ManyHeadersRoundTripAndARepeatAmongThemIsFound) {
+  // More headers than the pairwise repeat check handles (it then uses a set).
+  Message m = FullMessage();
+  for (int i = 0; i < 40; ++i) m.headers["x-h" + std::to_string(i)] = std::to_string(i);
+  for (int i = 0; i < 20; ++i) m.extensions["ext" + std::to_string(i)] = std::int32_t{i};
+  const StoredMessage stored{m, 7, 9};
+  std::vector<codec::Record> records = Store({stored});
+  ASSERT_EQ(records.size(), 1u);
+  Result<StoredMessage> decoded = DecodeMessage(records[0]);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, stored);
+
+  codec::Record repeated = records[0];
+  ASSERT_GT(repeated.headers.size(), 16u);
+  repeated.headers.push_back({"h-x-h7", "again"});
+  EXPECT_THAT(DecodeMessage(repeated).status().message(),
+              HasSubstr("record header 'h-x-h7': appears twice"));
+}
+
 TEST(MessageCodecTest, MalformedHeadersAreDataLossNamingTheHeader) {
   struct Case {
     std::vector<codec::RecordHeader> extra;

@@ -49,7 +49,7 @@ const DedupeWindow::Hit* DedupeWindow::Find(std::uint64_t hash) const {
 }
 
 std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::string_view id) const {
-  auto it = pending_.find(std::string(id));
+  auto it = pending_.find(id);
   return it == pending_.end() ? nullptr : it->second;
 }
 

@@ -47,7 +47,14 @@ TEST_P(Conformance, MaxDeliveriesMovesTheMessageToTheDeadLetterTopic) {
 
     auto dlq = co_await Join("orders.billing.dlq", Group("reader"));
     Delivery dead = co_await AwaitOne(*dlq);  // stored in the background
+    // The original counts as dead-lettered once the dead letter's store has
+    // completed; a reader of the dead-letter topic may see it a moment
+    // before (on a bus running on this thread, between two of its steps).
     GroupInfo info = co_await Describe("orders", "billing");
+    for (int i = 0; i < 100 && info.dead_lettered == 0; ++i) {
+      co_await Yield();
+      info = co_await Describe("orders", "billing");
+    }
     EXPECT_EQ(info.dead_lettered, 1u);
     EXPECT_EQ(info.backlog, 0u);
     clock().Advance(1h);

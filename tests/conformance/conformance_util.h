@@ -32,8 +32,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "junction/bus.h"
@@ -240,6 +242,11 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   // background, such as storing a dead letter; only Run's guard bounds it).
   static Awaitable<Delivery> AwaitOne(Subscription& sub, Where where = Where::Current()) {
     co_return Must(co_await sub.Next(kForever), where);
+  }
+  // Lets whatever else is queued on the test's io_context run first.
+  static Awaitable<void> Yield() {
+    co_await boost::asio::post(co_await boost::asio::this_coro::executor,
+                               boost::asio::use_awaitable);
   }
   // Exactly one delivery available now.
   static Awaitable<Delivery> TakeOne(Subscription& sub, Where where = Where::Current());
