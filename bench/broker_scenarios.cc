@@ -357,6 +357,21 @@ double Percentile(const std::vector<double>& sorted, double q) {
 Result<std::uint64_t> ResidentBytes() { return StatusBytes("VmRSS"); }
 Result<std::uint64_t> PeakResidentBytes() { return StatusBytes("VmHWM"); }
 
+void ThroughputRun::Add(const ThroughputRun& other) {
+  published += other.published;
+  acked += other.acked;
+  redelivered += other.redelivered;
+  publish_seconds += other.publish_seconds;
+  seconds += other.seconds;
+  for (auto [into, from] : {std::pair{&io, &other.io}, std::pair{&state_io, &other.state_io}}) {
+    into->segment_writes += from->segment_writes;
+    into->segment_bytes += from->segment_bytes;
+    into->segment_syncs += from->segment_syncs;
+    into->other_syncs += from->other_syncs;
+  }
+  stored_bytes = other.stored_bytes;
+}
+
 Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputLoad& load) {
   JUNCTION_CHECK(load.partitions >= 1 && load.consumers >= 1 && load.publishers >= 1);
   SplitCountingEnv env(PosixEnv());

@@ -55,6 +55,8 @@ struct ThroughputRun {
   double published_per_second() const {
     return publish_seconds > 0 ? published / publish_seconds : 0;
   }
+  // Sums counts and times (stored_bytes: of the last run).
+  void Add(const ThroughputRun& other);
 };
 
 // publish -> deliver -> ack through file://`dir`?fsync=always: one topic of

@@ -1,5 +1,6 @@
 #include "bench/broker_suite.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@ constexpr double kLatencyGoal = 3.0;      // p50 over fdatasync p50, fsync=alway
 constexpr double kMemoryGoal = 256.0;     // MiB resident
 constexpr double kMiB = 1024.0 * 1024.0;
 constexpr int kPublishers = 64;
+constexpr int kThroughputRounds = 3;
 constexpr double kLatencyRate = 10000;
 // The plain write per fdatasync of the latency floor: about one stored message.
 constexpr std::size_t kSyncBytes = 256;
@@ -46,28 +48,55 @@ Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scra
 Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
                          std::uint32_t partitions, int consumers, std::vector<BenchRow>& rows) {
   std::string name = fmt::format("pub->ack {}p x{}c", partitions, consumers);
-  Progress(options, fmt::format("{}: log append peer (100 B, {} in flight, fsync=always)", name,
-                                kPublishers));
-  JUNCTION_ASSIGN_OR_RETURN(AppendRun peer, RunLogPeer(options, scratch, false));
-  Progress(options, fmt::format("{}: log appends from another thread (100 B, {} in flight)", name,
-                                kPublishers));
-  JUNCTION_ASSIGN_OR_RETURN(AppendRun cross, RunLogPeer(options, scratch, true));
-  Progress(options, fmt::format("{}: broker, clients on its executor ({} publishers, "
-                                "fsync=always)",
-                                name, kPublishers));
-  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path shared_dir, scratch.FreshSubdir("throughput"));
-  ThroughputLoad shared_load{partitions, consumers, kPublishers, options.seconds, true};
-  JUNCTION_ASSIGN_OR_RETURN(ThroughputRun shared, RunBrokerThroughput(shared_dir, shared_load));
-  Progress(options, fmt::format("{}: broker, clients on their own threads", name));
-  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("throughput"));
-  ThroughputLoad load{partitions, consumers, kPublishers, options.seconds, false};
-  JUNCTION_ASSIGN_OR_RETURN(ThroughputRun run, RunBrokerThroughput(dir, load));
+  // The peer, the second reference and both broker arrangements take turns,
+  // kThroughputRounds times for a third of --seconds each, so that a disk
+  // whose speed drifts (by 2x within a minute here) moves them alike.
+  const Seconds slice = options.seconds / kThroughputRounds;
+  AppendRun peer;
+  AppendRun cross;
+  ThroughputRun shared;
+  ThroughputRun run;
+  std::vector<double> round_ratios;
+  for (int round = 1; round <= kThroughputRounds; ++round) {
+    BrokerSuiteOptions sliced = options;
+    sliced.seconds = slice;
+    Progress(options, fmt::format("{} round {}/{}: log append peer (100 B, {} in flight, "
+                                  "fsync=always)",
+                                  name, round, kThroughputRounds, kPublishers));
+    JUNCTION_ASSIGN_OR_RETURN(AppendRun peer_round, RunLogPeer(sliced, scratch, false));
+    Progress(options, fmt::format("{} round {}/{}: broker, clients on its executor", name, round,
+                                  kThroughputRounds));
+    JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path shared_dir, scratch.FreshSubdir("throughput"));
+    ThroughputLoad shared_load{partitions, consumers, kPublishers, slice, true};
+    JUNCTION_ASSIGN_OR_RETURN(ThroughputRun shared_round,
+                              RunBrokerThroughput(shared_dir, shared_load));
+    Progress(options, fmt::format("{} round {}/{}: log appends from another thread", name, round,
+                                  kThroughputRounds));
+    JUNCTION_ASSIGN_OR_RETURN(AppendRun cross_round, RunLogPeer(sliced, scratch, true));
+    Progress(options, fmt::format("{} round {}/{}: broker, clients on their own threads", name,
+                                  round, kThroughputRounds));
+    JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("throughput"));
+    ThroughputLoad load{partitions, consumers, kPublishers, slice, false};
+    JUNCTION_ASSIGN_OR_RETURN(ThroughputRun run_round, RunBrokerThroughput(dir, load));
+    if (peer_round.records_per_second() > 0) {
+      round_ratios.push_back(shared_round.acked_per_second() / peer_round.records_per_second());
+    }
+    peer.Add(peer_round);
+    cross.Add(cross_round);
+    shared.Add(shared_round);
+    run.Add(run_round);
+  }
   // Like for like: the peer's appenders run on the log's shard, these
   // clients on the broker's.
   BenchRow acked =
       Compared(name, shared.acked_per_second(), "msgs/s acked", peer.records_per_second());
   bool met = acked.ratio.value_or(0) >= kThroughputGoal;
   rows.push_back(WithGoal(std::move(acked), fmt::format("ratio >= {:.2f}", kThroughputGoal), met));
+  if (!round_ratios.empty()) {
+    auto [low, high] = std::minmax_element(round_ratios.begin(), round_ratios.end());
+    rows.push_back(Measured(name + " ratio, lowest round", *low, "ratio"));
+    rows.push_back(Measured(name + " ratio, highest round", *high, "ratio"));
+  }
   rows.push_back(Compared(name + " publish", shared.published_per_second(), "msgs/s stored",
                           peer.records_per_second()));
   if (shared.io.segment_syncs > 0) {
