@@ -105,16 +105,22 @@ std::vector<std::string> Remaining(const std::string& url, const std::string& gr
   return ids;
 }
 
+// The bus of `url` on `io`, opened while nothing runs `io` (as
+// BusOptions::executor allows); null after a failure reported here.
+std::unique_ptr<Bus> OpenOn(asio::io_context& io, const std::string& url) {
+  BusOptions options;
+  options.executor = io.get_executor();
+  Result<std::unique_ptr<Bus>> opened = Bus::Open(url, options);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  return opened.ok() ? std::move(*opened) : nullptr;
+}
+
 TEST(EmbeddedOnCallersExecutor, DestroyedWithoutCloseClosesThereAndKeepsAcks) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   asio::io_context io;
-  BusOptions options;
-  options.executor = io.get_executor();
-  // Opened while nothing runs `io`, as BusOptions::executor allows.
-  Result<std::unique_ptr<Bus>> opened = Bus::Open(dir.url(), options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Bus> bus = std::move(*opened);
+  std::unique_ptr<Bus> bus = OpenOn(io, dir.url());
+  ASSERT_NE(bus, nullptr);
   std::vector<std::string> received;
   auto body = [&]() -> Awaitable<void> {
     Result<std::unique_ptr<Subscription>> sub =
@@ -153,11 +159,8 @@ TEST(EmbeddedOnCallersExecutor, CallsFromAnotherThreadStillWork) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   asio::io_context bus_io;
-  BusOptions options;
-  options.executor = bus_io.get_executor();
-  Result<std::unique_ptr<Bus>> opened = Bus::Open(dir.url(), options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Bus> bus = std::move(*opened);
+  std::unique_ptr<Bus> bus = OpenOn(bus_io, dir.url());
+  ASSERT_NE(bus, nullptr);
   auto guard = asio::make_work_guard(bus_io);
   std::thread bus_thread([&] { bus_io.run(); });
 

@@ -17,6 +17,18 @@
 #include "junction/deadline.h"
 
 namespace junction::model_test {
+namespace {
+
+// "p<partition>/<offset>[ duplicate]", or the error, for the trace.
+std::string Published(const Result<PublishResult>& result) {
+  if (!result.ok()) return result.status().ToString();
+  std::ostringstream out;
+  out << "p" << result->partition << "/" << result->offset
+      << (result->duplicate ? " duplicate" : "");
+  return out.str();
+}
+
+}  // namespace
 
 // ---- operations ----
 
@@ -101,15 +113,8 @@ bool Runner::Publish() {
   if (!message.key && Random(5) == 0) options.partition = PartitionId(Random(kPartitions));
   Result<PublishResult> result =
       Await(bus_->Publish(kTopic, message, options, Deadline::Infinite()));
-  std::ostringstream line;
-  line << "publish " << message.id << " key=" << message.key.value_or("-") << note << " -> ";
-  if (result.ok()) {
-    line << "p" << result->partition << "/" << result->offset
-         << (result->duplicate ? " duplicate" : "");
-  } else {
-    line << result.status();
-  }
-  Trace(line.str());
+  Trace("publish " + message.id + " key=" + message.key.value_or("-") + note + " -> " +
+        Published(result));
   if (result.ok() && result->duplicate) return Diverge("a fresh id was reported duplicate");
   return StoreResult(message, options.partition, result, deliver_at);
 }
@@ -123,15 +128,7 @@ bool Runner::Republish() {
       model_.messages()[copies.front().index].message;  // a copy: Publish grows the vector
   const Duration age = model_.now() - copies.back().stored_at;
   Result<PublishResult> result = Await(bus_->Publish(kTopic, message, {}, Deadline::Infinite()));
-  std::ostringstream line;
-  line << "republish " << message.id << " (age " << Time(age) << ") -> ";
-  if (result.ok()) {
-    line << "p" << result->partition << "/" << result->offset
-         << (result->duplicate ? " duplicate" : "");
-  } else {
-    line << result.status();
-  }
-  Trace(line.str());
+  Trace("republish " + message.id + " (age " + Time(age) + ") -> " + Published(result));
   if (!result.ok() || !result->duplicate) {
     if (result.ok() && age < kDedupeWindow - 1s) {
       return Diverge("republished " + message.id + " within the dedupe window: stored again");
