@@ -267,7 +267,7 @@ class Bus {
   // Opens the transport the URL names: InvalidArgument for a malformed URL or
   // option, Unimplemented for a scheme not built in, and the transport's own
   // errors (a file:// directory another process holds is Unavailable).
-  static Result<std::unique_ptr<Bus>> Open(std::string_view url, BusOptions options = {});
+  static Result<std::unique_ptr<Bus>> Open(std::string_view url, const BusOptions& options = {});
 
   // Closes if still open. REQUIRES: no call of this bus is still running.
   virtual ~Bus() = default;

@@ -93,7 +93,7 @@ Status ApplyQuery(const boost::urls::url_view& url, transport::EmbeddedConfig& c
 
 }  // namespace
 
-Result<std::unique_ptr<Bus>> Bus::Open(std::string_view url_text, BusOptions options) {
+Result<std::unique_ptr<Bus>> Bus::Open(std::string_view url_text, const BusOptions& options) {
   auto parsed = boost::urls::parse_uri(url_text);
   if (!parsed) {
     return InvalidArgumentError("bad bus URL '" + std::string(url_text) +
