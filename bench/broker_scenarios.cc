@@ -278,14 +278,17 @@ std::uint64_t DirectoryBytes(const fs::path& dir) {
 }
 
 // One of `live` publishers: one Publish at a time until told to stop.
-asio::awaitable<void> PublishLoop(Bus& bus, Flow& flow, std::uint64_t& next_seq,
+asio::awaitable<void> PublishLoop(Bus& bus, Flow& flow, std::uint64_t& next_seq, int keys,
                                   std::atomic<int>& live) {
   struct Leaving {
     std::atomic<int>& live;
     ~Leaving() { --live; }
   } leaving{live};
   while (!flow.stop_publishing && !flow.failed()) {
-    Result<PublishResult> published = co_await bus.Publish(kTopic, MakeMessage(next_seq++));
+    Message message = MakeMessage(next_seq);
+    if (keys > 0) message.key = "k" + std::to_string(next_seq % static_cast<std::uint64_t>(keys));
+    ++next_seq;
+    Result<PublishResult> published = co_await bus.Publish(kTopic, std::move(message));
     if (!published.ok()) {
       flow.Fail(published.status().WithContext("publish"));
       co_return;
@@ -419,7 +422,7 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
   std::int64_t start_ns = NowNanos();
   std::atomic<int> publishing{load.publishers};
   for (int i = 0; i < load.publishers; ++i) {
-    Spawn(publish_on, flow, PublishLoop(*bus, flow, next_seq, publishing));
+    Spawn(publish_on, flow, PublishLoop(*bus, flow, next_seq, load.keys, publishing));
   }
   std::this_thread::sleep_for(load.duration);
   flow.stop_publishing = true;

@@ -40,6 +40,10 @@ struct ThroughputLoad {
   // on the consumer thread's io_context (BusOptions::executor), as the log
   // benchmark's appenders run on the log's shard.
   bool on_bus_executor = false;
+  // 0: messages without a key (the broker places them, sticky); N: message
+  // n has the key "k<n % N>" (murmur2 placement, each partition its own
+  // group commit).
+  int keys = 0;
 };
 
 struct ThroughputRun {

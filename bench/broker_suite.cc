@@ -18,6 +18,8 @@ constexpr double kMemoryGoal = 256.0;     // MiB resident
 constexpr double kMiB = 1024.0 * 1024.0;
 constexpr int kPublishers = 64;
 constexpr int kThroughputRounds = 3;
+// Keys of the keyed runs of multi-partition cases: each partition gets some.
+constexpr int kKeys = 64;
 constexpr double kLatencyRate = 10000;
 // The plain write per fdatasync of the latency floor: about one stored message.
 constexpr std::size_t kSyncBytes = 256;
@@ -55,6 +57,7 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   AppendRun peer;
   AppendRun cross;
   ThroughputRun shared;
+  ThroughputRun keyed;  // co-located, messages with kKeys keys (partitions > 1)
   ThroughputRun run;
   std::vector<double> round_ratios;
   for (int round = 1; round <= kThroughputRounds; ++round) {
@@ -70,6 +73,15 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
     ThroughputLoad shared_load{partitions, consumers, kPublishers, slice, true};
     JUNCTION_ASSIGN_OR_RETURN(ThroughputRun shared_round,
                               RunBrokerThroughput(shared_dir, shared_load));
+    if (partitions > 1) {
+      Progress(options, fmt::format("{} round {}/{}: broker, clients on its executor, {} keys",
+                                    name, round, kThroughputRounds, kKeys));
+      JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path keyed_dir, scratch.FreshSubdir("throughput"));
+      ThroughputLoad keyed_load{partitions, consumers, kPublishers, slice, true, kKeys};
+      JUNCTION_ASSIGN_OR_RETURN(ThroughputRun keyed_round,
+                                RunBrokerThroughput(keyed_dir, keyed_load));
+      keyed.Add(keyed_round);
+    }
     Progress(options, fmt::format("{} round {}/{}: log appends from another thread", name, round,
                                   kThroughputRounds));
     JUNCTION_ASSIGN_OR_RETURN(AppendRun cross_round, RunLogPeer(sliced, scratch, true));
@@ -103,6 +115,17 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
     rows.push_back(Compared(
         name, static_cast<double>(shared.published) / static_cast<double>(shared.io.segment_syncs),
         "msgs/fsync", peer.records_per_sync()));
+  }
+  if (keyed.seconds > 0) {
+    std::string keyed_name = fmt::format("{}, {} keys", name, kKeys);
+    rows.push_back(
+        Compared(keyed_name, keyed.acked_per_second(), "msgs/s acked", peer.records_per_second()));
+    if (keyed.io.segment_syncs > 0) {
+      rows.push_back(Compared(
+          keyed_name,
+          static_cast<double>(keyed.published) / static_cast<double>(keyed.io.segment_syncs),
+          "msgs/fsync", peer.records_per_sync()));
+    }
   }
   name += ", clients on own threads";
   rows.push_back(Compared(name, run.acked_per_second(), "msgs/s acked", peer.records_per_second()));

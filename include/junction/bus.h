@@ -78,7 +78,11 @@ struct PublishOptions {
   // At most one of deliver_at and delay.
   std::optional<Timestamp> deliver_at{};
   std::optional<Duration> delay{};
-  // Overrides key-based placement.
+  // Overrides placement. Without it a keyed message goes where Kafka's
+  // default partitioner puts it (murmur2(key) % partitions); messages without
+  // a key fill one partition for about 64 KiB, then the next in turn (sticky,
+  // as Kafka's since 2.4), so that messages published together share one
+  // partition's fdatasync and, over time, every partition an even share.
   std::optional<PartitionId> partition{};
 };
 

@@ -24,6 +24,9 @@ namespace {
 constexpr std::size_t kMaxPartitions = 1024;
 // Messages of one publish are cut into batches of about this size.
 constexpr std::size_t kBatchTarget = 1u << 20;
+// What a stored message costs besides its id and data, about (the other
+// attributes, the record's framing): for the keyless placement's byte count.
+constexpr std::size_t kRecordOverhead = 40;
 constexpr Duration kVirtualClockPoll = std::chrono::milliseconds(5);
 
 std::int64_t ToMillis(Duration d) {
@@ -334,9 +337,11 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
       duplicate_of[i] = it->second;
       continue;
     }
-    std::uint32_t p = partition         ? partition->value()
-                      : messages[i].key ? PartitionForKey(*messages[i].key, count).value()
-                                        : topic.next_partition++ % count;
+    const Message& m = messages[i];
+    std::uint32_t p =
+        partition ? partition->value()
+        : m.key   ? PartitionForKey(*m.key, count).value()
+                : topic.keyless.Next(count, kRecordOverhead + m.id.size() + m.data.size()).value();
     by_partition[p].push_back(i);
   }
   std::vector<std::pair<std::string, std::shared_ptr<DedupeWindow::Pending>>> pendings;

@@ -46,4 +46,16 @@ PartitionId PartitionForKey(std::string_view key, std::uint32_t partitions) {
   return PartitionId((Murmur2(key) & 0x7fffffffu) % partitions);
 }
 
+PartitionId StickyPartitioner::Next(std::uint32_t partitions, std::size_t bytes) {
+  JUNCTION_CHECK(partitions > 0) << "StickyPartitioner::Next with zero partitions";
+  if (current_ >= partitions) current_ %= partitions;
+  PartitionId placed(current_);
+  filled_ += bytes;
+  if (filled_ >= batch_bytes_) {
+    current_ = (current_ + 1) % partitions;
+    filled_ = 0;
+  }
+  return placed;
+}
+
 }  // namespace junction::broker

@@ -1,7 +1,9 @@
 #include "broker/partitioner.h"
 
 #include <cstdint>
+#include <map>
 #include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -65,6 +67,45 @@ TEST(PartitionForKeyTest, SinglePartitionTakesEveryKey) {
 
 TEST(PartitionForKeyDeathTest, ZeroPartitionsIsABug) {
   EXPECT_DEATH((void)PartitionForKey("a", 0), "zero partitions");
+}
+
+TEST(StickyPartitionerTest, FillsOnePartitionWithBatchBytesThenTakesTheNext) {
+  StickyPartitioner sticky(1000);
+  std::vector<std::uint32_t> placed;
+  for (int i = 0; i < 12; ++i) placed.push_back(sticky.Next(3, 250).value());
+  // 4 x 250 B fill 1000 B: four messages per partition, in turn, then around.
+  EXPECT_EQ(placed, (std::vector<std::uint32_t>{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2}));
+  EXPECT_EQ(sticky.Next(3, 250), PartitionId(0));
+}
+
+TEST(StickyPartitionerTest, SpreadsEvenlyOverTime) {
+  StickyPartitioner sticky(1000);
+  std::map<std::uint32_t, int> count;
+  const int messages = 8 * 1000;
+  for (int i = 0; i < messages; ++i) ++count[sticky.Next(8, 100 + i % 50).value()];
+  ASSERT_EQ(count.size(), 8u);
+  for (const auto& [partition, n] : count) {
+    // Even but for the last, partly filled turn: within a turn (< 10 messages).
+    EXPECT_NEAR(n, messages / 8, 10) << "partition " << partition;
+  }
+}
+
+TEST(StickyPartitionerTest, AMessageOfBatchBytesOrMoreHasAPartitionToItself) {
+  StickyPartitioner sticky(1000);
+  EXPECT_EQ(sticky.Next(4, 5000), PartitionId(0));
+  EXPECT_EQ(sticky.Next(4, 10), PartitionId(1));
+  EXPECT_EQ(sticky.Next(4, 990), PartitionId(1));
+  EXPECT_EQ(sticky.Next(4, 10), PartitionId(2));
+}
+
+TEST(StickyPartitionerTest, OnePartitionTakesEverything) {
+  StickyPartitioner sticky(10);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(sticky.Next(1, 7), PartitionId(0));
+}
+
+TEST(StickyPartitionerDeathTest, ZeroPartitionsIsABug) {
+  StickyPartitioner sticky;
+  EXPECT_DEATH((void)sticky.Next(0, 1), "zero partitions");
 }
 
 }  // namespace

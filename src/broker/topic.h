@@ -19,6 +19,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/group.h"
+#include "broker/partitioner.h"
 #include "junction/bus.h"
 #include "storage/log.h"
 
@@ -100,7 +101,7 @@ struct Topic {
   std::string name;
   TopicOptions options;
   std::vector<std::unique_ptr<storage::Log>> partitions;
-  std::uint32_t next_partition = 0;  // round robin of keyless messages
+  StickyPartitioner keyless;  // placement of messages without a key
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
   std::map<std::uint64_t, std::unique_ptr<Group>> ephemerals;
   DedupeWindow dedupe;
