@@ -366,6 +366,7 @@ void ThroughputRun::Add(const ThroughputRun& other) {
   redelivered += other.redelivered;
   publish_seconds += other.publish_seconds;
   seconds += other.seconds;
+  cpu_seconds += other.cpu_seconds;
   for (auto [into, from] : {std::pair{&io, &other.io}, std::pair{&state_io, &other.state_io}}) {
     into->segment_writes += from->segment_writes;
     into->segment_bytes += from->segment_bytes;
@@ -420,6 +421,7 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
   IoCounters state_before = env.state();
   std::uint64_t next_seq = 0;  // used on the publisher thread only
   std::int64_t start_ns = NowNanos();
+  const double cpu_before = ProcessCpuSeconds();
   std::atomic<int> publishing{load.publishers};
   for (int i = 0; i < load.publishers; ++i) {
     Spawn(publish_on, flow, PublishLoop(*bus, flow, next_seq, load.keys, publishing));
@@ -434,6 +436,7 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
         "consumers acking every published message");
   }
   ThroughputRun run;
+  run.cpu_seconds = ProcessCpuSeconds() - cpu_before;
   run.published = flow.published;
   run.acked = flow.acked;
   run.redelivered = flow.redelivered;

@@ -52,6 +52,7 @@ struct ThroughputRun {
   std::uint64_t redelivered = 0;   // deliveries with attempt() > 1
   double publish_seconds = 0;      // first Publish to the last completion
   double seconds = 0;              // first Publish to the last Ack
+  double cpu_seconds = 0;          // of the process, first Publish to the last Ack (about)
   IoCounters io;                   // of the partition logs (topics/)
   IoCounters state_io;             // of the group state (state/: its logs count as segments)
   std::uint64_t stored_bytes = 0;  // size of the partition logs afterwards

@@ -111,6 +111,12 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   }
   rows.push_back(Compared(name + " publish", shared.published_per_second(), "msgs/s stored",
                           peer.records_per_second()));
+  if (shared.acked > 0 && peer.records > 0) {
+    // CPU of the whole process per message, the peer's per append: the part
+    // of the broker's cost that a drifting disk does not move.
+    rows.push_back(Compared(name + " CPU", 1e6 * shared.cpu_seconds / shared.acked, "us/msg",
+                            1e6 * peer.cpu_seconds / peer.records));
+  }
   if (shared.io.segment_syncs > 0) {
     rows.push_back(Compared(
         name, static_cast<double>(shared.published) / static_cast<double>(shared.io.segment_syncs),

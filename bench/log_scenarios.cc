@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -361,6 +362,7 @@ Result<AppendRun> LogHarness::RunAppends(const AppendLoad& load) {
       clients->run();
     });
   }
+  const double cpu_before = ProcessCpuSeconds();
   Status ran = RunOnShard([&] {
     before = env_.Snapshot();
     start = clock.Now();
@@ -401,6 +403,7 @@ Result<AppendRun> LogHarness::RunAppends(const AppendLoad& load) {
   run.batches = state.batches;
   run.io = env_.Snapshot().Since(before);
   run.seconds = SecondsBetween(start, state.end);
+  run.cpu_seconds = ProcessCpuSeconds() - cpu_before;
   return run;
 }
 
@@ -464,7 +467,15 @@ void PlainSyncRun::Add(const PlainSyncRun& other) {
   seconds += other.seconds;
 }
 
+double ProcessCpuSeconds() {
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 void AppendRun::Add(const AppendRun& other) {
+  cpu_seconds += other.cpu_seconds;
   records += other.records;
   batches += other.batches;
   io.segment_writes += other.io.segment_writes;

@@ -100,11 +100,15 @@ struct AppendLoad {
   bool from_other_thread = false;
 };
 
+// User + system CPU time of this process so far, every thread (getrusage).
+double ProcessCpuSeconds();
+
 struct AppendRun {
   std::uint64_t records = 0;  // acknowledged
   std::uint64_t batches = 0;
-  IoCounters io;       // what reached the segment files meanwhile
-  double seconds = 0;  // first issue to last acknowledgement
+  IoCounters io;           // what reached the segment files meanwhile
+  double seconds = 0;      // first issue to last acknowledgement
+  double cpu_seconds = 0;  // of the process meanwhile (about: from before the first issue)
   double records_per_second() const { return seconds > 0 ? records / seconds : 0; }
   double bytes_per_second() const { return seconds > 0 ? io.segment_bytes / seconds : 0; }
   double syncs_per_second() const { return seconds > 0 ? io.segment_syncs / seconds : 0; }

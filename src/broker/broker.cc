@@ -64,7 +64,7 @@ Status ValidateSubscribeOptions(const SubscribeOptions& options) {
 
 // Not in the coroutine: GCC 12 mishandles temporaries of a conditional
 // expression inside coroutines.
-Status ValidateMessages(const std::vector<Message>& messages, std::uint64_t max_bytes) {
+Status ValidateMessages(std::span<const Message> messages, std::uint64_t max_bytes) {
   for (std::size_t i = 0; i < messages.size(); ++i) {
     if (Status s = messages[i].Validate(); !s.ok()) {
       return s.WithContext(messages.size() == 1 ? "message" : "message " + std::to_string(i));
@@ -254,7 +254,7 @@ asio::awaitable<Result<Topic*>> FindOrCreate(
   co_return it->second.get();
 }
 
-Status Broker::CheckPublish(std::string_view topic, const std::vector<Message>& messages,
+Status Broker::CheckPublish(std::string_view topic, std::span<const Message> messages,
                             const PublishOptions& options) const {
   if (closed_) return FailedPreconditionError("the bus is closed");
   JUNCTION_RETURN_IF_ERROR(ValidateName("topic", topic));
@@ -287,6 +287,15 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string 
                                    std::to_string(topic->partitions.size()));
   }
   co_return co_await Store(*topic, std::move(messages), deliver_at_ms, options.partition);
+}
+
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
+    std::string topic_name, std::vector<Message> messages) {
+  if (closed_) co_return FailedPreconditionError("the bus is closed");
+  JUNCTION_CO_ASSIGN_OR_RETURN(
+      Topic * topic, co_await FindOrCreate(*this, topics_, topic_name, options_.auto_create_topics,
+                                           options_.default_topic));
+  co_return co_await Store(*topic, std::move(messages), std::nullopt, std::nullopt);
 }
 
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,11 +77,16 @@ class Broker {
   boost::asio::awaitable<Status> CreateTopic(std::string name, TopicOptions options);
   // What Publish refuses before storing anything: a closed broker, a bad
   // topic name or options, an invalid or oversized message.
-  Status CheckPublish(std::string_view topic, const std::vector<Message>& messages,
+  Status CheckPublish(std::string_view topic, std::span<const Message> messages,
                       const PublishOptions& options) const;
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(std::string topic,
                                                                      std::vector<Message> messages,
                                                                      PublishOptions options);
+  // Publish for the shard's mailbox: each message passed CheckPublish without
+  // options (messages do not change after), so none is validated again; a
+  // closed broker still refuses.
+  boost::asio::awaitable<Result<std::vector<PublishResult>>> PublishChecked(
+      std::string topic, std::vector<Message> messages);
 
   boost::asio::awaitable<Result<std::shared_ptr<Member>>> Subscribe(std::string topic,
                                                                     SubscribeOptions options);

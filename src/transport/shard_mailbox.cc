@@ -1,6 +1,7 @@
 #include "transport/shard_mailbox.h"
 
 #include <map>
+#include <span>
 #include <utility>
 
 #include <boost/asio/append.hpp>
@@ -22,13 +23,21 @@ void Complete(Handler& handler, Value value) {
   asio::dispatch(asio::append(std::move(handler), std::move(value)));
 }
 
-// Stores `messages` (already checked) in one Publish and completes each
-// handler with its own result.
-asio::awaitable<void> StoreTogether(broker::Broker* broker, std::string topic,
-                                    std::vector<Message> messages, PublishOptions options,
-                                    std::vector<ShardMailbox::PublishHandler> handlers) {
-  Result<std::vector<PublishResult>> stored =
-      co_await broker->Publish(std::move(topic), std::move(messages), options);
+}  // namespace
+
+// Stores `messages` (each already checked) in one publish, or the one message
+// with options, and completes each handler with its own result.
+asio::awaitable<void> ShardMailbox::StoreTogether(std::string topic, std::vector<Message> messages,
+                                                  PublishOptions options,
+                                                  std::vector<PublishHandler> handlers) {
+  broker::Broker* broker = broker_.get();
+  // Not a co_await in a conditional expression (GCC 12 coroutine bugs).
+  Result<std::vector<PublishResult>> stored = FailedPreconditionError("not stored");
+  if (HasOptions(options)) {
+    stored = co_await broker->Publish(std::move(topic), std::move(messages), options);
+  } else {
+    stored = co_await broker->PublishChecked(std::move(topic), std::move(messages));
+  }
   for (std::size_t i = 0; i < handlers.size(); ++i) {
     if (stored.ok()) {
       Complete(handlers[i], Result<PublishResult>((*stored)[i]));
@@ -37,8 +46,6 @@ asio::awaitable<void> StoreTogether(broker::Broker* broker, std::string topic,
     }
   }
 }
-
-}  // namespace
 
 void ShardMailbox::EnqueuePublish(std::string topic, Message message, PublishOptions options,
                                   PublishHandler handler) {
@@ -100,28 +107,30 @@ void ShardMailbox::Drain() {
   };
   std::map<std::string, Together> together;
   for (PublishItem& item : publishes) {
-    std::vector<Message> one;
-    one.push_back(std::move(item.message));
-    if (Status s = broker.CheckPublish(item.topic, one, item.options); !s.ok()) {
+    if (Status s = broker.CheckPublish(item.topic, std::span<const Message>(&item.message, 1),
+                                       item.options);
+        !s.ok()) {
       Complete(item.handler, Result<PublishResult>(std::move(s)));
       continue;
     }
     if (HasOptions(item.options)) {
+      std::vector<Message> one;
+      one.push_back(std::move(item.message));
       std::vector<PublishHandler> handler;
       handler.push_back(std::move(item.handler));
-      asio::co_spawn(shard_,
-                     StoreTogether(&broker, std::move(item.topic), std::move(one), item.options,
-                                   std::move(handler)),
-                     asio::detached);
+      asio::co_spawn(
+          shard_,
+          StoreTogether(std::move(item.topic), std::move(one), item.options, std::move(handler)),
+          asio::detached);
       continue;
     }
     Together& group = together[item.topic];
-    group.messages.push_back(std::move(one.front()));
+    group.messages.push_back(std::move(item.message));
     group.handlers.push_back(std::move(item.handler));
   }
   for (auto& [topic, group] : together) {
     asio::co_spawn(shard_,
-                   StoreTogether(&broker, topic, std::move(group.messages), PublishOptions(),
+                   StoreTogether(topic, std::move(group.messages), PublishOptions(),
                                  std::move(group.handlers)),
                    asio::detached);
   }

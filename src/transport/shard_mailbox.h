@@ -18,6 +18,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "broker/broker.h"
 #include "junction/bus.h"
@@ -57,6 +58,9 @@ class ShardMailbox {
 
   void ScheduleLocked();
   void Drain();
+  boost::asio::awaitable<void> StoreTogether(std::string topic, std::vector<Message> messages,
+                                             PublishOptions options,
+                                             std::vector<PublishHandler> handlers);
 
   boost::asio::any_io_executor shard_;
   std::unique_ptr<broker::Broker>& broker_;
