@@ -86,7 +86,7 @@ TEST(StickyPartitionerTest, SpreadsEvenlyOverTime) {
   ASSERT_EQ(count.size(), 8u);
   for (const auto& [partition, n] : count) {
     // Even but for the last, partly filled turn: within a turn (< 10 messages).
-    EXPECT_NEAR(n, messages / 8, 10) << "partition " << partition;
+    EXPECT_NEAR(n, messages / 8.0, 10) << "partition " << partition;
   }
 }
 
