@@ -133,7 +133,9 @@ class Broker {
 
   Status Recover();
   Result<Topic*> OpenTopic(const std::string& name, const TopicOptions& options);
-  Result<Topic*> FindOrCreateTopic(const std::string& name);
+  // The topic, created with `defaults` when missing and `auto_create`.
+  boost::asio::awaitable<Result<Topic*>> FindOrCreate(const std::string& name, bool auto_create,
+                                                      const TopicOptions& defaults);
   Status RebuildDedupe(Topic& topic);
   // Whether the message stored at `hit` has this id (a hash hit is only a candidate).
   bool StoredIdIs(Topic& topic, const DedupeWindow::Hit& hit, std::string_view id);

@@ -1,0 +1,295 @@
+// The publish side of Broker: validation, dedupe, placement, storing in
+// the partition logs, and rebuilding the dedupe window at open.
+#include "broker/broker.h"
+
+#include <map>
+#include <span>
+#include <unordered_map>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "broker/message_codec.h"
+#include "broker/partitioner.h"
+#include "codec/record_batch.h"
+#include "junction/log.h"
+
+namespace junction::broker {
+namespace asio = boost::asio;
+
+namespace {
+
+// Messages of one publish are cut into batches of about this size.
+constexpr std::size_t kBatchTarget = 1u << 20;
+// What a stored message costs besides its id and data, about (the other
+// attributes, the record's framing): for the keyless placement's byte count.
+constexpr std::size_t kRecordOverhead = 40;
+
+std::int64_t ToMillis(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// Not in the coroutine: GCC 12 mishandles temporaries of a conditional
+// expression inside coroutines.
+Status ValidateMessages(std::span<const Message> messages, std::uint64_t max_bytes) {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (Status s = messages[i].Validate(); !s.ok()) {
+      return s.WithContext(messages.size() == 1 ? "message" : "message " + std::to_string(i));
+    }
+    std::size_t size = MessageSize(messages[i]);
+    if (size > max_bytes) {
+      return ResourceExhaustedError("message of " + std::to_string(size) +
+                                    " bytes exceeds max_message_bytes (" +
+                                    std::to_string(max_bytes) + ")");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status Broker::RebuildDedupe(Topic& topic) {
+  if (!topic.dedupe.enabled()) return OkStatus();
+  std::int64_t since = NowMs() - ToMillis(topic.options.dedupe_window);
+  for (std::uint32_t p = 0; p < topic.partitions.size(); ++p) {
+    storage::Log& log = *topic.partitions[p];
+    JUNCTION_ASSIGN_OR_RETURN(Offset at, log.OffsetForTime(since));
+    while (at < log.high_watermark()) {
+      JUNCTION_ASSIGN_OR_RETURN(storage::ReadResult read, log.Read(at, kBatchTarget));
+      std::span<const std::byte> rest(read.batches);
+      while (!rest.empty()) {
+        JUNCTION_ASSIGN_OR_RETURN(codec::BatchHeader header, codec::ParseBatchHeader(rest));
+        JUNCTION_ASSIGN_OR_RETURN(std::vector<codec::Record> records,
+                                  codec::DecodeRecords(rest.first(header.batch_length)));
+        rest = rest.subspan(header.batch_length);
+        for (const codec::Record& record : records) {
+          if (record.offset < at || record.timestamp_ms < since) continue;
+          Result<StoredMessage> stored = DecodeMessage(record);
+          if (!stored.ok()) continue;  // Group::FillPartition reports it
+          topic.dedupe.Add(DedupeWindow::Hash(stored->message.id), {PartitionId(p), record.offset},
+                           record.timestamp_ms);
+        }
+      }
+      at = read.next_offset;
+    }
+  }
+  return OkStatus();
+}
+
+bool Broker::StoredIdIs(Topic& topic, const DedupeWindow::Hit& hit, std::string_view id) {
+  storage::Log& log = *topic.partitions[hit.partition.value()];
+  Result<storage::ReadResult> read = log.Read(hit.offset, 1);
+  if (!read.ok()) return false;  // gone (retention): cannot be a duplicate any more
+  std::span<const std::byte> rest(read->batches);
+  Result<codec::BatchHeader> header = codec::ParseBatchHeader(rest);
+  if (!header.ok()) return false;
+  Result<std::vector<codec::Record>> records =
+      codec::DecodeRecords(rest.first(header->batch_length));
+  if (!records.ok()) return false;
+  for (const codec::Record& record : *records) {
+    if (record.offset != hit.offset) continue;
+    Result<StoredMessage> stored = DecodeMessage(record);
+    return stored.ok() && stored->message.id == id;
+  }
+  return false;
+}
+
+Status Broker::CheckPublish(std::string_view topic, std::span<const Message> messages,
+                            const PublishOptions& options) const {
+  if (closed_) return FailedPreconditionError("the bus is closed");
+  JUNCTION_RETURN_IF_ERROR(ValidateName("topic", topic));
+  if (options.deliver_at && options.delay) {
+    return InvalidArgumentError("set deliver_at or delay, not both");
+  }
+  if (options.delay && *options.delay < Duration::zero()) {
+    return InvalidArgumentError("delay is negative");
+  }
+  return ValidateMessages(messages, options_.max_message_bytes);
+}
+
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string topic_name,
+                                                                    std::vector<Message> messages,
+                                                                    PublishOptions options) {
+  JUNCTION_CO_RETURN_IF_ERROR(CheckPublish(topic_name, messages, options));
+  std::optional<std::int64_t> deliver_at_ms;
+  if (options.delay) deliver_at_ms = NowMs() + ToMillis(*options.delay);
+  if (options.deliver_at) {
+    deliver_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        options.deliver_at->time_since_epoch())
+                        .count();
+  }
+  JUNCTION_CO_ASSIGN_OR_RETURN(
+      Topic * topic,
+      co_await FindOrCreate(topic_name, options_.auto_create_topics, options_.default_topic));
+  if (options.partition && options.partition->value() >= topic->partitions.size()) {
+    co_return InvalidArgumentError("partition " + std::to_string(options.partition->value()) +
+                                   " does not exist; topic '" + topic_name + "' has " +
+                                   std::to_string(topic->partitions.size()));
+  }
+  co_return co_await Store(*topic, std::move(messages), deliver_at_ms, options.partition);
+}
+
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
+    std::string topic_name, std::vector<Message> messages) {
+  if (closed_) co_return FailedPreconditionError("the bus is closed");
+  JUNCTION_CO_ASSIGN_OR_RETURN(
+      Topic * topic,
+      co_await FindOrCreate(topic_name, options_.auto_create_topics, options_.default_topic));
+  co_return co_await Store(*topic, std::move(messages), std::nullopt, std::nullopt);
+}
+
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
+    Topic& topic, std::vector<Message> messages, std::optional<std::int64_t> deliver_at_ms,
+    std::optional<PartitionId> partition) {
+  const std::size_t n = messages.size();
+  std::vector<PublishResult> results(n);
+  std::vector<bool> done(n, false);
+  topic.dedupe.Expire(NowMs());
+  // Ids already stored, or being stored by a publish in flight.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!topic.dedupe.enabled()) break;
+    while (true) {
+      std::uint64_t hash = DedupeWindow::Hash(messages[i].id);
+      if (const DedupeWindow::Hit* hit = topic.dedupe.Find(hash)) {
+        if (StoredIdIs(topic, *hit, messages[i].id)) {
+          results[i] = {hit->partition, hit->offset, true};
+          done[i] = true;
+          break;
+        }
+        topic.dedupe.Forget(hash);  // another id with the same hash
+      }
+      std::shared_ptr<DedupeWindow::Pending> pending = topic.dedupe.FindPending(messages[i].id);
+      if (!pending) break;
+      if (!pending->waiters) {
+        pending->waiters = std::make_unique<asio::steady_timer>(shard_, MonoTime::max());
+      }
+      boost::system::error_code ec;
+      while (!pending->done) {
+        co_await pending->waiters->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (pending->result) {
+        results[i] = {pending->result->partition, pending->result->offset, true};
+        done[i] = true;
+        break;
+      }
+    }
+  }
+  // Place the rest; a repeated id within this call is a duplicate of its first.
+  std::map<std::uint32_t, std::vector<std::size_t>> by_partition;
+  std::unordered_map<std::string_view, std::size_t> first_of;
+  std::vector<std::optional<std::size_t>> duplicate_of(n);
+  const auto count = static_cast<std::uint32_t>(topic.partitions.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (done[i]) continue;
+    auto [it, inserted] = first_of.emplace(messages[i].id, i);
+    if (!inserted) {
+      duplicate_of[i] = it->second;
+      continue;
+    }
+    const Message& m = messages[i];
+    std::uint32_t p =
+        partition ? partition->value()
+        : m.key   ? PartitionForKey(*m.key, count).value()
+                : topic.keyless.Next(count, kRecordOverhead + m.id.size() + m.data.size()).value();
+    by_partition[p].push_back(i);
+  }
+  std::vector<std::pair<std::string, std::shared_ptr<DedupeWindow::Pending>>> pendings;
+  if (topic.dedupe.enabled()) {
+    for (auto& [p, indexes] : by_partition) {
+      for (std::size_t i : indexes) {
+        auto pending = std::make_shared<DedupeWindow::Pending>();
+        topic.dedupe.AddPending(messages[i].id, pending);
+        pendings.emplace_back(messages[i].id, std::move(pending));
+      }
+    }
+  }
+  const std::int64_t now_ms = NowMs();
+  // Every partition's batches are appended at once (each log group-commits
+  // its own), then awaited together: partitions never wait for each other.
+  struct Chunk {
+    std::uint32_t partition = 0;
+    const std::vector<std::size_t>* indexes = nullptr;
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    std::vector<std::byte> batch;
+    std::optional<Result<storage::AppendResult>> appended;
+  };
+  std::vector<Chunk> chunks;
+  Status status;
+  for (auto& [p, indexes] : by_partition) {
+    for (std::size_t begin = 0; begin < indexes.size() && status.ok();) {
+      codec::RecordBatchBuilder builder;
+      std::size_t end = begin;
+      while (end < indexes.size() &&
+             (end == begin || builder.uncompressed_bytes() < kBatchTarget)) {
+        AddMessage(builder, messages[indexes[end]], now_ms, deliver_at_ms);
+        ++end;
+      }
+      Result<std::vector<std::byte>> batch = builder.Build();
+      if (!batch.ok()) {
+        status = batch.status();
+        break;
+      }
+      chunks.push_back(Chunk{p, &indexes, begin, end, std::move(*batch), std::nullopt});
+      begin = end;
+    }
+  }
+  if (status.ok() && !chunks.empty()) {
+    std::size_t remaining = chunks.size();
+    asio::steady_timer all_appended(shard_, MonoTime::max());
+    for (Chunk& chunk : chunks) {
+      topic.partitions[chunk.partition]->AsyncAppend(
+          std::move(chunk.batch), [&chunk, &remaining, &all_appended](auto result) {
+            chunk.appended = std::move(result);
+            if (--remaining == 0) all_appended.cancel();
+          });
+    }
+    while (remaining > 0) {
+      boost::system::error_code ec;
+      co_await all_appended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    for (Chunk& chunk : chunks) {
+      if (!chunk.appended->ok()) {
+        if (status.ok()) {
+          status = chunk.appended->status().WithContext("topic '" + topic.name + "' partition " +
+                                                        std::to_string(chunk.partition));
+        }
+        continue;
+      }
+      for (std::size_t k = chunk.begin; k < chunk.end; ++k) {
+        results[(*chunk.indexes)[k]] = {PartitionId(chunk.partition),
+                                        (*chunk.appended)->base_offset + (k - chunk.begin), false};
+        done[(*chunk.indexes)[k]] = true;
+      }
+    }
+  }
+  for (auto& [id, pending] : pendings) {
+    topic.dedupe.RemovePending(id);
+    auto index = first_of.find(id);
+    if (index != first_of.end() && done[index->second]) {
+      const PublishResult& r = results[index->second];
+      topic.dedupe.Add(DedupeWindow::Hash(id), {r.partition, r.offset}, now_ms);
+      pending->result = DedupeWindow::Hit{r.partition, r.offset};
+    }
+    pending->done = true;
+    if (pending->waiters) pending->waiters->cancel();
+  }
+  if (topic.dedupe.evicted() > 0 && !topic.dedupe_eviction_logged) {
+    topic.dedupe_eviction_logged = true;
+    log::Warn("dedupe window full: the oldest ids leave it before their time",
+              {{"topic", topic.name}, {"max_ids", std::uint64_t{options_.max_dedupe_ids}}});
+  }
+  // Whatever was stored is deliverable, even when a later batch failed.
+  if (!by_partition.empty()) topic.ForEachGroup([](Group& group) { group.Pump(); });
+  if (!status.ok()) co_return status;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (duplicate_of[i]) {
+      results[i] = results[*duplicate_of[i]];
+      results[i].duplicate = true;
+    }
+  }
+  co_return results;
+}
+
+}  // namespace junction::broker
