@@ -5,8 +5,14 @@
 include_guard(GLOBAL)
 
 # Flags for Junction's own code (not for third-party headers).
+# GCC 12 at -O2 (the tsan preset) reports the destruction of every Asio awaitable
+# frame whose allocation it can see inlined as a mismatched new/delete: Asio's
+# frame operator new (aligned_alloc through its recycling cache) and operator
+# delete match, GCC just cannot pair them. A false positive that moves from
+# file to file as inlining changes, so it is off for GCC everywhere rather
+# than per file.
 set(JUNCTION_WARNINGS -Wall -Wextra -Wpedantic -Wnon-virtual-dtor -Wimplicit-fallthrough
-    -Werror)
+    $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete> -Werror)
 
 # junction_library(NAME core SRCS a.cc b.cc DEPS other_module PUBLIC_LIBS Foo::Foo
 #                  PRIVATE_LIBS Bar::Bar)

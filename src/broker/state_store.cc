@@ -15,13 +15,6 @@
 #include "codec/record_batch.h"
 #include "junction/log.h"
 
-// GCC 12 at -O2 (the tsan preset) flags the destruction of an Asio awaitable frame as a
-// mismatched new/delete: a false positive (Asio's frame allocator), as in
-// tests/conformance/CMakeLists.txt.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
 namespace junction::broker {
 namespace {
 
