@@ -142,6 +142,9 @@ inline constexpr std::string_view kHeaderDlqFirstFailure = "junction-dlq-first-f
 inline constexpr std::string_view kHeaderDlqLastFailure = "junction-dlq-last-failure";
 
 // Acknowledges one delivery attempt. Implemented by transports.
+// The transport's side of a Delivery. The awaitables it returns must not
+// refer to the control itself: the Delivery that holds it may be gone before
+// they are awaited.
 class DeliveryControl {
  public:
   virtual ~DeliveryControl() = default;

@@ -149,41 +149,45 @@ Awaitable<Result<std::shared_ptr<broker::ResponderState>>> RespondOn(Core* c, st
   co_return c->broker->Respond(std::move(topic));
 }
 
+// An ack, nack or InProgress through the shard's mailbox: a burst of them
+// costs one hop. A coroutine of its own (not a member): it holds the Core
+// until the broker answered, and nothing of the control.
+Awaitable<Status> SendAck(std::weak_ptr<Core> weak, broker::DeliveryRef ref,
+                          ShardMailbox::AckKind kind, std::optional<Duration> delay,
+                          std::string error) {
+  std::shared_ptr<Core> core = weak.lock();
+  if (!core) co_return FailedPreconditionError("the bus is closed");
+  // Named, not a temporary in the co_await (GCC 12 coroutine bugs).
+  auto initiate = [&](auto handler) {
+    core->mailbox.EnqueueAck(ref, kind, delay, std::move(error), std::move(handler));
+  };
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
+      initiate, asio::use_awaitable);
+}
+
+Awaitable<Status> AckSyncOn(std::weak_ptr<Core> weak, broker::DeliveryRef ref) {
+  std::shared_ptr<Core> core = weak.lock();
+  if (!core) co_return FailedPreconditionError("the bus is closed");
+  co_return co_await OnShard(*core, core->broker->AckSync(ref));
+}
+
 class EmbeddedDeliveryControl final : public DeliveryControl {
  public:
   EmbeddedDeliveryControl(std::weak_ptr<Core> core, broker::DeliveryRef ref)
       : core_(std::move(core)), ref_(ref) {}
 
   Awaitable<Status> Ack() override {
-    co_return co_await Send(ShardMailbox::AckKind::kAck, std::nullopt, std::string());
+    return SendAck(core_, ref_, ShardMailbox::AckKind::kAck, std::nullopt, std::string());
   }
-  Awaitable<Status> AckSync() override {
-    auto core = core_.lock();
-    if (!core) co_return FailedPreconditionError("the bus is closed");
-    co_return co_await OnShard(*core, core->broker->AckSync(ref_));
-  }
+  Awaitable<Status> AckSync() override { return AckSyncOn(core_, ref_); }
   Awaitable<Status> Nack(std::optional<Duration> delay, std::string error) override {
-    co_return co_await Send(ShardMailbox::AckKind::kNack, delay, std::move(error));
+    return SendAck(core_, ref_, ShardMailbox::AckKind::kNack, delay, std::move(error));
   }
   Awaitable<Status> InProgress() override {
-    co_return co_await Send(ShardMailbox::AckKind::kInProgress, std::nullopt, std::string());
+    return SendAck(core_, ref_, ShardMailbox::AckKind::kInProgress, std::nullopt, std::string());
   }
 
  private:
-  // Through the shard's mailbox: a burst of acks costs one hop.
-  Awaitable<Status> Send(ShardMailbox::AckKind kind, std::optional<Duration> delay,
-                         std::string error) {
-    auto core = core_.lock();
-    if (!core) co_return FailedPreconditionError("the bus is closed");
-    // Named, not a temporary in the co_await (GCC 12 coroutine bugs).
-    auto initiate = [&](auto handler) {
-      core->mailbox.EnqueueAck(ref_, kind, delay, std::move(error),
-                               ShardMailbox::StatusHandler(std::move(handler)));
-    };
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
-        initiate, asio::use_awaitable);
-  }
-
   std::weak_ptr<Core> core_;
   broker::DeliveryRef ref_;
 };
@@ -275,18 +279,19 @@ class EmbeddedBus final : public Bus {
     co_return co_await OnShard(*core_, core_->broker->CreateTopic(std::string(topic), options));
   }
 
+  // Not a coroutine: the awaitable async_initiate returns is the only frame
+  // per publish. Through the shard's mailbox: concurrent publishes to a topic
+  // are stored together.
   Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message,
                                            PublishOptions options, Deadline deadline) override {
-    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
-    // Through the shard's mailbox: concurrent publishes to a topic are
-    // stored together.
-    auto initiate = [&](auto handler) {
-      core_->mailbox.EnqueuePublish(std::string(topic), std::move(message), options,
-                                    ShardMailbox::PublishHandler(std::move(handler)));
+    if (Status s = CheckDeadline(deadline); !s.ok()) return PublishFailed(std::move(s));
+    auto initiate = [core = core_.get(), topic = std::string(topic), message = std::move(message),
+                     options](auto handler) mutable {
+      core->mailbox.EnqueuePublish(std::move(topic), std::move(message), options,
+                                   std::move(handler));
     };
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                            void(Result<PublishResult>)>(initiate,
-                                                                         asio::use_awaitable);
+    return asio::async_initiate<decltype(asio::use_awaitable), void(Result<PublishResult>)>(
+        std::move(initiate), asio::use_awaitable);
   }
 
   Awaitable<Result<std::vector<PublishResult>>> PublishBatch(std::string_view topic,
@@ -347,6 +352,8 @@ class EmbeddedBus final : public Bus {
       return DeadlineExceededError("the deadline passed before the call");
     return OkStatus();
   }
+
+  static Awaitable<Result<PublishResult>> PublishFailed(Status status) { co_return status; }
 
   std::shared_ptr<Core> core_;
   Capabilities capabilities_;

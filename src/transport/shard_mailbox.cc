@@ -18,9 +18,16 @@ bool HasOptions(const PublishOptions& options) {
   return options.deliver_at || options.delay || options.partition;
 }
 
-template <typename Handler, typename Value>
-void Complete(Handler& handler, Value value) {
-  asio::dispatch(asio::append(std::move(handler), std::move(value)));
+template <typename Waiter, typename Value>
+void Complete(Waiter& waiter, Value value) {
+  if (waiter.here) {
+    // Already on the waiter's executor: what dispatch would do, without
+    // asking the type-erased handler for its executor (and a work guard on
+    // it) each time.
+    std::move(waiter.handler)(std::move(value));
+    return;
+  }
+  asio::dispatch(asio::append(std::move(waiter.handler), std::move(value)));
 }
 
 }  // namespace
@@ -29,7 +36,7 @@ void Complete(Handler& handler, Value value) {
 // with options, and completes each handler with its own result.
 asio::awaitable<void> ShardMailbox::StoreTogether(std::string topic, std::vector<Message> messages,
                                                   PublishOptions options,
-                                                  std::vector<PublishHandler> handlers) {
+                                                  std::vector<PublishWaiter> waiters) {
   broker::Broker* broker = broker_.get();
   // Not a co_await in a conditional expression (GCC 12 coroutine bugs).
   Result<std::vector<PublishResult>> stored = FailedPreconditionError("not stored");
@@ -38,26 +45,25 @@ asio::awaitable<void> ShardMailbox::StoreTogether(std::string topic, std::vector
   } else {
     stored = co_await broker->PublishChecked(std::move(topic), std::move(messages));
   }
-  for (std::size_t i = 0; i < handlers.size(); ++i) {
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
     if (stored.ok()) {
-      Complete(handlers[i], Result<PublishResult>((*stored)[i]));
+      Complete(waiters[i], Result<PublishResult>((*stored)[i]));
     } else {
-      Complete(handlers[i], Result<PublishResult>(stored.status()));
+      Complete(waiters[i], Result<PublishResult>(stored.status()));
     }
   }
 }
 
-void ShardMailbox::EnqueuePublish(std::string topic, Message message, PublishOptions options,
-                                  PublishHandler handler) {
+void ShardMailbox::EnqueuePublishErased(std::string topic, Message message, PublishOptions options,
+                                        PublishWaiter waiter) {
   std::lock_guard lock(mutex_);
-  publishes_.push_back({std::move(topic), std::move(message), options, std::move(handler)});
+  publishes_.push_back({std::move(topic), std::move(message), options, std::move(waiter)});
   ScheduleLocked();
 }
 
-void ShardMailbox::EnqueueAck(broker::DeliveryRef ref, AckKind kind, std::optional<Duration> delay,
-                              std::string error, StatusHandler handler) {
+void ShardMailbox::EnqueueAckErased(AckItem item) {
   std::lock_guard lock(mutex_);
-  acks_.push_back({ref, kind, delay, std::move(error), std::move(handler)});
+  acks_.push_back(std::move(item));
   ScheduleLocked();
 }
 
@@ -77,9 +83,9 @@ void ShardMailbox::Drain() {
     scheduled_ = false;
   }
   if (!broker_) {  // the bus is shutting down
-    for (AckItem& item : acks) Complete(item.handler, FailedPreconditionError("the bus is closed"));
+    for (AckItem& item : acks) Complete(item.waiter, FailedPreconditionError("the bus is closed"));
     for (PublishItem& item : publishes) {
-      Complete(item.handler, Result<PublishResult>(FailedPreconditionError("the bus is closed")));
+      Complete(item.waiter, Result<PublishResult>(FailedPreconditionError("the bus is closed")));
     }
     return;
   }
@@ -97,42 +103,42 @@ void ShardMailbox::Drain() {
         status = broker.InProgress(item.ref);
         break;
     }
-    Complete(item.handler, std::move(status));
+    Complete(item.waiter, std::move(status));
   }
   // One Publish per topic for the plain ones (in arrival order); one each for
   // those with options. A message the broker would refuse fails alone.
   struct Together {
     std::vector<Message> messages;
-    std::vector<PublishHandler> handlers;
+    std::vector<PublishWaiter> waiters;
   };
   std::map<std::string, Together> together;
   for (PublishItem& item : publishes) {
     if (Status s = broker.CheckPublish(item.topic, std::span<const Message>(&item.message, 1),
                                        item.options);
         !s.ok()) {
-      Complete(item.handler, Result<PublishResult>(std::move(s)));
+      Complete(item.waiter, Result<PublishResult>(std::move(s)));
       continue;
     }
     if (HasOptions(item.options)) {
       std::vector<Message> one;
       one.push_back(std::move(item.message));
-      std::vector<PublishHandler> handler;
-      handler.push_back(std::move(item.handler));
+      std::vector<PublishWaiter> waiter;
+      waiter.push_back(std::move(item.waiter));
       asio::co_spawn(
           shard_,
-          StoreTogether(std::move(item.topic), std::move(one), item.options, std::move(handler)),
+          StoreTogether(std::move(item.topic), std::move(one), item.options, std::move(waiter)),
           asio::detached);
       continue;
     }
     Together& group = together[item.topic];
     group.messages.push_back(std::move(item.message));
-    group.handlers.push_back(std::move(item.handler));
+    group.waiters.push_back(std::move(item.waiter));
   }
   for (auto& [topic, group] : together) {
-    asio::co_spawn(shard_,
-                   StoreTogether(topic, std::move(group.messages), PublishOptions(),
-                                 std::move(group.handlers)),
-                   asio::detached);
+    asio::co_spawn(
+        shard_,
+        StoreTogether(topic, std::move(group.messages), PublishOptions(), std::move(group.waiters)),
+        asio::detached);
   }
 }
 

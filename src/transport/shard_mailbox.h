@@ -18,6 +18,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include "broker/broker.h"
@@ -36,31 +37,57 @@ class ShardMailbox {
   ShardMailbox(boost::asio::any_io_executor shard, std::unique_ptr<broker::Broker>& broker)
       : shard_(std::move(shard)), broker_(broker) {}
 
+  // `handler`: a completion handler for void(Result<PublishResult>), resp.
+  // void(Status). One whose executor is the shard's is called in place when
+  // the drain has the result (it runs there already); any other is
+  // dispatched to its executor.
+  template <typename Handler>
   void EnqueuePublish(std::string topic, Message message, PublishOptions options,
-                      PublishHandler handler);
+                      Handler&& handler) {
+    bool here = boost::asio::get_associated_executor(handler) == shard_;
+    EnqueuePublishErased(std::move(topic), std::move(message), options,
+                         {PublishHandler(std::forward<Handler>(handler)), here});
+  }
+  template <typename Handler>
   void EnqueueAck(broker::DeliveryRef ref, AckKind kind, std::optional<Duration> delay,
-                  std::string error, StatusHandler handler);
+                  std::string error, Handler&& handler) {
+    bool here = boost::asio::get_associated_executor(handler) == shard_;
+    EnqueueAckErased({ref,
+                      kind,
+                      delay,
+                      std::move(error),
+                      {StatusHandler(std::forward<Handler>(handler)), here}});
+  }
 
  private:
+  template <typename H>
+  struct Waiter {
+    H handler;
+    bool here = false;  // on the shard's executor: called in place
+  };
+  using PublishWaiter = Waiter<PublishHandler>;
   struct PublishItem {
     std::string topic;
     Message message;
     PublishOptions options;
-    PublishHandler handler;
+    PublishWaiter waiter;
   };
   struct AckItem {
     broker::DeliveryRef ref;
     AckKind kind = AckKind::kAck;
     std::optional<Duration> delay;
     std::string error;
-    StatusHandler handler;
+    Waiter<StatusHandler> waiter;
   };
 
+  void EnqueuePublishErased(std::string topic, Message message, PublishOptions options,
+                            PublishWaiter waiter);
+  void EnqueueAckErased(AckItem item);
   void ScheduleLocked();
   void Drain();
   boost::asio::awaitable<void> StoreTogether(std::string topic, std::vector<Message> messages,
                                              PublishOptions options,
-                                             std::vector<PublishHandler> handlers);
+                                             std::vector<PublishWaiter> waiters);
 
   boost::asio::any_io_executor shard_;
   std::unique_ptr<broker::Broker>& broker_;
