@@ -251,7 +251,15 @@ asio::awaitable<Result<std::vector<BrokerDelivery>>> Broker::Next(std::shared_pt
     ProcessTimers();
     Result<Group*> group = FindGroup(member->group_id);
     if (!group.ok()) co_return CancelledError("the subscription's group is gone");
-    (*group)->Pump();
+    // A pump still scheduled (SchedulePump) runs now, for every group of the
+    // topic: each sees what was stored before this call as of the moment
+    // it was stored.
+    Topic& topic = (*group)->topic();
+    if (topic.pump_scheduled) {
+      topic.ForEachGroup([](Group& g) { g.Pump(); });
+    } else {
+      (*group)->Pump();
+    }
     if (!member->queue.empty()) {
       std::vector<BrokerDelivery> out;
       while (!member->queue.empty() && out.size() < max) {

@@ -144,6 +144,9 @@ class Broker {
       Topic& topic, std::vector<Message> messages, std::optional<std::int64_t> deliver_at_ms,
       std::optional<PartitionId> partition);
   boost::asio::awaitable<Status> PersistLoop();
+  // Lets `topic`'s groups read what was just stored, two turns of the shard
+  // from now (see broker_publish.cc).
+  void SchedulePump(Topic& topic);
   void ProcessTimers();
   void ArmWakeup();
   void EnforceRetention();
@@ -184,6 +187,9 @@ class Broker {
   struct PendingRequest;
   std::map<std::uint64_t, PendingRequest*> requests_;
   std::uint64_t next_request_id_ = 1;
+  // Handlers posted to the shard hold a weak reference: once the broker is
+  // gone they do nothing.
+  std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
 };
 
 }  // namespace junction::broker

@@ -106,6 +106,7 @@ struct Topic {
   std::map<std::uint64_t, std::unique_ptr<Group>> ephemerals;
   DedupeWindow dedupe;
   bool dedupe_eviction_logged = false;
+  bool pump_scheduled = false;  // Broker::SchedulePump
 
   template <typename F>
   void ForEachGroup(F&& f) {
