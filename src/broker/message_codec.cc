@@ -4,12 +4,15 @@
 #include <charconv>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include <boost/container/small_vector.hpp>
 
 #include "core/text.h"
 #include "junction/result.h"
@@ -140,7 +143,8 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
     JUNCTION_CHECK(owned.size() < owned.capacity()) << "AddMessage reserved too little";
     return owned.emplace_back(std::move(s));
   };
-  std::vector<Header> headers;
+  // On the stack for the usual message (attributes and a few extensions or headers).
+  boost::container::small_vector<Header, 16> headers;
   headers.reserve(9 + message.extensions.size() + message.headers.size());
 
   headers.emplace_back("ce-id", message.id);
@@ -166,7 +170,7 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
   if (message.key) key = *message.key;
   std::optional<std::string_view> value;
   if (!message.data.empty()) value = message.data;
-  builder.Add(timestamp_ms, key, value, headers);
+  builder.Add(timestamp_ms, key, value, std::span<const Header>(headers.data(), headers.size()));
 }
 
 Result<StoredMessage> DecodeMessage(const codec::Record& record) {

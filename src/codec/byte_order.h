@@ -47,11 +47,14 @@ inline std::int64_t ZigZagDecode(std::uint64_t n) {
 
 // Appends `v` as unsigned LEB128 (1 to 10 bytes).
 inline void PutVarint(std::string& out, std::uint64_t v) {
+  char bytes[10];
+  std::size_t n = 0;
   while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    bytes[n++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  bytes[n++] = static_cast<char>(v);
+  out.append(bytes, n);
 }
 
 // Reads an unsigned LEB128 from `in` at `*pos`, advancing `*pos`. nullopt when

@@ -246,7 +246,8 @@ void RecordBatchBuilder::Add(
     max_timestamp_ms_ = timestamp_ms;
   }
   max_timestamp_ms_ = std::max(max_timestamp_ms_, timestamp_ms);
-  std::string body;
+  std::string& body = scratch_;
+  body.clear();
   body.push_back('\0');  // attributes
   PutVarint(body, ZigZagEncode(timestamp_ms - first_timestamp_ms_));
   PutVarint(body, count_);

@@ -17,7 +17,10 @@ using text::Quote;
 
 // A CloudEvents String: UTF-8 without control characters or noncharacters.
 Status CheckString(std::string_view what, std::string_view value) {
-  for (std::size_t i = 0; i < value.size();) {
+  // Printable ASCII (the usual case) is valid as it is: skip it undecoded.
+  std::size_t i = 0;
+  while (i < value.size() && value[i] >= 0x20 && value[i] < 0x7f) ++i;
+  while (i < value.size()) {
     char32_t cp;
     if (!NextCodePoint(value, i, cp)) {
       return InvalidArgumentError(std::string(what) + ": not valid UTF-8: " + Quote(value));
