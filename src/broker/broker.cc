@@ -145,6 +145,7 @@ Result<Topic*> Broker::OpenTopic(const std::string& name, const TopicOptions& op
     }
     topic->partitions.push_back(std::move(*log));
   }
+  topic->tails.resize(topic->partitions.size());
   Topic* raw = topic.get();
   topics_.emplace(name, std::move(topic));
   return raw;
@@ -256,12 +257,13 @@ asio::awaitable<Result<std::vector<BrokerDelivery>>> Broker::Next(std::shared_pt
     // it was stored.
     Topic& topic = (*group)->topic();
     if (topic.pump_scheduled) {
-      topic.ForEachGroup([](Group& g) { g.Pump(); });
+      PumpAll(topic);
     } else {
       (*group)->Pump();
     }
     if (!member->queue.empty()) {
       std::vector<BrokerDelivery> out;
+      out.reserve(std::min(max, member->queue.size()));
       while (!member->queue.empty() && out.size() < max) {
         out.push_back(std::move(member->queue.front()));
         member->queue.pop_front();
@@ -368,8 +370,8 @@ void Broker::SendToDeadLetters(Group& group, std::string dlq_topic, Message mess
           if (!topic.ok()) {
             status = topic.status();
           } else {
-            std::vector<Message> one;
-            one.push_back(std::move(message));
+            std::vector<std::shared_ptr<StoredMessage>> one;
+            one.push_back(std::make_shared<StoredMessage>(StoredMessage{std::move(message)}));
             status = (co_await Store(**topic, std::move(one), std::nullopt, std::nullopt)).status();
           }
         }

@@ -82,11 +82,14 @@ class Broker {
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(std::string topic,
                                                                      std::vector<Message> messages,
                                                                      PublishOptions options);
-  // Publish for the shard's mailbox: each message passed CheckPublish without
-  // options (messages do not change after), so none is validated again; a
-  // closed broker still refuses.
+  // Publish for the shard's mailbox: each message passed CheckPublish with
+  // these options (messages do not change after), so none is validated
+  // again; a closed broker still refuses. The messages come boxed as the
+  // groups and the tail cache will share them (timestamp and deliver_at are
+  // set here), so none is moved again on its way to the log.
   boost::asio::awaitable<Result<std::vector<PublishResult>>> PublishChecked(
-      std::string topic, std::vector<Message> messages);
+      std::string topic, std::vector<std::shared_ptr<StoredMessage>> messages,
+      PublishOptions options);
 
   boost::asio::awaitable<Result<std::shared_ptr<Member>>> Subscribe(std::string topic,
                                                                     SubscribeOptions options);
@@ -141,12 +144,15 @@ class Broker {
   bool StoredIdIs(Topic& topic, const DedupeWindow::Hit& hit, std::string_view id);
   Result<Group*> FindGroup(std::uint64_t group_id);
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Store(
-      Topic& topic, std::vector<Message> messages, std::optional<std::int64_t> deliver_at_ms,
-      std::optional<PartitionId> partition);
+      Topic& topic, std::vector<std::shared_ptr<StoredMessage>> messages,
+      std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition);
   boost::asio::awaitable<Status> PersistLoop();
   // Lets `topic`'s groups read what was just stored, two turns of the shard
   // from now (see broker_publish.cc).
   void SchedulePump(Topic& topic);
+  // Pumps every group of `topic`, then trims its tail caches to what some
+  // group has still to read.
+  void PumpAll(Topic& topic);
   void ProcessTimers();
   void ArmWakeup();
   void EnforceRetention();

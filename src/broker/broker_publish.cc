@@ -113,6 +113,18 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string 
                                                                     std::vector<Message> messages,
                                                                     PublishOptions options) {
   JUNCTION_CO_RETURN_IF_ERROR(CheckPublish(topic_name, messages, options));
+  std::vector<std::shared_ptr<StoredMessage>> boxed;
+  boxed.reserve(messages.size());
+  for (Message& message : messages) {
+    boxed.push_back(std::make_shared<StoredMessage>(StoredMessage{std::move(message)}));
+  }
+  co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options);
+}
+
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
+    std::string topic_name, std::vector<std::shared_ptr<StoredMessage>> messages,
+    PublishOptions options) {
+  if (closed_) co_return FailedPreconditionError("the bus is closed");
   std::optional<std::int64_t> deliver_at_ms;
   if (options.delay) deliver_at_ms = NowMs() + ToMillis(*options.delay);
   if (options.deliver_at) {
@@ -131,19 +143,10 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string 
   co_return co_await Store(*topic, std::move(messages), deliver_at_ms, options.partition);
 }
 
-asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
-    std::string topic_name, std::vector<Message> messages) {
-  if (closed_) co_return FailedPreconditionError("the bus is closed");
-  JUNCTION_CO_ASSIGN_OR_RETURN(
-      Topic * topic,
-      co_await FindOrCreate(topic_name, options_.auto_create_topics, options_.default_topic));
-  co_return co_await Store(*topic, std::move(messages), std::nullopt, std::nullopt);
-}
-
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
-    Topic& topic, std::vector<Message> messages, std::optional<std::int64_t> deliver_at_ms,
-    std::optional<PartitionId> partition) {
-  const std::size_t n = messages.size();
+    Topic& topic, std::vector<std::shared_ptr<StoredMessage>> owned,
+    std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition) {
+  const std::size_t n = owned.size();
   std::vector<PublishResult> results(n);
   std::vector<bool> done(n, false);
   topic.dedupe.Expire(NowMs());
@@ -151,16 +154,17 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   for (std::size_t i = 0; i < n; ++i) {
     if (!topic.dedupe.enabled()) break;
     while (true) {
-      std::uint64_t hash = DedupeWindow::Hash(messages[i].id);
+      std::uint64_t hash = DedupeWindow::Hash(owned[i]->message.id);
       if (const DedupeWindow::Hit* hit = topic.dedupe.Find(hash)) {
-        if (StoredIdIs(topic, *hit, messages[i].id)) {
+        if (StoredIdIs(topic, *hit, owned[i]->message.id)) {
           results[i] = {hit->partition, hit->offset, true};
           done[i] = true;
           break;
         }
         topic.dedupe.Forget(hash);  // another id with the same hash
       }
-      std::shared_ptr<DedupeWindow::Pending> pending = topic.dedupe.FindPending(messages[i].id);
+      std::shared_ptr<DedupeWindow::Pending> pending =
+          topic.dedupe.FindPending(owned[i]->message.id);
       if (!pending) break;
       if (!pending->waiters) {
         pending->waiters = std::make_unique<asio::steady_timer>(shard_, MonoTime::max());
@@ -183,25 +187,28 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   const auto count = static_cast<std::uint32_t>(topic.partitions.size());
   for (std::size_t i = 0; i < n; ++i) {
     if (done[i]) continue;
-    auto [it, inserted] = first_of.emplace(messages[i].id, i);
+    owned[i]->deliver_at_ms = deliver_at_ms;
+    auto [it, inserted] = first_of.emplace(owned[i]->message.id, i);
     if (!inserted) {
       duplicate_of[i] = it->second;
       continue;
     }
-    const Message& m = messages[i];
+    const Message& m = owned[i]->message;
     std::uint32_t p =
         partition ? partition->value()
         : m.key   ? PartitionForKey(*m.key, count).value()
                 : topic.keyless.Next(count, kRecordOverhead + m.id.size() + m.data.size()).value();
     by_partition[p].push_back(i);
   }
-  std::vector<std::pair<std::string, std::shared_ptr<DedupeWindow::Pending>>> pendings;
+  // The ids are views of the owned messages (each Pending holds its own).
+  std::vector<std::pair<std::string_view, std::shared_ptr<DedupeWindow::Pending>>> pendings;
   if (topic.dedupe.enabled()) {
     for (auto& [p, indexes] : by_partition) {
       for (std::size_t i : indexes) {
         auto pending = std::make_shared<DedupeWindow::Pending>();
-        topic.dedupe.AddPending(messages[i].id, pending);
-        pendings.emplace_back(messages[i].id, std::move(pending));
+        pending->stored = owned[i];
+        topic.dedupe.AddPending(pending);
+        pendings.emplace_back(owned[i]->message.id, std::move(pending));
       }
     }
   }
@@ -224,7 +231,8 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
       std::size_t end = begin;
       while (end < indexes.size() &&
              (end == begin || builder.uncompressed_bytes() < kBatchTarget)) {
-        AddMessage(builder, messages[indexes[end]], now_ms, deliver_at_ms);
+        owned[indexes[end]]->timestamp_ms = now_ms;
+        AddMessage(builder, owned[indexes[end]]->message, now_ms, deliver_at_ms);
         ++end;
       }
       Result<std::vector<std::byte>> batch = builder.Build();
@@ -240,8 +248,18 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     std::size_t remaining = chunks.size();
     asio::steady_timer all_appended(shard_, MonoTime::max());
     for (Chunk& chunk : chunks) {
+      // The completion runs as the log acknowledges the batch, before any
+      // group can see the new high watermark: the tail cache has it first.
       topic.partitions[chunk.partition]->AsyncAppend(
-          std::move(chunk.batch), [&chunk, &remaining, &all_appended](auto result) {
+          std::move(chunk.batch), [&chunk, &remaining, &all_appended, &topic, &owned](auto result) {
+            if (result.ok() && (!topic.groups.empty() || !topic.ephemerals.empty())) {
+              std::vector<std::shared_ptr<const StoredMessage>> stored;
+              stored.reserve(chunk.end - chunk.begin);
+              for (std::size_t k = chunk.begin; k < chunk.end; ++k) {
+                stored.push_back(owned[(*chunk.indexes)[k]]);
+              }
+              topic.tails[chunk.partition].Append(result->base_offset, std::move(stored));
+            }
             chunk.appended = std::move(result);
             if (--remaining == 0) all_appended.cancel();
           });
@@ -293,6 +311,28 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   co_return results;
 }
 
+void Broker::PumpAll(Topic& topic) {
+  topic.ForEachGroup([](Group& group) { group.Pump(); });
+  // Every group has read what it could: the tail caches keep only what some
+  // group has still to read from them. A group whose next offset is below a
+  // cache (held back, or new from earliest) reads the log and does not keep
+  // it: by the time it gets there, the cache has moved on.
+  for (std::uint32_t p = 0; p < topic.tails.size(); ++p) {
+    TailCache& tail = topic.tails[p];
+    if (tail.empty()) continue;
+    std::optional<Offset> lowest;
+    topic.ForEachGroup([&](Group& group) {
+      Offset next = group.NextRead(PartitionId(p));
+      if (next >= tail.begin() && (!lowest || next < *lowest)) lowest = next;
+    });
+    if (lowest) {
+      tail.TrimBefore(*lowest);
+    } else {
+      tail.Clear();
+    }
+  }
+}
+
 // Why two turns later rather than now: when a store completes, its
 // publishers' continuations run first (right after this coroutine returns, or
 // one turn later on their own executors) and send their next messages to the
@@ -310,7 +350,7 @@ void Broker::SchedulePump(Topic& topic) {
     if (alive.expired()) return;
     topic->pump_scheduled = false;
     if (closed_) return;
-    topic->ForEachGroup([](Group& group) { group.Pump(); });
+    PumpAll(*topic);
   };
   asio::post(shard_, [this, alive = std::weak_ptr<const bool>(alive_), pump = std::move(pump)] {
     if (alive.expired()) return;

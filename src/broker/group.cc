@@ -158,6 +158,7 @@ bool Group::FillPartition(std::uint32_t p) {
   PartitionCursor& cursor = cursors_[p];
   storage::Log& log = *topic_.partitions[p];
   if (cursor.next_read >= log.high_watermark()) return false;
+  if (FillFromTail(p)) return true;
   Result<storage::ReadResult> read = log.Read(cursor.next_read, kReadBytes);
   if (!read.ok()) {
     Offset log_start = log.status().log_start;
@@ -210,6 +211,29 @@ bool Group::FillPartition(std::uint32_t p) {
     }
   }
   cursor.next_read = read->next_offset;
+  return true;
+}
+
+bool Group::FillFromTail(std::uint32_t p) {
+  if (p >= topic_.tails.size()) return false;
+  const TailCache& tail = topic_.tails[p];
+  PartitionCursor& cursor = cursors_[p];
+  storage::Log& log = *topic_.partitions[p];
+  // Below the log's start, retention deleted it: the log path counts that.
+  if (tail.Find(cursor.next_read) == nullptr || cursor.next_read < log.log_start()) {
+    return false;
+  }
+  // As much as one read of the log would give, about.
+  std::size_t bytes = 0;
+  Offset end = std::min(tail.end(), log.high_watermark());
+  Offset at = cursor.next_read;
+  for (; at < end && bytes < kReadBytes && HasRoom(); at = Offset(at.value() + 1)) {
+    if (cursor.acked.Contains(at)) continue;
+    const std::shared_ptr<const StoredMessage>& stored = *tail.Find(at);
+    bytes += MessageSize(stored->message);
+    AddEntry(PartitionId(p), at, stored);
+  }
+  cursor.next_read = at;
   return true;
 }
 
@@ -367,15 +391,12 @@ void Group::Dispatch() {
     ++entry.attempts;
     entry.delivery_id = ++next_delivery_id_;
     entry.member_id = member->id;
-    BrokerDelivery delivery{
-        topic_.name,           entry.partition,
-        entry.offset,          DeliveryCount(entry.attempts),
-        entry.stored->message, DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id},
-        entry.bytes,           ephemeral_};
-    delivery.message.headers[std::string(kHeaderAttempt)] = std::to_string(entry.attempts);
     ++member->in_flight;
     member->in_flight_bytes += entry.bytes;
-    member->queue.push_back(std::move(delivery));
+    member->queue.push_back(BrokerDelivery{
+        topic_.name, entry.partition, entry.offset, DeliveryCount(entry.attempts), entry.stored,
+        DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, entry.bytes,
+        ephemeral_});
     member->Wake();
     if (ephemeral_) {
       Complete(key);  // at most once: handing it out is the ack
@@ -384,6 +405,12 @@ void Group::Dispatch() {
       SetTimer(entry, broker_.clock().Now() + config_.ack_deadline, State::kInFlight);
     }
   }
+}
+
+Message BrokerDelivery::TakeMessage() const {
+  Message message = stored->message;
+  message.headers[std::string(kHeaderAttempt)] = std::to_string(attempt.value());
+  return message;
 }
 
 void Group::Taken(Member& member, const BrokerDelivery& delivery) {

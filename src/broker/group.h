@@ -65,10 +65,16 @@ struct BrokerDelivery {
   PartitionId partition;
   Offset offset;
   DeliveryCount attempt;
-  Message message;
+  // Shared with the group's entry and the tail cache: the consumer's copy is
+  // made once, by Message().
+  std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
   std::size_t bytes = 0;  // counted against the member's byte credit
   bool ephemeral = false;
+
+  // The message as the consumer gets it: the stored one with the attempt
+  // header (kHeaderAttempt) set.
+  Message TakeMessage() const;
 };
 
 // One member's view: its queue of handed-out deliveries and its credit.
@@ -115,6 +121,8 @@ class Group {
   const std::vector<AckSet>& acked() const;
   // Lowest unacked offset of a partition (what retention must keep).
   Offset Floor(PartitionId p) const;
+  // The next offset of a partition this group will read.
+  Offset NextRead(PartitionId p) const { return cursors_[p.value()].next_read; }
 
   void Join(std::shared_ptr<Member> member);
   // The member's unacked deliveries go back to the group at once.
@@ -166,6 +174,9 @@ class Group {
 
   void Fill();
   bool FillPartition(std::uint32_t p);
+  // FillPartition from the topic's tail cache; false when `next_read` is not
+  // in it.
+  bool FillFromTail(std::uint32_t p);
   void AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored);
   // Ordered groups: the front of `message_key`'s queue just became its next
   // message; give it its turn (reading it back first if it was held back

@@ -27,6 +27,46 @@ Status ValidateName(std::string_view kind, std::string_view name) {
   return OkStatus();
 }
 
+void TailCache::Append(Offset base, std::vector<std::shared_ptr<const StoredMessage>> messages) {
+  if (messages.empty()) return;
+  if (messages_.empty() || base != end()) {
+    Clear();
+    begin_ = base;
+  }
+  for (auto& message : messages) {
+    std::size_t size = MessageSize(message->message);
+    messages_.push_back(std::move(message));
+    sizes_.push_back(size);
+    bytes_ += size;
+  }
+  while (messages_.size() > kMaxMessages || (bytes_ > kMaxBytes && messages_.size() > 1)) {
+    PopFront();
+  }
+}
+
+const std::shared_ptr<const StoredMessage>* TailCache::Find(Offset offset) const {
+  if (offset < begin_ || offset >= end()) return nullptr;
+  return &messages_[offset.value() - begin_.value()];
+}
+
+void TailCache::TrimBefore(Offset offset) {
+  while (!messages_.empty() && begin_ < offset) PopFront();
+  if (messages_.empty() && begin_ < offset) begin_ = offset;
+}
+
+void TailCache::Clear() {
+  messages_.clear();
+  sizes_.clear();
+  bytes_ = 0;
+}
+
+void TailCache::PopFront() {
+  bytes_ -= sizes_.front();
+  sizes_.pop_front();
+  messages_.pop_front();
+  begin_ = Offset(begin_.value() + 1);
+}
+
 std::uint64_t DedupeWindow::Hash(std::string_view id) { return XXH3_64bits(id.data(), id.size()); }
 
 void DedupeWindow::Expire(std::int64_t now_ms) {
@@ -53,11 +93,13 @@ std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::string_vie
   return it == pending_.end() ? nullptr : it->second;
 }
 
-void DedupeWindow::AddPending(const std::string& id, std::shared_ptr<Pending> pending) {
-  pending_[id] = std::move(pending);
+void DedupeWindow::AddPending(std::shared_ptr<Pending> pending) {
+  std::string_view id = pending->stored->message.id;
+  pending_.erase(id);  // (never there: a second publish of an id waits for the first)
+  pending_.emplace(id, std::move(pending));  // the key views the new entry's message
 }
 
-void DedupeWindow::RemovePending(const std::string& id) { pending_.erase(id); }
+void DedupeWindow::RemovePending(std::string_view id) { pending_.erase(id); }
 
 void DedupeWindow::Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms) {
   if (!enabled()) return;

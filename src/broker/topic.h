@@ -43,6 +43,8 @@ class DedupeWindow {
     Offset offset;
   };
   struct Pending {
+    // The message being stored: holds the id the window's key refers to.
+    std::shared_ptr<const StoredMessage> stored;
     std::optional<Hit> result;  // unset while in flight, or when it failed
     bool done = false;
     // Created by the first duplicate that waits; cancelled when done.
@@ -59,8 +61,9 @@ class DedupeWindow {
   const Hit* Find(std::uint64_t hash) const;
   void Forget(std::uint64_t hash) { ids_.erase(hash); }
   std::shared_ptr<Pending> FindPending(std::string_view id) const;
-  void AddPending(const std::string& id, std::shared_ptr<Pending> pending);
-  void RemovePending(const std::string& id);
+  // Under pending->stored's id (not copied: the entry holds the message).
+  void AddPending(std::shared_ptr<Pending> pending);
+  void RemovePending(std::string_view id);
   void Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms);
   std::size_t size() const { return ids_.size(); }
   std::uint64_t evicted() const { return evicted_; }
@@ -88,8 +91,41 @@ class DedupeWindow {
   // Open addressing: no node per id (the window holds up to max_ids).
   boost::unordered_flat_map<std::uint64_t, Stored, HashIsKey> ids_;
   std::deque<std::pair<std::int64_t, std::uint64_t>> order_;  // by stored_ms
-  boost::unordered_flat_map<std::string, std::shared_ptr<Pending>, IdHash, std::equal_to<>>
-      pending_;
+  boost::unordered_flat_map<std::string_view, std::shared_ptr<Pending>, IdHash> pending_;
+};
+
+// The newest messages of one partition as the groups read them: a store
+// hands each stored batch over, so that a group caught up with the log takes
+// its messages from memory instead of reading back and decoding what was just
+// written. Holds consecutive offsets [begin, end) and at most kMaxMessages /
+// kMaxBytes of them (oldest out first); the broker trims what every group of
+// the topic has read. A group whose next offset is not in it reads the log.
+class TailCache {
+ public:
+  static constexpr std::size_t kMaxMessages = 4096;
+  static constexpr std::size_t kMaxBytes = 4u << 20;
+
+  // `base` is the offset of messages[0]. A batch that does not continue the
+  // cache (a failed append in between, or batches completing out of order)
+  // replaces it: offsets stay consecutive, and what is missing is read from
+  // the log.
+  void Append(Offset base, std::vector<std::shared_ptr<const StoredMessage>> messages);
+  // The cached message at `offset`, or null.
+  const std::shared_ptr<const StoredMessage>* Find(Offset offset) const;
+  // Forgets messages below `offset`.
+  void TrimBefore(Offset offset);
+  void Clear();
+  Offset begin() const { return begin_; }
+  Offset end() const { return Offset(begin_.value() + messages_.size()); }
+  bool empty() const { return messages_.empty(); }
+
+ private:
+  void PopFront();
+
+  Offset begin_;
+  std::deque<std::shared_ptr<const StoredMessage>> messages_;
+  std::deque<std::size_t> sizes_;  // MessageSize of each, for the byte bound
+  std::size_t bytes_ = 0;
 };
 
 struct Topic {
@@ -101,7 +137,8 @@ struct Topic {
   std::string name;
   TopicOptions options;
   std::vector<std::unique_ptr<storage::Log>> partitions;
-  StickyPartitioner keyless;  // placement of messages without a key
+  std::vector<TailCache> tails;  // one per partition
+  StickyPartitioner keyless;     // placement of messages without a key
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
   std::map<std::uint64_t, std::unique_ptr<Group>> ephemerals;
   DedupeWindow dedupe;

@@ -504,6 +504,7 @@ LogStatus Log::status() const {
 }
 
 Offset Log::high_watermark() const { return high_watermark_; }
+Offset Log::log_start() const { return log_start_; }
 Offset Log::next_offset() const { return next_offset_; }
 const std::filesystem::path& Log::dir() const { return dir_; }
 

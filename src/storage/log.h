@@ -156,6 +156,7 @@ class Log {
 
   LogStatus status() const;
   Offset high_watermark() const;
+  Offset log_start() const;  // status().log_start, without building the rest
   Offset next_offset() const;
   const std::filesystem::path& dir() const;
 

@@ -211,7 +211,7 @@ class EmbeddedSubscription final : public Subscription {
     for (broker::BrokerDelivery& d : *got) {
       std::shared_ptr<DeliveryControl> control =
           std::make_shared<EmbeddedDeliveryControl>(core_, d.ref);
-      out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, std::move(d.message),
+      out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, d.TakeMessage(),
                        std::move(control));
     }
     co_return out;
@@ -285,7 +285,11 @@ class EmbeddedBus final : public Bus {
   Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message,
                                            PublishOptions options, Deadline deadline) override {
     if (Status s = CheckDeadline(deadline); !s.ok()) return PublishFailed(std::move(s));
-    auto initiate = [core = core_.get(), topic = std::string(topic), message = std::move(message),
+    // Boxed once here, as the broker will store and share it: the awaitable's
+    // machinery then moves a pointer, not the Message.
+    auto initiate = [core = core_.get(), topic = std::string(topic),
+                     message = std::make_shared<broker::StoredMessage>(
+                         broker::StoredMessage{std::move(message)}),
                      options](auto handler) mutable {
       core->mailbox.EnqueuePublish(std::move(topic), std::move(message), options,
                                    std::move(handler));

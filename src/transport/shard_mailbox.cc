@@ -34,17 +34,12 @@ void Complete(Waiter& waiter, Value value) {
 
 // Stores `messages` (each already checked) in one publish, or the one message
 // with options, and completes each handler with its own result.
-asio::awaitable<void> ShardMailbox::StoreTogether(std::string topic, std::vector<Message> messages,
-                                                  PublishOptions options,
-                                                  std::vector<PublishWaiter> waiters) {
+asio::awaitable<void> ShardMailbox::StoreTogether(
+    std::string topic, std::vector<std::shared_ptr<broker::StoredMessage>> messages,
+    PublishOptions options, std::vector<PublishWaiter> waiters) {
   broker::Broker* broker = broker_.get();
-  // Not a co_await in a conditional expression (GCC 12 coroutine bugs).
-  Result<std::vector<PublishResult>> stored = FailedPreconditionError("not stored");
-  if (HasOptions(options)) {
-    stored = co_await broker->Publish(std::move(topic), std::move(messages), options);
-  } else {
-    stored = co_await broker->PublishChecked(std::move(topic), std::move(messages));
-  }
+  Result<std::vector<PublishResult>> stored =
+      co_await broker->PublishChecked(std::move(topic), std::move(messages), options);
   for (std::size_t i = 0; i < waiters.size(); ++i) {
     if (stored.ok()) {
       Complete(waiters[i], Result<PublishResult>((*stored)[i]));
@@ -54,8 +49,9 @@ asio::awaitable<void> ShardMailbox::StoreTogether(std::string topic, std::vector
   }
 }
 
-void ShardMailbox::EnqueuePublishErased(std::string topic, Message message, PublishOptions options,
-                                        PublishWaiter waiter) {
+void ShardMailbox::EnqueuePublishErased(std::string topic,
+                                        std::shared_ptr<broker::StoredMessage> message,
+                                        PublishOptions options, PublishWaiter waiter) {
   std::lock_guard lock(mutex_);
   publishes_.push_back({std::move(topic), std::move(message), options, std::move(waiter)});
   ScheduleLocked();
@@ -108,19 +104,19 @@ void ShardMailbox::Drain() {
   // One Publish per topic for the plain ones (in arrival order); one each for
   // those with options. A message the broker would refuse fails alone.
   struct Together {
-    std::vector<Message> messages;
+    std::vector<std::shared_ptr<broker::StoredMessage>> messages;
     std::vector<PublishWaiter> waiters;
   };
   std::map<std::string, Together> together;
   for (PublishItem& item : publishes) {
-    if (Status s = broker.CheckPublish(item.topic, std::span<const Message>(&item.message, 1),
-                                       item.options);
+    if (Status s = broker.CheckPublish(
+            item.topic, std::span<const Message>(&item.message->message, 1), item.options);
         !s.ok()) {
       Complete(item.waiter, Result<PublishResult>(std::move(s)));
       continue;
     }
     if (HasOptions(item.options)) {
-      std::vector<Message> one;
+      std::vector<std::shared_ptr<broker::StoredMessage>> one;
       one.push_back(std::move(item.message));
       std::vector<PublishWaiter> waiter;
       waiter.push_back(std::move(item.waiter));

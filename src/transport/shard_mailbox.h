@@ -41,9 +41,11 @@ class ShardMailbox {
   // void(Status). One whose executor is the shard's is called in place when
   // the drain has the result (it runs there already); any other is
   // dispatched to its executor.
+  // `message`: boxed by the caller as the broker stores and shares it
+  // (broker::Broker::PublishChecked), so it is not moved again.
   template <typename Handler>
-  void EnqueuePublish(std::string topic, Message message, PublishOptions options,
-                      Handler&& handler) {
+  void EnqueuePublish(std::string topic, std::shared_ptr<broker::StoredMessage> message,
+                      PublishOptions options, Handler&& handler) {
     bool here = boost::asio::get_associated_executor(handler) == shard_;
     EnqueuePublishErased(std::move(topic), std::move(message), options,
                          {PublishHandler(std::forward<Handler>(handler)), here});
@@ -68,7 +70,7 @@ class ShardMailbox {
   using PublishWaiter = Waiter<PublishHandler>;
   struct PublishItem {
     std::string topic;
-    Message message;
+    std::shared_ptr<broker::StoredMessage> message;
     PublishOptions options;
     PublishWaiter waiter;
   };
@@ -80,14 +82,14 @@ class ShardMailbox {
     Waiter<StatusHandler> waiter;
   };
 
-  void EnqueuePublishErased(std::string topic, Message message, PublishOptions options,
-                            PublishWaiter waiter);
+  void EnqueuePublishErased(std::string topic, std::shared_ptr<broker::StoredMessage> message,
+                            PublishOptions options, PublishWaiter waiter);
   void EnqueueAckErased(AckItem item);
   void ScheduleLocked();
   void Drain();
-  boost::asio::awaitable<void> StoreTogether(std::string topic, std::vector<Message> messages,
-                                             PublishOptions options,
-                                             std::vector<PublishWaiter> waiters);
+  boost::asio::awaitable<void> StoreTogether(
+      std::string topic, std::vector<std::shared_ptr<broker::StoredMessage>> messages,
+      PublishOptions options, std::vector<PublishWaiter> waiters);
 
   boost::asio::any_io_executor shard_;
   std::unique_ptr<broker::Broker>& broker_;

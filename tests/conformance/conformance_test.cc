@@ -114,6 +114,52 @@ TEST_P(Conformance, KeylessMessagesSpreadOverEveryPartition) {
   });
 }
 
+// Every attribute, extension, header and byte of data, as published.
+Message FullMessage(std::string id) {
+  Message m = Msg(std::move(id), "key-1",
+                  std::string("bin\0\xff\x01"
+                              "data",
+                              10));
+  m.subject = "orders/42";
+  m.time = Timestamp(std::chrono::nanoseconds(1'700'000'000'123'456'789));
+  m.datacontenttype = "application/octet-stream";
+  m.dataschema = "https://example.com/schemas/order";
+  m.extensions["flag"] = true;
+  m.extensions["count"] = std::int32_t{-7};
+  m.extensions["region"] = std::string("eu-west");
+  m.headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  return m;
+}
+
+// A group that was there when the message was stored (on the embedded broker
+// it gets it handed over from memory) and one that joins later and reads it
+// back from the log get the same message: the published one plus the attempt
+// header.
+TEST_P(Conformance, EveryAttributeArrivesUnchangedToGroupsOldAndNew) {
+  Run([&]() -> Awaitable<void> {
+    if (!co_await SupportsGroups()) co_return;
+    auto early = co_await Join("orders", Group("early"));
+    const Message published = FullMessage("full-1");
+    co_await Publish("orders", published);
+    auto late = co_await Join("orders", Group("late"));
+    std::vector<Subscription*> groups;
+    groups.push_back(early.get());
+    groups.push_back(late.get());
+    for (Subscription* sub : groups) {
+      std::vector<Delivery> got = co_await Drain(*sub);
+      if (got.size() != 1) {
+        ADD_FAILURE() << "expected one delivery, got " << got.size();
+        continue;
+      }
+      Message received = got[0].message();
+      EXPECT_EQ(Header(received, kHeaderAttempt), "1");
+      received.headers.erase(std::string(kHeaderAttempt));
+      EXPECT_EQ(received, published);
+      Must(co_await got[0].Ack());
+    }
+  });
+}
+
 TEST_P(Conformance, BatchResultsComeInInputOrder) {
   Run([&]() -> Awaitable<void> {
     Must(co_await bus().CreateTopic("orders", Partitions(8), kForever));
