@@ -215,7 +215,6 @@ bool Group::FillPartition(std::uint32_t p) {
 }
 
 bool Group::FillFromTail(std::uint32_t p) {
-  if (p >= topic_.tails.size()) return false;
   const TailCache& tail = topic_.tails[p];
   PartitionCursor& cursor = cursors_[p];
   storage::Log& log = *topic_.partitions[p];
@@ -407,7 +406,7 @@ void Group::Dispatch() {
   }
 }
 
-Message BrokerDelivery::TakeMessage() const {
+Message BrokerDelivery::CopyMessage() const {
   Message message = stored->message;
   message.headers[std::string(kHeaderAttempt)] = std::to_string(attempt.value());
   return message;

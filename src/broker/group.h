@@ -66,7 +66,7 @@ struct BrokerDelivery {
   Offset offset;
   DeliveryCount attempt;
   // Shared with the group's entry and the tail cache: the consumer's copy is
-  // made once, by Message().
+  // made once, by CopyMessage().
   std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
   std::size_t bytes = 0;  // counted against the member's byte credit
@@ -74,7 +74,7 @@ struct BrokerDelivery {
 
   // The message as the consumer gets it: the stored one with the attempt
   // header (kHeaderAttempt) set.
-  Message TakeMessage() const;
+  Message CopyMessage() const;
 };
 
 // One member's view: its queue of handed-out deliveries and its credit.

@@ -211,7 +211,7 @@ class EmbeddedSubscription final : public Subscription {
     for (broker::BrokerDelivery& d : *got) {
       std::shared_ptr<DeliveryControl> control =
           std::make_shared<EmbeddedDeliveryControl>(core_, d.ref);
-      out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, d.TakeMessage(),
+      out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, d.CopyMessage(),
                        std::move(control));
     }
     co_return out;
