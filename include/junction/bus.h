@@ -261,6 +261,19 @@ struct BusOptions {
   // the Bus and everything it handed out are destroyed (the last of them
   // closes the broker there).
   std::optional<boost::asio::any_io_executor> executor;
+  // mem:// and file:// only: Linux CPU ids the bus's threads may run on;
+  // empty (the default) leaves them to the scheduler. `shard_cpus`: the
+  // bus's own shard thread (InvalidArgument together with `executor`: that
+  // thread is yours to pin). `blocking_cpus`: the threads that write and
+  // fdatasync. Keeping the two apart stops the kernel from waking a thread
+  // whose fdatasync finished onto the CPU the busy shard holds: under
+  // fsync=always, on a 2-CPU machine, the shard and its clients on one CPU
+  // and the blocking threads on the other took a co-located broker from
+  // 0.42-0.58 to 0.65-0.83 of the log's own append rate (bench/README.md).
+  // A set the kernel refuses (no CPU of it online and in the process's
+  // cpuset) is InvalidArgument.
+  std::vector<int> shard_cpus;
+  std::vector<int> blocking_cpus;
 };
 
 // Query parameters of mem:// and file:// URLs: fsync=always|never|interval=200ms

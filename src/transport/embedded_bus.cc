@@ -2,6 +2,7 @@
 
 #include <future>
 #include <optional>
+#include <span>
 #include <thread>
 #include <type_traits>
 
@@ -17,6 +18,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "broker/broker.h"
+#include "core/affinity.h"
 #include "core/env.h"
 #include "transport/shard_mailbox.h"
 
@@ -43,6 +45,9 @@ struct Core {
   std::unique_ptr<asio::io_context> own_shard;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   asio::any_io_executor shard;
+  // Pins this thread to BusOptions::blocking_cpus while `blocking` starts
+  // its threads, which inherit the set; reset right after.
+  std::optional<ScopedThreadCpus> pool_cpus;
   // Writes and fdatasyncs of different partitions (and the state store) run
   // at once; each log still flushes one batch at a time.
   asio::thread_pool blocking;
@@ -51,15 +56,22 @@ struct Core {
   ShardMailbox mailbox;
   std::thread thread;
 
-  // `executor`: the user's shard; nullopt: a thread of our own.
-  Core(std::optional<asio::any_io_executor> executor, std::size_t blocking_threads)
+  // `executor`: the user's shard; nullopt: a thread of our own, on
+  // `shard_cpus` unless empty. REQUIRES: both CPU sets passed CheckCpus.
+  Core(std::optional<asio::any_io_executor> executor, std::size_t blocking_threads,
+       std::span<const int> shard_cpus, std::span<const int> blocking_cpus)
       : own_shard(executor ? nullptr : std::make_unique<asio::io_context>(1)),
         shard(executor ? *executor : asio::any_io_executor(own_shard->get_executor())),
+        pool_cpus(std::in_place, blocking_cpus),
         blocking(blocking_threads),
         mailbox(shard, broker) {
+    pool_cpus.reset();
     if (own_shard) {
       work.emplace(own_shard->get_executor());
-      thread = std::thread([this] { own_shard->run(); });
+      thread = std::thread([this, cpus = std::vector<int>(shard_cpus.begin(), shard_cpus.end())] {
+        if (!cpus.empty()) (void)PinThread(cpus);  // checked by OpenEmbeddedBus
+        own_shard->run();
+      });
     }
   }
 
@@ -110,9 +122,10 @@ void DestroyCore(Core* core) {
              [core] { asio::co_spawn(core->shard, CloseAndDelete(core), asio::detached); });
 }
 
-std::shared_ptr<Core> NewCore(std::optional<asio::any_io_executor> executor,
-                              std::size_t blocking_threads) {
-  return std::shared_ptr<Core>(new Core(std::move(executor), blocking_threads), &DestroyCore);
+std::shared_ptr<Core> NewCore(const BusOptions& options, std::size_t blocking_threads) {
+  return std::shared_ptr<Core>(
+      new Core(options.executor, blocking_threads, options.shard_cpus, options.blocking_cpus),
+      &DestroyCore);
 }
 
 // Runs the (not yet started) awaitable `a` on the shard and resumes on the
@@ -373,7 +386,22 @@ Awaitable<Result<std::unique_ptr<broker::Broker>>> OpenBroker(broker::BrokerOpti
 }  // namespace
 
 Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options) {
-  std::shared_ptr<Core> core = NewCore(options.executor, config.blocking_threads);
+  if (!options.shard_cpus.empty()) {
+    if (options.executor) {
+      return InvalidArgumentError(
+          "BusOptions::shard_cpus: the broker runs on BusOptions::executor, whose thread the "
+          "caller pins");
+    }
+  }
+  // Tried on this thread (and undone) so that the kernel's refusal is
+  // reported here, not lost in a thread that cannot report it.
+  for (auto [cpus, name] : {std::pair{&options.shard_cpus, "BusOptions::shard_cpus"},
+                            std::pair{&options.blocking_cpus, "BusOptions::blocking_cpus"}}) {
+    if (cpus->empty()) continue;
+    ScopedThreadCpus trial(*cpus);
+    JUNCTION_RETURN_IF_ERROR(trial.status().WithContext(name));
+  }
+  std::shared_ptr<Core> core = NewCore(options, config.blocking_threads);
   Env* env = options.env;
   if (!config.durable) {
     core->owned_env = NewMemEnv();
