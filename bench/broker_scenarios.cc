@@ -26,6 +26,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "core/affinity.h"
 #include "core/env.h"
 #include "junction/bus.h"
 #include "junction/clock.h"
@@ -82,9 +83,12 @@ std::int64_t StampOf(const Message& message) {
 // REQUIRES every coroutine on it to be finishing by then.
 class IoThread {
  public:
-  explicit IoThread(const char* name)
-      : thread_([this, name] {
+  // `cpus`: Linux CPU ids to pin the thread to (checked by the caller); empty:
+  // unpinned.
+  explicit IoThread(const char* name, std::vector<int> cpus = {})
+      : thread_([this, name, cpus = std::move(cpus)] {
           ::pthread_setname_np(::pthread_self(), name);
+          if (!cpus.empty()) (void)PinThread(cpus);
           try {
             io_.run();
           } catch (const std::exception& e) {
@@ -382,7 +386,11 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
   BusOptions options;
   options.env = &env;
   IoThread publisher("jn-bench-pub");
-  IoThread consumer(load.on_bus_executor ? "jn-bench-all" : "jn-bench-con");
+  if (!load.shard_cpus.empty()) JUNCTION_RETURN_IF_ERROR(CheckCpus(load.shard_cpus));
+  IoThread consumer(load.on_bus_executor ? "jn-bench-all" : "jn-bench-con",
+                    load.on_bus_executor ? load.shard_cpus : std::vector<int>());
+  options.blocking_cpus = load.blocking_cpus;
+  if (!load.on_bus_executor) options.shard_cpus = load.shard_cpus;
   asio::any_io_executor publish_on = publisher.executor();
   std::unique_ptr<Bus> bus;
   if (load.on_bus_executor) {

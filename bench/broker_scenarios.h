@@ -44,6 +44,12 @@ struct ThroughputLoad {
   // n has the key "k<n % N>" (murmur2 placement, each partition its own
   // group commit).
   int keys = 0;
+  // Linux CPU ids; empty: the scheduler's choice. `shard_cpus`: the thread
+  // that runs the broker (the consumer thread when on_bus_executor, else the
+  // bus's own shard: BusOptions::shard_cpus). `blocking_cpus`: the bus's
+  // write and fdatasync threads (BusOptions::blocking_cpus).
+  std::vector<int> shard_cpus{};
+  std::vector<int> blocking_cpus{};
 };
 
 struct ThroughputRun {

@@ -6,8 +6,11 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include "core/affinity.h"
 
 namespace junction::bench {
 namespace {
@@ -28,13 +31,33 @@ void Progress(const BrokerSuiteOptions& options, std::string_view line) {
   if (options.progress) options.progress(line);
 }
 
+// Where the goal rows' threads run, broker and peer alike: the thread that
+// runs the log or broker together with its clients on the first CPU this
+// process may use, the write and fdatasync threads on the others. Left to the
+// scheduler, a thread whose fdatasync returns is often woken on the busy
+// shard's CPU and waits for it (bench/README.md). Empty with a single CPU.
+struct CpuPlan {
+  std::vector<int> shard;
+  std::vector<int> blocking;
+};
+
+Result<CpuPlan> GoalCpus() {
+  JUNCTION_ASSIGN_OR_RETURN(std::vector<int> cpus, ThreadCpus());
+  CpuPlan plan;
+  if (cpus.size() < 2) return plan;
+  plan.shard = {cpus.front()};
+  plan.blocking.assign(cpus.begin() + 1, cpus.end());
+  return plan;
+}
+
 // The peer: Log::Append of one 100 B record per batch, kPublishers in flight,
-// fsync=always, for options.seconds.
+// fsync=always, for options.seconds, its shard and blocking thread on `cpus`
+// (not from_other_thread).
 // `from_other_thread`: the appenders run on a thread of their own, as the
 // broker's publishers do (the ceiling of any client of the log on another
 // thread: two thread hops per append).
 Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scratch,
-                             bool from_other_thread) {
+                             bool from_other_thread, const CpuPlan& cpus = {}) {
   JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("peer"));
   JUNCTION_ASSIGN_OR_RETURN(std::vector<std::byte> batch, MakeBatch(kBrokerMessageBytes, 1));
   storage::LogOptions log_options;
@@ -42,6 +65,10 @@ Result<AppendRun> RunLogPeer(const BrokerSuiteOptions& options, ScratchDir& scra
   JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<LogHarness> harness,
                             LogHarness::Open(dir, log_options));
   AppendLoad load{std::move(batch), 1, kPublishers, options.seconds, 0, from_other_thread};
+  if (!from_other_thread) {
+    load.shard_cpus = cpus.shard;
+    load.blocking_cpus = cpus.blocking;
+  }
   JUNCTION_ASSIGN_OR_RETURN(AppendRun run, harness->RunAppends(load));
   JUNCTION_RETURN_IF_ERROR(harness->Close());
   return run;
@@ -57,27 +84,41 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   AppendRun peer;
   AppendRun cross;
   ThroughputRun shared;
-  ThroughputRun keyed;  // co-located, messages with kKeys keys (partitions > 1)
+  ThroughputRun keyed;     // co-located, messages with kKeys keys (partitions > 1)
+  ThroughputRun unpinned;  // co-located, threads left to the scheduler (when pinned at all)
   ThroughputRun run;
   std::vector<double> round_ratios;
+  JUNCTION_ASSIGN_OR_RETURN(const CpuPlan cpus, GoalCpus());
   for (int round = 1; round <= kThroughputRounds; ++round) {
     BrokerSuiteOptions sliced = options;
     sliced.seconds = slice;
     Progress(options, fmt::format("{} round {}/{}: log append peer (100 B, {} in flight, "
                                   "fsync=always)",
                                   name, round, kThroughputRounds, kPublishers));
-    JUNCTION_ASSIGN_OR_RETURN(AppendRun peer_round, RunLogPeer(sliced, scratch, false));
+    JUNCTION_ASSIGN_OR_RETURN(AppendRun peer_round, RunLogPeer(sliced, scratch, false, cpus));
     Progress(options, fmt::format("{} round {}/{}: broker, clients on its executor", name, round,
                                   kThroughputRounds));
     JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path shared_dir, scratch.FreshSubdir("throughput"));
     ThroughputLoad shared_load{partitions, consumers, kPublishers, slice, true};
+    shared_load.shard_cpus = cpus.shard;
+    shared_load.blocking_cpus = cpus.blocking;
     JUNCTION_ASSIGN_OR_RETURN(ThroughputRun shared_round,
                               RunBrokerThroughput(shared_dir, shared_load));
+    if (!cpus.shard.empty()) {
+      Progress(options, fmt::format("{} round {}/{}: broker, clients on its executor, unpinned",
+                                    name, round, kThroughputRounds));
+      JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path free_dir, scratch.FreshSubdir("throughput"));
+      ThroughputLoad free_load{partitions, consumers, kPublishers, slice, true};
+      JUNCTION_ASSIGN_OR_RETURN(ThroughputRun free_round, RunBrokerThroughput(free_dir, free_load));
+      unpinned.Add(free_round);
+    }
     if (partitions > 1) {
       Progress(options, fmt::format("{} round {}/{}: broker, clients on its executor, {} keys",
                                     name, round, kThroughputRounds, kKeys));
       JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path keyed_dir, scratch.FreshSubdir("throughput"));
       ThroughputLoad keyed_load{partitions, consumers, kPublishers, slice, true, kKeys};
+      keyed_load.shard_cpus = cpus.shard;
+      keyed_load.blocking_cpus = cpus.blocking;
       JUNCTION_ASSIGN_OR_RETURN(ThroughputRun keyed_round,
                                 RunBrokerThroughput(keyed_dir, keyed_load));
       keyed.Add(keyed_round);
@@ -121,6 +162,10 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
     rows.push_back(Compared(
         name, static_cast<double>(shared.published) / static_cast<double>(shared.io.segment_syncs),
         "msgs/fsync", peer.records_per_sync()));
+  }
+  if (unpinned.seconds > 0) {
+    rows.push_back(Compared(name + ", unpinned", unpinned.acked_per_second(), "msgs/s acked",
+                            peer.records_per_second()));
   }
   if (keyed.seconds > 0) {
     std::string keyed_name = fmt::format("{}, {} keys", name, kKeys);

@@ -27,8 +27,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include "codec/record_batch.h"
+#include "core/affinity.h"
 #include "junction/clock.h"
 
 namespace junction::bench {
@@ -349,6 +351,34 @@ Result<AppendRun> LogHarness::RunAppends(const AppendLoad& load) {
   IoCounters before;
   MonoTime start;
   ThreadName name("jn-shard");
+  // The client thread (from_other_thread) is put back on the set this
+  // thread had: only the shard and the blocking thread are pinned.
+  Result<std::vector<int>> unpinned = ThreadCpus();
+  JUNCTION_RETURN_IF_ERROR(unpinned.status());
+  ScopedThreadCpus shard_cpus(load.shard_cpus);
+  JUNCTION_RETURN_IF_ERROR(shard_cpus.status());
+  struct BlockingCpus {  // the pool's one thread, pinned for the run
+    asio::thread_pool& pool;
+    Result<std::vector<int>> previous = std::vector<int>();
+    ~BlockingCpus() {
+      if (previous.ok() && !previous->empty()) {
+        asio::post(pool, asio::use_future([this] { (void)PinThread(*previous); })).get();
+      }
+    }
+  } blocking_cpus{blocking_};
+  if (!load.blocking_cpus.empty()) {
+    Status pinned = asio::post(blocking_, asio::use_future([&] {
+                                 blocking_cpus.previous = ThreadCpus();
+                                 if (!blocking_cpus.previous.ok()) {
+                                   return blocking_cpus.previous.status();
+                                 }
+                                 Status s = PinThread(load.blocking_cpus);
+                                 if (!s.ok()) blocking_cpus.previous = std::vector<int>();
+                                 return s;
+                               }))
+                        .get();
+    JUNCTION_RETURN_IF_ERROR(pinned);
+  }
   // The other thread's io_context (from_other_thread): runs until every
   // client loop ended.
   std::optional<asio::io_context> clients;
@@ -359,6 +389,7 @@ Result<AppendRun> LogHarness::RunAppends(const AppendLoad& load) {
     client_work.emplace(clients->get_executor());
     client_thread = std::thread([&] {
       ::pthread_setname_np(::pthread_self(), "jn-client");
+      if (!load.shard_cpus.empty()) (void)PinThread(*unpinned);
       clients->run();
     });
   }

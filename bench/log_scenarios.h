@@ -98,6 +98,11 @@ struct AppendLoad {
   // client of the log on another thread does: each Append is handed to the
   // shard and its result handed back (two thread hops per append).
   bool from_other_thread = false;
+  // Linux CPU ids for the run: the shard (the calling thread; the other
+  // thread's clients are not pinned) and the blocking thread. Empty: the
+  // scheduler's choice. Both threads get their own set back afterwards.
+  std::vector<int> shard_cpus{};
+  std::vector<int> blocking_cpus{};
 };
 
 // User + system CPU time of this process so far, every thread (getrusage).
