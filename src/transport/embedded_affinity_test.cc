@@ -68,7 +68,10 @@ TEST(EmbeddedAffinity, TheBusThreadsRunOnTheCpusNamedAndTheCallerIsLeftAlone) {
   Result<std::unique_ptr<Bus>> bus = Bus::Open("mem://?blocking_threads=3", options);
   ASSERT_TRUE(bus.ok()) << bus.status();
   EXPECT_EQ(ThreadsAllowedOnly(std::to_string(shard_cpu)) - shard_before, 1);
-  EXPECT_EQ(ThreadsAllowedOnly(std::to_string(blocking_cpu)) - blocking_before, 3);
+  // At least: a sanitizer runtime may start a helper thread of its own
+  // (TSan does) while the pool's threads are being created, and it inherits
+  // the set too.
+  EXPECT_GE(ThreadsAllowedOnly(std::to_string(blocking_cpu)) - blocking_before, 3);
   EXPECT_EQ(*ThreadCpus(), *mine);
 
   // And it works as a bus.
