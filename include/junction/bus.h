@@ -269,7 +269,7 @@ struct BusOptions {
   // whose fdatasync finished onto the CPU the busy shard holds: under
   // fsync=always, on a 2-CPU machine, the shard and its clients on one CPU
   // and the blocking threads on the other took a co-located broker from
-  // 0.42-0.58 to 0.65-0.83 of the log's own append rate (bench/README.md).
+  // 0.40-0.65 to 0.63-0.83 of the log's own append rate (bench/README.md).
   // A set the kernel refuses (no CPU of it online and in the process's
   // cpuset) is InvalidArgument.
   std::vector<int> shard_cpus;
