@@ -23,6 +23,12 @@
 
 namespace junction {
 
+namespace internal {
+// Unknown "no result", made once and shared (a default Result costs no
+// allocation).
+const Status& NoResultStatus();
+}  // namespace internal
+
 template <typename T>
 class [[nodiscard]] Result {
   static_assert(!std::is_reference_v<T>, "Result<T&> is not supported");
@@ -34,7 +40,7 @@ class [[nodiscard]] Result {
   // Unknown error "no result", like absl::StatusOr: a default is needed by
   // Asio, which carries a coroutine's result to a completion handler
   // (co_spawn(ex, bus.Publish(...), [](std::exception_ptr, Result<...>) {})).
-  Result() : rep_(Status(StatusCode::kUnknown, "no result")) {}
+  Result() : rep_(internal::NoResultStatus()) {}
 
   // REQUIRES: !status.ok(). An OK status without a value is a bug and becomes
   // Internal so that it cannot be mistaken for success.

@@ -11,6 +11,7 @@
 // One table (HttpStatusFor, GrpcCodeFor) maps codes onto the wire.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -53,14 +54,17 @@ int GrpcCodeFor(StatusCode code);
 // nullopt when `grpc_code` is outside 0..16.
 std::optional<StatusCode> StatusCodeFromGrpc(int grpc_code);
 
+// An OK Status is a null pointer: creating, moving and testing one (every
+// call that succeeds does) costs a word, not a string. An error's code and
+// message are immutable and shared by its copies.
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   Status(StatusCode code, std::string message);
 
-  bool ok() const { return code_ == StatusCode::kOk; }
-  StatusCode code() const { return code_; }
-  const std::string& message() const { return message_; }
+  bool ok() const { return rep_ == nullptr; }
+  StatusCode code() const { return rep_ ? rep_->code : StatusCode::kOk; }
+  const std::string& message() const;
 
   // "NOT_FOUND: topic 'orders' does not exist"; "OK" when ok().
   std::string ToString() const;
@@ -72,12 +76,15 @@ class [[nodiscard]] Status {
   void IgnoreError() const {}
 
   friend bool operator==(const Status& a, const Status& b) {
-    return a.code_ == b.code_ && a.message_ == b.message_;
+    return a.code() == b.code() && a.message() == b.message();
   }
 
  private:
-  StatusCode code_ = StatusCode::kOk;
-  std::string message_;
+  struct Rep {
+    StatusCode code;
+    std::string message;
+  };
+  std::shared_ptr<const Rep> rep_;  // null: OK
 };
 
 std::ostream& operator<<(std::ostream& os, const Status& status);

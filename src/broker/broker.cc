@@ -371,7 +371,7 @@ void Broker::SendToDeadLetters(Group& group, std::string dlq_topic, Message mess
             status = topic.status();
           } else {
             std::vector<std::shared_ptr<StoredMessage>> one;
-            one.push_back(std::make_shared<StoredMessage>(StoredMessage{std::move(message)}));
+            one.push_back(std::make_shared<StoredMessage>(std::move(message)));
             status = (co_await Store(**topic, std::move(one), std::nullopt, std::nullopt)).status();
           }
         }

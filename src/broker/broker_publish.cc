@@ -4,12 +4,12 @@
 
 #include <map>
 #include <span>
-#include <unordered_map>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/message_codec.h"
 #include "broker/partitioner.h"
@@ -116,7 +116,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string 
   std::vector<std::shared_ptr<StoredMessage>> boxed;
   boxed.reserve(messages.size());
   for (Message& message : messages) {
-    boxed.push_back(std::make_shared<StoredMessage>(StoredMessage{std::move(message)}));
+    boxed.push_back(std::make_shared<StoredMessage>(std::move(message)));
   }
   co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options);
 }
@@ -150,11 +150,15 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   std::vector<PublishResult> results(n);
   std::vector<bool> done(n, false);
   topic.dedupe.Expire(NowMs());
+  // Each id's window hash, computed once (dedupe on only).
+  std::vector<std::uint64_t> hashes;
+  if (topic.dedupe.enabled()) hashes.resize(n);
   // Ids already stored, or being stored by a publish in flight.
   for (std::size_t i = 0; i < n; ++i) {
     if (!topic.dedupe.enabled()) break;
+    hashes[i] = DedupeWindow::Hash(owned[i]->message.id);
     while (true) {
-      std::uint64_t hash = DedupeWindow::Hash(owned[i]->message.id);
+      std::uint64_t hash = hashes[i];
       if (const DedupeWindow::Hit* hit = topic.dedupe.Find(hash)) {
         if (StoredIdIs(topic, *hit, owned[i]->message.id)) {
           results[i] = {hit->partition, hit->offset, true};
@@ -182,16 +186,19 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   }
   // Place the rest; a repeated id within this call is a duplicate of its first.
   std::map<std::uint32_t, std::vector<std::size_t>> by_partition;
-  std::unordered_map<std::string_view, std::size_t> first_of;
+  boost::unordered_flat_map<std::string_view, std::size_t> first_of;  // unused for one message
+  if (n > 1) first_of.reserve(n);
   std::vector<std::optional<std::size_t>> duplicate_of(n);
   const auto count = static_cast<std::uint32_t>(topic.partitions.size());
   for (std::size_t i = 0; i < n; ++i) {
     if (done[i]) continue;
     owned[i]->deliver_at_ms = deliver_at_ms;
-    auto [it, inserted] = first_of.emplace(owned[i]->message.id, i);
-    if (!inserted) {
-      duplicate_of[i] = it->second;
-      continue;
+    if (n > 1) {
+      auto [it, inserted] = first_of.emplace(owned[i]->message.id, i);
+      if (!inserted) {
+        duplicate_of[i] = it->second;
+        continue;
+      }
     }
     const Message& m = owned[i]->message;
     std::uint32_t p =
@@ -200,15 +207,15 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
                 : topic.keyless.Next(count, kRecordOverhead + m.id.size() + m.data.size()).value();
     by_partition[p].push_back(i);
   }
-  // The ids are views of the owned messages (each Pending holds its own).
-  std::vector<std::pair<std::string_view, std::shared_ptr<DedupeWindow::Pending>>> pendings;
+  // By the index of the (first) message with the id.
+  std::vector<std::pair<std::size_t, std::shared_ptr<DedupeWindow::Pending>>> pendings;
   if (topic.dedupe.enabled()) {
     for (auto& [p, indexes] : by_partition) {
       for (std::size_t i : indexes) {
         auto pending = std::make_shared<DedupeWindow::Pending>();
         pending->stored = owned[i];
         topic.dedupe.AddPending(pending);
-        pendings.emplace_back(owned[i]->message.id, std::move(pending));
+        pendings.emplace_back(i, std::move(pending));
       }
     }
   }
@@ -283,12 +290,11 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
       }
     }
   }
-  for (auto& [id, pending] : pendings) {
-    topic.dedupe.RemovePending(id);
-    auto index = first_of.find(id);
-    if (index != first_of.end() && done[index->second]) {
-      const PublishResult& r = results[index->second];
-      topic.dedupe.Add(DedupeWindow::Hash(id), {r.partition, r.offset}, now_ms);
+  for (auto& [i, pending] : pendings) {
+    topic.dedupe.RemovePending(owned[i]->message.id);
+    if (done[i]) {
+      const PublishResult& r = results[i];
+      topic.dedupe.Add(hashes[i], {r.partition, r.offset}, now_ms);
       pending->result = DedupeWindow::Hit{r.partition, r.offset};
     }
     pending->done = true;

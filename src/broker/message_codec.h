@@ -22,6 +22,12 @@ inline constexpr std::string_view kBrokerFieldPrefix = "x-";
 inline constexpr std::string_view kDeliverAtHeader = "x-deliver-at";
 
 struct StoredMessage {
+  StoredMessage() = default;
+  // Takes the message over (one move: make_shared<StoredMessage>(std::move(m))).
+  explicit StoredMessage(Message&& m) : message(std::move(m)) {}
+  StoredMessage(Message m, std::int64_t timestamp, std::optional<std::int64_t> deliver_at)
+      : message(std::move(m)), timestamp_ms(timestamp), deliver_at_ms(deliver_at) {}
+
   Message message;
   std::int64_t timestamp_ms = 0;                // record timestamp: when the broker stored it
   std::optional<std::int64_t> deliver_at_ms{};  // delayed delivery

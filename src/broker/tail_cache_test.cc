@@ -19,7 +19,7 @@ std::vector<std::shared_ptr<const StoredMessage>> Messages(std::uint64_t first, 
     m.source = "/t";
     m.type = "t";
     m.data.assign(data_bytes, 'x');
-    out.push_back(std::make_shared<const StoredMessage>(StoredMessage{std::move(m)}));
+    out.push_back(std::make_shared<const StoredMessage>(std::move(m)));
   }
   return out;
 }

@@ -95,8 +95,11 @@ std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::string_vie
 
 void DedupeWindow::AddPending(std::shared_ptr<Pending> pending) {
   std::string_view id = pending->stored->message.id;
-  pending_.erase(id);  // (never there: a second publish of an id waits for the first)
-  pending_.emplace(id, std::move(pending));  // the key views the new entry's message
+  auto [it, inserted] = pending_.try_emplace(id, pending);
+  if (!inserted) {  // (never: a second publish of an id waits for the first)
+    pending_.erase(it);
+    pending_.emplace(id, std::move(pending));  // the key views the new entry's message
+  }
 }
 
 void DedupeWindow::RemovePending(std::string_view id) { pending_.erase(id); }

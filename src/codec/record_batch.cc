@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -20,13 +21,35 @@ constexpr int kZstdLevel = 3;
 
 const std::byte* Ptr(std::string_view s) { return reinterpret_cast<const std::byte*>(s.data()); }
 
-void PutBytes(std::string& out, std::optional<std::string_view> bytes) {
-  if (!bytes) {
-    PutVarint(out, ZigZagEncode(-1));
-    return;
+std::size_t VarintSize(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
   }
-  PutVarint(out, ZigZagEncode(static_cast<std::int64_t>(bytes->size())));
-  out.append(*bytes);
+  return n;
+}
+
+std::size_t BytesSize(std::optional<std::string_view> bytes) {
+  if (!bytes) return VarintSize(ZigZagEncode(-1));
+  return VarintSize(ZigZagEncode(static_cast<std::int64_t>(bytes->size()))) + bytes->size();
+}
+
+// Writes `v` as PutVarint would at `p`; returns the end.
+char* WriteVarint(char* p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+char* WriteBytes(char* p, std::optional<std::string_view> bytes) {
+  if (!bytes) return WriteVarint(p, ZigZagEncode(-1));
+  p = WriteVarint(p, ZigZagEncode(static_cast<std::int64_t>(bytes->size())));
+  if (!bytes->empty()) std::memcpy(p, bytes->data(), bytes->size());
+  return p + bytes->size();
 }
 
 Result<std::string> Compress(Compression c, std::string_view in) {
@@ -246,20 +269,28 @@ void RecordBatchBuilder::Add(
     max_timestamp_ms_ = timestamp_ms;
   }
   max_timestamp_ms_ = std::max(max_timestamp_ms_, timestamp_ms);
-  std::string& body = scratch_;
-  body.clear();
-  body.push_back('\0');  // attributes
-  PutVarint(body, ZigZagEncode(timestamp_ms - first_timestamp_ms_));
-  PutVarint(body, count_);
-  PutBytes(body, key);
-  PutBytes(body, value);
-  PutVarint(body, headers.size());
+  // Sized first, then written in place: one resize of records_ per record.
+  const std::uint64_t delta = ZigZagEncode(timestamp_ms - first_timestamp_ms_);
+  std::size_t body = 1 + VarintSize(delta) + VarintSize(count_) + BytesSize(key) +
+                     BytesSize(value) + VarintSize(headers.size());
   for (const auto& [header_key, header_value] : headers) {
-    PutBytes(body, header_key);
-    PutBytes(body, header_value);
+    body += BytesSize(header_key) + BytesSize(header_value);
   }
-  PutVarint(records_, body.size());
-  records_ += body;
+  const std::size_t at = records_.size();
+  records_.resize(at + VarintSize(body) + body);
+  char* p = records_.data() + at;
+  p = WriteVarint(p, body);
+  *p++ = '\0';  // attributes
+  p = WriteVarint(p, delta);
+  p = WriteVarint(p, count_);
+  p = WriteBytes(p, key);
+  p = WriteBytes(p, value);
+  p = WriteVarint(p, headers.size());
+  for (const auto& [header_key, header_value] : headers) {
+    p = WriteBytes(p, header_key);
+    p = WriteBytes(p, header_value);
+  }
+  JUNCTION_CHECK(p == records_.data() + records_.size()) << "record size miscounted";
   ++count_;
 }
 

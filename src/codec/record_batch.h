@@ -138,7 +138,6 @@ class RecordBatchBuilder {
  private:
   Options options_;
   std::string records_;
-  std::string scratch_;  // one record's body while Add builds it (keeps its capacity)
   std::uint32_t count_ = 0;
   std::int64_t first_timestamp_ms_ = 0;
   std::int64_t max_timestamp_ms_ = 0;

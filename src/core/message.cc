@@ -46,11 +46,20 @@ bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
+// A table of the ASCII characters in `set` plus letters and digits.
+struct CharClass {
+  std::array<bool, 256> in{};
+  explicit constexpr CharClass(std::string_view set) {
+    for (char c = 'a'; c <= 'z'; ++c) in[static_cast<unsigned char>(c)] = true;
+    for (char c = 'A'; c <= 'Z'; ++c) in[static_cast<unsigned char>(c)] = true;
+    for (char c = '0'; c <= '9'; ++c) in[static_cast<unsigned char>(c)] = true;
+    for (char c : set) in[static_cast<unsigned char>(c)] = true;
+  }
+  constexpr bool operator()(char c) const { return in[static_cast<unsigned char>(c)]; }
+};
+
 // RFC 7230 tchar.
-bool IsTokenChar(char c) {
-  return IsAlpha(c) || IsDigit(c) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+constexpr CharClass IsTokenChar("!#$%&'*+-.^_`|~");
 
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
@@ -62,10 +71,7 @@ bool IsToken(std::string_view s) {
 
 // RFC 3986 unreserved, gen-delims and sub-delims: every character a URI may
 // hold outside a percent-encoding.
-bool IsUriChar(char c) {
-  return IsAlpha(c) || IsDigit(c) ||
-         std::string_view("-._~:/?#[]@!$&'()*+,;=").find(c) != std::string_view::npos;
-}
+constexpr CharClass IsUriChar("-._~:/?#[]@!$&'()*+,;=");
 
 // The scheme of `uri` (RFC 3986 §3.1), or empty when it has none. A colon
 // before the first '/', '?' or '#' must end a scheme: "a b:c" is no

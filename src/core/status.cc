@@ -240,14 +240,20 @@ std::optional<StatusCode> StatusCodeFromGrpc(int grpc_code) {
 }
 
 Status::Status(StatusCode code, std::string message)
-    : code_(code), message_(code == StatusCode::kOk ? std::string() : std::move(message)) {}
+    : rep_(code == StatusCode::kOk ? nullptr
+                                   : std::make_shared<const Rep>(Rep{code, std::move(message)})) {}
+
+const std::string& Status::message() const {
+  static const std::string* const kEmpty = new std::string();
+  return rep_ ? rep_->message : *kEmpty;
+}
 
 std::string Status::ToString() const {
   if (ok()) return "OK";
-  std::string out(StatusCodeName(code_));
-  if (!message_.empty()) {
+  std::string out(StatusCodeName(rep_->code));
+  if (!rep_->message.empty()) {
     out += ": ";
-    out += message_;
+    out += rep_->message;
   }
   return out;
 }
@@ -255,11 +261,11 @@ std::string Status::ToString() const {
 Status Status::WithContext(std::string_view context) const {
   if (ok()) return *this;
   std::string message(context);
-  if (!message_.empty()) {
+  if (!rep_->message.empty()) {
     message += ": ";
-    message += message_;
+    message += rep_->message;
   }
-  return Status(code_, std::move(message));
+  return Status(rep_->code, std::move(message));
 }
 
 std::ostream& operator<<(std::ostream& os, const Status& status) { return os << status.ToString(); }
@@ -300,6 +306,11 @@ Status ErrnoToStatus(int error_number, std::string_view context) {
 }
 
 namespace internal {
+
+const Status& NoResultStatus() {
+  static const Status* const kNoResult = new Status(StatusCode::kUnknown, "no result");
+  return *kNoResult;
+}
 
 void ResultValueMissing(const Status& status) {
   std::fprintf(stderr, "FATAL: Result::value() called on an error: %s\n",

@@ -301,8 +301,7 @@ class EmbeddedBus final : public Bus {
     // Boxed once here, as the broker will store and share it: the awaitable's
     // machinery then moves a pointer, not the Message.
     auto initiate = [core = core_.get(), topic = std::string(topic),
-                     message = std::make_shared<broker::StoredMessage>(
-                         broker::StoredMessage{std::move(message)}),
+                     message = std::make_shared<broker::StoredMessage>(std::move(message)),
                      options](auto handler) mutable {
       core->mailbox.EnqueuePublish(std::move(topic), std::move(message), options,
                                    std::move(handler));
