@@ -161,8 +161,12 @@ class DeliveryControl {
 class Delivery {
  public:
   Delivery() = default;
+  // (Two overloads rather than a Message by value: a transport handing over
+  // a fresh copy moves it once, not twice.)
   Delivery(std::string topic, PartitionId partition, Offset offset, DeliveryCount attempt,
-           Message message, std::shared_ptr<DeliveryControl> control);
+           Message&& message, std::shared_ptr<DeliveryControl> control);
+  Delivery(std::string topic, PartitionId partition, Offset offset, DeliveryCount attempt,
+           const Message& message, std::shared_ptr<DeliveryControl> control);
 
   const Message& message() const { return message_; }
   Message& message() { return message_; }

@@ -344,14 +344,16 @@ bool Group::NextOfKey(const std::string& message_key) {
 }
 
 void Group::Activate(Entry& entry) {
-  const auto& deliver_at = entry.stored->deliver_at_ms;
-  std::int64_t now_ms = ToMillis(broker_.clock().WallNow());
-  if (deliver_at && *deliver_at > now_ms) {
-    SetTimer(entry, broker_.clock().Now() + std::chrono::milliseconds(*deliver_at - now_ms),
-             State::kWaiting);
-  } else {
-    MakeReady(entry);
+  // The clock is read only for a delayed message (most have no deliver_at).
+  if (const auto& deliver_at = entry.stored->deliver_at_ms) {
+    std::int64_t now_ms = ToMillis(broker_.clock().WallNow());
+    if (*deliver_at > now_ms) {
+      SetTimer(entry, broker_.clock().Now() + std::chrono::milliseconds(*deliver_at - now_ms),
+               State::kWaiting);
+      return;
+    }
   }
+  MakeReady(entry);
 }
 
 void Group::MakeReady(Entry& entry) {
@@ -380,6 +382,8 @@ Member* Group::PickMember(std::size_t bytes) {
 }
 
 void Group::Dispatch() {
+  // One reading of the clock for every ack deadline this call starts.
+  std::optional<MonoTime> now;
   while (!ready_.empty()) {
     auto first = ready_.begin();
     Key key = first->second;
@@ -401,7 +405,8 @@ void Group::Dispatch() {
       Complete(key);  // at most once: handing it out is the ack
     } else {
       ++in_flight_;
-      SetTimer(entry, broker_.clock().Now() + config_.ack_deadline, State::kInFlight);
+      if (!now) now = broker_.clock().Now();
+      SetTimer(entry, *now + config_.ack_deadline, State::kInFlight);
     }
   }
 }

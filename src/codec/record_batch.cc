@@ -276,9 +276,10 @@ void RecordBatchBuilder::Add(
   for (const auto& [header_key, header_value] : headers) {
     body += BytesSize(header_key) + BytesSize(header_value);
   }
+  if (records_.empty()) records_.resize(kBatchHeaderSize);  // filled in by Build
   const std::size_t at = records_.size();
   records_.resize(at + VarintSize(body) + body);
-  char* p = records_.data() + at;
+  char* p = reinterpret_cast<char*>(records_.data()) + at;
   p = WriteVarint(p, body);
   *p++ = '\0';  // attributes
   p = WriteVarint(p, delta);
@@ -290,7 +291,8 @@ void RecordBatchBuilder::Add(
     p = WriteBytes(p, header_key);
     p = WriteBytes(p, header_value);
   }
-  JUNCTION_CHECK(p == records_.data() + records_.size()) << "record size miscounted";
+  JUNCTION_CHECK(p == reinterpret_cast<char*>(records_.data()) + records_.size())
+      << "record size miscounted";
   ++count_;
 }
 
@@ -303,18 +305,29 @@ void RecordBatchBuilder::Add(const Record& record) {
 
 Result<std::vector<std::byte>> RecordBatchBuilder::Build() {
   if (count_ == 0) return InvalidArgumentError("a batch needs at least one record");
-  std::string payload;
+  // Uncompressed, the records are in place behind the header's room already.
+  std::vector<std::byte> batch;
   if (options_.compression == Compression::kNone) {
-    payload = std::move(records_);
+    batch = std::move(records_);
   } else {
-    JUNCTION_ASSIGN_OR_RETURN(payload, Compress(options_.compression, records_));
+    std::string_view records(reinterpret_cast<const char*>(records_.data()) + kBatchHeaderSize,
+                             records_.size() - kBatchHeaderSize);
+    Result<std::string> payload = Compress(options_.compression, records);
+    records_.clear();
+    if (!payload.ok()) {
+      count_ = 0;
+      return payload.status();
+    }
+    batch.resize(kBatchHeaderSize + payload->size());
+    std::copy_n(Ptr(*payload), payload->size(), batch.data() + kBatchHeaderSize);
   }
-  std::size_t total = kBatchHeaderSize + payload.size();
+  const std::size_t total = batch.size();
   if (total > options_.max_batch_bytes) {
+    records_.clear();
+    count_ = 0;
     return ResourceExhaustedError("batch of " + std::to_string(total) + " bytes exceeds the " +
                                   std::to_string(options_.max_batch_bytes) + "-byte limit");
   }
-  std::vector<std::byte> batch(total);
   std::byte* p = batch.data();
   StoreLE<std::uint32_t>(p + f::kMagic, kBatchMagic);
   p[f::kVersion] = std::byte{kBatchFormatVersion};
@@ -327,7 +340,6 @@ Result<std::vector<std::byte>> RecordBatchBuilder::Build() {
   StoreLE<std::int64_t>(p + f::kMaxTimestamp, max_timestamp_ms_);
   StoreLE<std::uint64_t>(p + f::kProducerId, options_.producer_id.value());
   StoreLE<std::uint64_t>(p + f::kBaseSequence, options_.base_sequence.value());
-  std::copy_n(Ptr(payload), payload.size(), p + kBatchHeaderSize);
   StoreLE<std::uint64_t>(p + f::kChecksum, ComputeBatchChecksum(batch));
   records_.clear();
   count_ = 0;

@@ -128,16 +128,21 @@ class RecordBatchBuilder {
 
   std::uint32_t record_count() const { return count_; }
   // Uncompressed size of the batch if built now.
-  std::size_t uncompressed_bytes() const { return kBatchHeaderSize + records_.size(); }
+  std::size_t uncompressed_bytes() const {
+    return records_.empty() ? kBatchHeaderSize : records_.size();
+  }
 
   // The finished batch with base_offset 0. InvalidArgument when empty;
   // ResourceExhausted when larger than max_batch_bytes; Internal when the
-  // compressor fails. The builder is empty again afterwards.
+  // compressor fails. The builder is empty again afterwards, after an error
+  // too.
   Result<std::vector<std::byte>> Build();
 
  private:
   Options options_;
-  std::string records_;
+  // The batch being built: room for its header, then the records (empty
+  // before the first Add).
+  std::vector<std::byte> records_;
   std::uint32_t count_ = 0;
   std::int64_t first_timestamp_ms_ = 0;
   std::int64_t max_timestamp_ms_ = 0;

@@ -15,12 +15,21 @@
 namespace junction {
 
 Delivery::Delivery(std::string topic, PartitionId partition, Offset offset, DeliveryCount attempt,
-                   Message message, std::shared_ptr<DeliveryControl> control)
+                   Message&& message, std::shared_ptr<DeliveryControl> control)
     : topic_(std::move(topic)),
       partition_(partition),
       offset_(offset),
       attempt_(attempt),
       message_(std::move(message)),
+      control_(std::move(control)) {}
+
+Delivery::Delivery(std::string topic, PartitionId partition, Offset offset, DeliveryCount attempt,
+                   const Message& message, std::shared_ptr<DeliveryControl> control)
+    : topic_(std::move(topic)),
+      partition_(partition),
+      offset_(offset),
+      attempt_(attempt),
+      message_(message),
       control_(std::move(control)) {}
 
 namespace {

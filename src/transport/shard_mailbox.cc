@@ -70,8 +70,18 @@ void ShardMailbox::ScheduleLocked() {
 }
 
 void ShardMailbox::Drain() {
-  std::vector<PublishItem> publishes;
-  std::vector<AckItem> acks;
+  // Swapped with the queues' spare vectors, cleared (not freed) when done:
+  // the queues keep their capacity from drain to drain.
+  std::vector<PublishItem>& publishes = draining_publishes_;
+  std::vector<AckItem>& acks = draining_acks_;
+  struct Cleared {
+    std::vector<PublishItem>& publishes;
+    std::vector<AckItem>& acks;
+    ~Cleared() {
+      publishes.clear();
+      acks.clear();
+    }
+  } cleared{publishes, acks};
   {
     std::lock_guard lock(mutex_);
     publishes.swap(publishes_);

@@ -97,6 +97,9 @@ class ShardMailbox {
   std::vector<PublishItem> publishes_;  // guarded by mutex_
   std::vector<AckItem> acks_;           // guarded by mutex_
   bool scheduled_ = false;              // guarded by mutex_: a drain is posted
+  // What Drain is working through (shard only; empty between drains).
+  std::vector<PublishItem> draining_publishes_;
+  std::vector<AckItem> draining_acks_;
 };
 
 }  // namespace junction::transport
