@@ -79,6 +79,10 @@ class Broker {
   // topic name or options, an invalid or oversized message.
   Status CheckPublish(std::string_view topic, std::span<const Message> messages,
                       const PublishOptions& options) const;
+  // Its two halves, for a caller that checks many messages to one topic: a
+  // closed broker or a bad topic name; bad options or messages.
+  Status CheckTopic(std::string_view topic) const;
+  Status CheckMessages(std::span<const Message> messages, const PublishOptions& options) const;
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(std::string topic,
                                                                      std::vector<Message> messages,
                                                                      PublishOptions options);

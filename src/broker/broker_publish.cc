@@ -98,8 +98,17 @@ bool Broker::StoredIdIs(Topic& topic, const DedupeWindow::Hit& hit, std::string_
 
 Status Broker::CheckPublish(std::string_view topic, std::span<const Message> messages,
                             const PublishOptions& options) const {
+  JUNCTION_RETURN_IF_ERROR(CheckTopic(topic));
+  return CheckMessages(messages, options);
+}
+
+Status Broker::CheckTopic(std::string_view topic) const {
   if (closed_) return FailedPreconditionError("the bus is closed");
-  JUNCTION_RETURN_IF_ERROR(ValidateName("topic", topic));
+  return ValidateName("topic", topic);
+}
+
+Status Broker::CheckMessages(std::span<const Message> messages,
+                             const PublishOptions& options) const {
   if (options.deliver_at && options.delay) {
     return InvalidArgumentError("set deliver_at or delay, not both");
   }
@@ -168,7 +177,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
         topic.dedupe.Forget(hash);  // another id with the same hash
       }
       std::shared_ptr<DedupeWindow::Pending> pending =
-          topic.dedupe.FindPending(owned[i]->message.id);
+          topic.dedupe.FindPending(hashes[i], owned[i]->message.id);
       if (!pending) break;
       if (!pending->waiters) {
         pending->waiters = std::make_unique<asio::steady_timer>(shard_, MonoTime::max());
@@ -210,11 +219,16 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   // By the index of the (first) message with the id.
   std::vector<std::pair<std::size_t, std::shared_ptr<DedupeWindow::Pending>>> pendings;
   if (topic.dedupe.enabled()) {
+    std::size_t placed = 0;
+    for (const auto& [p, indexes] : by_partition) placed += indexes.size();
+    // One allocation for all of them; each pointer shares the block.
+    auto block = std::make_shared<std::vector<DedupeWindow::Pending>>(placed);
+    pendings.reserve(placed);
     for (auto& [p, indexes] : by_partition) {
       for (std::size_t i : indexes) {
-        auto pending = std::make_shared<DedupeWindow::Pending>();
+        std::shared_ptr<DedupeWindow::Pending> pending(block, &(*block)[pendings.size()]);
         pending->stored = owned[i];
-        topic.dedupe.AddPending(pending);
+        topic.dedupe.AddPending(hashes[i], pending);
         pendings.emplace_back(i, std::move(pending));
       }
     }
@@ -291,7 +305,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     }
   }
   for (auto& [i, pending] : pendings) {
-    topic.dedupe.RemovePending(owned[i]->message.id);
+    topic.dedupe.RemovePending(hashes[i], pending.get());
     if (done[i]) {
       const PublishResult& r = results[i];
       topic.dedupe.Add(hashes[i], {r.partition, r.offset}, now_ms);

@@ -358,15 +358,34 @@ void Group::Activate(Entry& entry) {
 
 void Group::MakeReady(Entry& entry) {
   entry.state = State::kReady;
-  entry.ready_seq = ++next_ready_seq_;
-  ready_.emplace(entry.ready_seq, Key{entry.partition.value(), entry.offset.value()});
+  ready_.push_back(Key{entry.partition.value(), entry.offset.value()});
 }
 
 void Group::SetTimer(Entry& entry, MonoTime when, State state) {
   entry.state = state;
   entry.timer = when;
-  timers_.emplace(when, Key{entry.partition.value(), entry.offset.value()});
+  if (timers_.size() >= 2 * entries_.size() + 1024) {
+    // Compaction: at least entries_.size() + 1024 timers were pushed since
+    // the last one, so its cost per timer is constant.
+    std::erase_if(timers_, [&](const Timer& t) { return !IsCurrent(t); });
+    std::make_heap(timers_.begin(), timers_.end(), Later{});
+  }
+  timers_.push_back(Timer{when, Key{entry.partition.value(), entry.offset.value()}});
+  std::push_heap(timers_.begin(), timers_.end(), Later{});
   broker_.WakeAt(when);
+}
+
+bool Group::IsCurrent(const Timer& timer) const {
+  auto it = entries_.find(timer.key);
+  return it != entries_.end() && it->second.timer == timer.when &&
+         (it->second.state == State::kWaiting || it->second.state == State::kInFlight);
+}
+
+void Group::DropStaleTimers() {
+  while (!timers_.empty() && !IsCurrent(timers_.front())) {
+    std::pop_heap(timers_.begin(), timers_.end(), Later{});
+    timers_.pop_back();
+  }
 }
 
 Member* Group::PickMember(std::size_t bytes) {
@@ -385,12 +404,11 @@ void Group::Dispatch() {
   // One reading of the clock for every ack deadline this call starts.
   std::optional<MonoTime> now;
   while (!ready_.empty()) {
-    auto first = ready_.begin();
-    Key key = first->second;
+    Key key = ready_.front();
     Entry& entry = entries_.at(key);
     Member* member = PickMember(entry.bytes);
     if (member == nullptr) return;
-    ready_.erase(first);
+    ready_.pop_front();
     ++entry.attempts;
     entry.delivery_id = ++next_delivery_id_;
     entry.member_id = member->id;
@@ -436,8 +454,7 @@ Result<Group::Entry*> Group::FindAttempt(const DeliveryRef& ref) {
 }
 
 void Group::Release(Entry& entry) {
-  Key key{entry.partition.value(), entry.offset.value()};
-  timers_.erase({entry.timer, key});
+  // Its ack-deadline timer goes stale (see Timer).
   for (auto& member : members_) {
     if (member->id != entry.member_id) continue;
     --member->in_flight;
@@ -552,18 +569,18 @@ Status Group::Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::s
 Status Group::InProgress(const DeliveryRef& ref) {
   if (ephemeral_) return OkStatus();
   JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
-  timers_.erase({entry->timer, Key{ref.partition.value(), ref.offset.value()}});
   SetTimer(*entry, broker_.clock().Now() + config_.ack_deadline, State::kInFlight);
   return OkStatus();
 }
 
 std::optional<MonoTime> Group::ProcessTimers(MonoTime now) {
-  while (!timers_.empty() && timers_.begin()->first <= now) {
-    auto [when, key] = *timers_.begin();
-    timers_.erase(timers_.begin());
-    auto it = entries_.find(key);
-    if (it == entries_.end() || it->second.timer != when) continue;
-    Entry& entry = it->second;
+  while (!timers_.empty() && timers_.front().when <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), Later{});
+    const Timer timer = timers_.back();
+    timers_.pop_back();
+    if (!IsCurrent(timer)) continue;
+    const MonoTime when = timer.when;
+    Entry& entry = entries_.at(timer.key);
     if (entry.state == State::kWaiting) {
       if (entry.retry_dead_letter) {
         entry.retry_dead_letter = false;
@@ -576,12 +593,15 @@ std::optional<MonoTime> Group::ProcessTimers(MonoTime now) {
       Fail(entry, std::nullopt, "ack deadline exceeded", when);
     }
   }
+  DropStaleTimers();
   return NextTimer();
 }
 
 std::optional<MonoTime> Group::NextTimer() const {
+  // May be a stale timer's time (an entry acked since): the broker then
+  // wakes early, and ProcessTimers finds nothing due.
   if (timers_.empty()) return std::nullopt;
-  return timers_.begin()->first;
+  return timers_.front().when;
 }
 
 GroupInfo Group::Describe() const {

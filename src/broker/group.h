@@ -161,7 +161,6 @@ class Group {
     std::uint64_t delivery_id = 0;
     std::uint64_t member_id = 0;
     MonoTime timer{};  // kWaiting: when ready; kInFlight: ack deadline
-    std::uint64_t ready_seq = 0;
     std::optional<WallTime> first_failure;
     std::optional<WallTime> last_failure;
     std::string last_error;
@@ -170,6 +169,18 @@ class Group {
   struct PartitionCursor {
     AckSet acked;
     Offset next_read;
+  };
+  // Group::timers_ is a min-heap of these by time (std::push_heap with
+  // `Later`). A timer is not taken out when its entry is acked or re-armed
+  // (that would be a search): it stays, stale, until it comes up or the heap
+  // is compacted, once it holds over twice as many timers as there are
+  // entries. IsCurrent tells a live one from a stale one.
+  struct Timer {
+    MonoTime when;
+    Key key;
+  };
+  struct Later {
+    bool operator()(const Timer& a, const Timer& b) const { return a.when > b.when; }
   };
 
   void Fill();
@@ -189,6 +200,9 @@ class Group {
   void Activate(Entry& entry);
   void MakeReady(Entry& entry);
   void SetTimer(Entry& entry, MonoTime when, State state);
+  // Whether `timer` is still the entry's (not re-armed, released or gone).
+  bool IsCurrent(const Timer& timer) const;
+  void DropStaleTimers();
   void Dispatch();
   Member* PickMember(std::size_t bytes);
   Result<Entry*> FindAttempt(const DeliveryRef& ref);
@@ -209,8 +223,8 @@ class Group {
 
   std::vector<PartitionCursor> cursors_;
   std::map<Key, Entry> entries_;
-  std::set<std::pair<std::uint64_t, Key>> ready_;  // by ready_seq: FIFO
-  std::set<std::pair<MonoTime, Key>> timers_;
+  std::deque<Key> ready_;      // FIFO: in the order entries became ready
+  std::vector<Timer> timers_;  // see Timer
   // Ordered groups: each key's unfinished messages in order; the front one
   // has its turn. Those behind it are blocked entries (up to max_entries_ of
   // them, bodies in memory) and beyond that held back as positions only
@@ -224,7 +238,6 @@ class Group {
   std::vector<std::shared_ptr<Member>> members_;
   std::size_t next_member_ = 0;
   std::uint32_t next_partition_ = 0;
-  std::uint64_t next_ready_seq_ = 0;
   std::uint64_t next_delivery_id_ = 0;
   std::uint64_t epoch_ = 0;  // bumps on Reset: dead letters in flight then are ignored
   std::uint64_t in_flight_ = 0;

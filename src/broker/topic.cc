@@ -88,21 +88,34 @@ const DedupeWindow::Hit* DedupeWindow::Find(std::uint64_t hash) const {
   return it == ids_.end() ? nullptr : &it->second.hit;
 }
 
-std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::string_view id) const {
-  auto it = pending_.find(id);
-  return it == pending_.end() ? nullptr : it->second;
+std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::uint64_t hash,
+                                                                 std::string_view id) const {
+  auto it = pending_.find(hash);
+  if (it == pending_.end()) return nullptr;
+  for (const std::shared_ptr<Pending>* p = &it->second; *p; p = &(*p)->next_same_hash) {
+    if ((*p)->stored->message.id == id) return *p;
+  }
+  return nullptr;
 }
 
-void DedupeWindow::AddPending(std::shared_ptr<Pending> pending) {
-  std::string_view id = pending->stored->message.id;
-  auto [it, inserted] = pending_.try_emplace(id, pending);
-  if (!inserted) {  // (never: a second publish of an id waits for the first)
-    pending_.erase(it);
-    pending_.emplace(id, std::move(pending));  // the key views the new entry's message
+void DedupeWindow::AddPending(std::uint64_t hash, std::shared_ptr<Pending> pending) {
+  auto [it, inserted] = pending_.try_emplace(hash, pending);
+  if (!inserted) {  // another id with the same hash is pending: chained in front
+    pending->next_same_hash = std::move(it->second);
+    it->second = std::move(pending);
   }
 }
 
-void DedupeWindow::RemovePending(std::string_view id) { pending_.erase(id); }
+void DedupeWindow::RemovePending(std::uint64_t hash, const Pending* pending) {
+  auto it = pending_.find(hash);
+  if (it == pending_.end()) return;
+  for (std::shared_ptr<Pending>* p = &it->second; *p; p = &(*p)->next_same_hash) {
+    if (p->get() != pending) continue;
+    *p = std::move((*p)->next_same_hash);  // unlinks it
+    break;
+  }
+  if (!it->second) pending_.erase(it);
+}
 
 void DedupeWindow::Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms) {
   if (!enabled()) return;

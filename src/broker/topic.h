@@ -49,6 +49,8 @@ class DedupeWindow {
     bool done = false;
     // Created by the first duplicate that waits; cancelled when done.
     std::unique_ptr<boost::asio::steady_timer> waiters;
+    // The next pending id with the same hash (almost always none).
+    std::shared_ptr<Pending> next_same_hash;
   };
 
   DedupeWindow(Duration window, std::size_t max_ids) : window_(window), max_ids_(max_ids) {}
@@ -60,10 +62,13 @@ class DedupeWindow {
   // Valid until the next Add, Forget or Expire.
   const Hit* Find(std::uint64_t hash) const;
   void Forget(std::uint64_t hash) { ids_.erase(hash); }
-  std::shared_ptr<Pending> FindPending(std::string_view id) const;
-  // Under pending->stored's id (not copied: the entry holds the message).
-  void AddPending(std::shared_ptr<Pending> pending);
-  void RemovePending(std::string_view id);
+  // Pending ids are kept by hash(id) (the caller has it already), the ids
+  // compared on a hit.
+  std::shared_ptr<Pending> FindPending(std::uint64_t hash, std::string_view id) const;
+  // Under `hash`, pending->stored's id's (a second publish of an id waits
+  // for the first, so an id is pending once at most).
+  void AddPending(std::uint64_t hash, std::shared_ptr<Pending> pending);
+  void RemovePending(std::uint64_t hash, const Pending* pending);
   void Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms);
   std::size_t size() const { return ids_.size(); }
   std::uint64_t evicted() const { return evicted_; }
@@ -83,15 +88,11 @@ class DedupeWindow {
     using is_avalanching = void;
     std::size_t operator()(std::uint64_t hash) const noexcept { return hash; }
   };
-  struct IdHash {
-    using is_transparent = void;
-    using is_avalanching = void;
-    std::size_t operator()(std::string_view id) const noexcept { return Hash(id); }
-  };
   // Open addressing: no node per id (the window holds up to max_ids).
   boost::unordered_flat_map<std::uint64_t, Stored, HashIsKey> ids_;
   std::deque<std::pair<std::int64_t, std::uint64_t>> order_;  // by stored_ms
-  boost::unordered_flat_map<std::string_view, std::shared_ptr<Pending>, IdHash> pending_;
+  // By hash; ids with the same hash chained through next_same_hash.
+  boost::unordered_flat_map<std::uint64_t, std::shared_ptr<Pending>, HashIsKey> pending_;
 };
 
 // The newest messages of one partition as the groups read them: a store

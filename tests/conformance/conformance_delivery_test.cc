@@ -1,6 +1,7 @@
 // Conformance suite, part 2: groups and delivery (competing consumers,
 // fan-out, start positions, seek, acks, redelivery, credit, membership).
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,53 @@ TEST_P(Conformance, InProgressRestartsTheAckDeadline) {
     Delivery again = co_await TakeOne(*sub);
     EXPECT_EQ(again.attempt(), DeliveryCount(2));
     EXPECT_EQ(Code(co_await d.InProgress()), StatusCode::kFailedPrecondition);
+  });
+}
+
+// Thousands of acked attempts, whose ack-deadline timers the group does not
+// search out and remove (they go stale until it compacts them away), leave
+// the one unacked delivery's timer, re-armed by InProgress before them, to
+// redeliver it on time, and nothing else.
+TEST_P(Conformance, OnlyTheUnackedDeliveryComesBackAfterThousandsOfAcks) {
+  Run([&]() -> Awaitable<void> {
+    if (!co_await SupportsGroups()) co_return;
+    constexpr int kMessages = 2500;
+    auto sub = co_await Join("orders", Quick(10s, 1s));
+    std::vector<Message> batch;
+    for (int i = 0; i < kMessages; ++i) batch.push_back(Msg("m" + std::to_string(i)));
+    Must(co_await bus().PublishBatch("orders", std::move(batch), {}, kForever));
+    std::optional<Delivery> kept;
+    int taken = 0;
+    bool extended = false;
+    while (taken < kMessages) {
+      std::vector<Delivery> got = co_await Drain(*sub);
+      if (got.empty()) break;
+      for (Delivery& d : got) {
+        ++taken;
+        if (d.message().id == "m7") {
+          kept = d;
+        } else {
+          Must(co_await d.Ack());
+        }
+      }
+      if (kept && !extended) {
+        clock().Advance(5s);
+        Must(co_await kept->InProgress());  // its deadline is now 15 s from the start
+        extended = true;
+      }
+    }
+    EXPECT_EQ(taken, kMessages);
+    if (!kept) {
+      ADD_FAILURE() << "m7 was not delivered";
+      co_return;
+    }
+    clock().Advance(7s);  // 12 s: the first deadline and its backoff passed, not the second
+    EXPECT_THAT(Ids(co_await Drain(*sub)), IsEmpty());
+    clock().Advance(4s);  // 16 s: the second deadline and its backoff passed
+    Delivery again = co_await TakeOne(*sub);
+    EXPECT_EQ(again.message().id, "m7");
+    EXPECT_EQ(again.attempt(), DeliveryCount(2));
+    EXPECT_THAT(Ids(co_await Drain(*sub)), IsEmpty());
   });
 }
 
