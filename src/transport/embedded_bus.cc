@@ -221,9 +221,12 @@ class EmbeddedSubscription final : public Subscription {
     if (!got.ok()) co_return got.status();
     std::vector<Delivery> out;
     out.reserve(got->size());
+    // One allocation for the batch's controls; each delivery's pointer
+    // shares the block (never grown: reserved first).
+    auto controls = std::make_shared<std::vector<EmbeddedDeliveryControl>>();
+    controls->reserve(got->size());
     for (broker::BrokerDelivery& d : *got) {
-      std::shared_ptr<DeliveryControl> control =
-          std::make_shared<EmbeddedDeliveryControl>(core_, d.ref);
+      std::shared_ptr<DeliveryControl> control(controls, &controls->emplace_back(core_, d.ref));
       out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, d.CopyMessage(),
                        std::move(control));
     }
