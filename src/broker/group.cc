@@ -114,12 +114,13 @@ void Group::Leave(Member& member) {
   member.closed = true;
   std::erase_if(members_, [&](const auto& m) { return m.get() == &member; });
   std::vector<Key> held;
-  for (auto& [key, entry] : entries_) {
-    if (entry.state == State::kInFlight && entry.member_id == member.id) held.push_back(key);
+  for (const auto& [key, entry] : entries_) {
+    if (entry->state == State::kInFlight && entry->member_id == member.id) held.push_back(key);
   }
+  std::sort(held.begin(), held.end());  // back to ready in offset order
   member.queue.clear();
   for (const Key& key : held) {
-    Entry& entry = entries_.at(key);
+    Entry& entry = *entries_.at(key);
     Release(entry);
     Fail(entry, Duration::zero(), "consumer left", broker_.clock().Now());
   }
@@ -256,21 +257,23 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
   entry.offset = o;
   entry.bytes = MessageSize(stored->message);
   entry.stored = std::move(stored);
-  auto [it, inserted] = entries_.emplace(key, std::move(entry));
+  auto [it, inserted] = entries_.try_emplace(key);
   if (!inserted) return;
+  it->second = std::make_unique<Entry>(std::move(entry));
+  Entry& added = *it->second;
   if (config_.ordered && !ephemeral_) {
-    std::string message_key = KeyOf(it->second);
+    std::string message_key = KeyOf(added);
     if (!message_key.empty()) {
       auto& queue = keys_[message_key];
       queue.push_back(key);
       if (queue.size() > 1) {
-        it->second.state = State::kBlocked;
+        added.state = State::kBlocked;
         ++blocked_;
         return;
       }
     }
   }
-  Activate(it->second);
+  Activate(added);
 }
 
 bool Group::NextOfKey(const std::string& message_key) {
@@ -278,9 +281,9 @@ bool Group::NextOfKey(const std::string& message_key) {
   if (queue == keys_.end() || queue->second.empty()) return true;
   const Key key = queue->second.front();
   if (auto it = entries_.find(key); it != entries_.end()) {
-    JUNCTION_CHECK(it->second.state == State::kBlocked) << "the next of a key was not blocked";
+    JUNCTION_CHECK(it->second->state == State::kBlocked) << "the next of a key was not blocked";
     --blocked_;
-    Activate(it->second);
+    Activate(*it->second);
     return true;
   }
   // Held back as a position: read it again.
@@ -337,9 +340,9 @@ bool Group::NextOfKey(const std::string& message_key) {
   entry.offset = o;
   entry.bytes = MessageSize(found->message);
   entry.stored = std::make_shared<const StoredMessage>(std::move(*found));
-  auto [it, inserted] = entries_.emplace(key, std::move(entry));
+  auto [it, inserted] = entries_.try_emplace(key, std::make_unique<Entry>(std::move(entry)));
   JUNCTION_CHECK(inserted) << "a held-back message already had an entry";
-  Activate(it->second);
+  Activate(*it->second);
   return true;
 }
 
@@ -377,8 +380,8 @@ void Group::SetTimer(Entry& entry, MonoTime when, State state) {
 
 bool Group::IsCurrent(const Timer& timer) const {
   auto it = entries_.find(timer.key);
-  return it != entries_.end() && it->second.timer == timer.when &&
-         (it->second.state == State::kWaiting || it->second.state == State::kInFlight);
+  return it != entries_.end() && it->second->timer == timer.when &&
+         (it->second->state == State::kWaiting || it->second->state == State::kInFlight);
 }
 
 void Group::DropStaleTimers() {
@@ -405,7 +408,7 @@ void Group::Dispatch() {
   std::optional<MonoTime> now;
   while (!ready_.empty()) {
     Key key = ready_.front();
-    Entry& entry = entries_.at(key);
+    Entry& entry = *entries_.at(key);
     Member* member = PickMember(entry.bytes);
     if (member == nullptr) return;
     ready_.pop_front();
@@ -443,14 +446,14 @@ void Group::Taken(Member& member, const BrokerDelivery& delivery) {
 
 Result<Group::Entry*> Group::FindAttempt(const DeliveryRef& ref) {
   auto it = entries_.find(Key{ref.partition.value(), ref.offset.value()});
-  if (it == entries_.end() || it->second.state != State::kInFlight ||
-      it->second.delivery_id != ref.delivery_id) {
+  if (it == entries_.end() || it->second->state != State::kInFlight ||
+      it->second->delivery_id != ref.delivery_id) {
     return FailedPreconditionError(
         "delivery of offset " + std::to_string(ref.offset.value()) + " in partition " +
         std::to_string(ref.partition.value()) + " of group '" + name_ +
         "' is no longer current (already acked, redelivered, or the group was reset)");
   }
-  return &it->second;
+  return it->second.get();
 }
 
 void Group::Release(Entry& entry) {
@@ -510,15 +513,15 @@ void Group::OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t e
   if (epoch != epoch_) return;
   Key key{partition.value(), offset.value()};
   auto it = entries_.find(key);
-  if (it == entries_.end() || it->second.state != State::kDeadLettering) return;
+  if (it == entries_.end() || it->second->state != State::kDeadLettering) return;
   if (!status.ok()) {
     log::Error("could not store a dead letter; retrying",
                {{"topic", topic_.name},
                 {"group", name_},
                 {"dead_letter_topic", config_.dead_letter_topic},
                 {"error", status.ToString()}});
-    it->second.retry_dead_letter = true;
-    SetTimer(it->second, broker_.clock().Now() + config_.backoff.front(), State::kWaiting);
+    it->second->retry_dead_letter = true;
+    SetTimer(*it->second, broker_.clock().Now() + config_.backoff.front(), State::kWaiting);
     return;
   }
   Complete(key);
@@ -528,7 +531,10 @@ void Group::OnDeadLettered(PartitionId partition, Offset offset, std::uint64_t e
 void Group::Complete(Key key) {
   auto it = entries_.find(key);
   JUNCTION_CHECK(it != entries_.end()) << "completing an entry the group does not hold";
-  Entry& entry = it->second;
+  // Out of the table first: NextOfKey below may add to it.
+  const std::unique_ptr<Entry> gone = std::move(it->second);
+  entries_.erase(it);
+  const Entry& entry = *gone;
   cursors_[key.first].acked.Add(entry.offset);
   if (config_.ordered && !ephemeral_) {
     std::string message_key = KeyOf(entry);
@@ -543,7 +549,6 @@ void Group::Complete(Key key) {
       }
     }
   }
-  entries_.erase(it);
   if (!ephemeral_) broker_.MarkDirty(*this);
 }
 
@@ -580,7 +585,7 @@ std::optional<MonoTime> Group::ProcessTimers(MonoTime now) {
     timers_.pop_back();
     if (!IsCurrent(timer)) continue;
     const MonoTime when = timer.when;
-    Entry& entry = entries_.at(timer.key);
+    Entry& entry = *entries_.at(timer.key);
     if (entry.state == State::kWaiting) {
       if (entry.retry_dead_letter) {
         entry.retry_dead_letter = false;

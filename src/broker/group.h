@@ -18,7 +18,6 @@
 
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -28,6 +27,7 @@
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/ack_set.h"
 #include "broker/message_codec.h"
@@ -222,7 +222,13 @@ class Group {
   std::size_t max_entries_;
 
   std::vector<PartitionCursor> cursors_;
-  std::map<Key, Entry> entries_;
+  struct KeyHash {
+    std::size_t operator()(const Key& key) const noexcept {
+      return static_cast<std::size_t>(key.second) ^ (static_cast<std::size_t>(key.first) << 40);
+    }
+  };
+  // Boxed: an Entry& stays valid while the table grows.
+  boost::unordered_flat_map<Key, std::unique_ptr<Entry>, KeyHash> entries_;
   std::deque<Key> ready_;      // FIFO: in the order entries became ready
   std::vector<Timer> timers_;  // see Timer
   // Ordered groups: each key's unfinished messages in order; the front one
