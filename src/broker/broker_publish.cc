@@ -2,6 +2,7 @@
 // the partition logs, and rebuilding the dedupe window at open.
 #include "broker/broker.h"
 
+#include <limits>
 #include <map>
 #include <span>
 
@@ -199,6 +200,10 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   if (n > 1) first_of.reserve(n);
   std::vector<std::optional<std::size_t>> duplicate_of(n);
   const auto count = static_cast<std::uint32_t>(topic.partitions.size());
+  // Where each message goes (kKeyless: wherever this call's keyless ones go).
+  constexpr std::uint32_t kKeyless = std::numeric_limits<std::uint32_t>::max();
+  std::vector<std::uint32_t> place(n, kKeyless);
+  std::size_t keyless_bytes = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (done[i]) continue;
     owned[i]->deliver_at_ms = deliver_at_ms;
@@ -210,11 +215,21 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
       }
     }
     const Message& m = owned[i]->message;
-    std::uint32_t p =
-        partition ? partition->value()
-        : m.key   ? PartitionForKey(*m.key, count).value()
-                : topic.keyless.Next(count, kRecordOverhead + m.id.size() + m.data.size()).value();
-    by_partition[p].push_back(i);
+    if (partition) {
+      place[i] = partition->value();
+    } else if (m.key) {
+      place[i] = PartitionForKey(*m.key, count).value();
+    } else {
+      keyless_bytes += kRecordOverhead + m.id.size() + m.data.size();
+    }
+  }
+  // The keyless messages of one call stay together: one partition's group
+  // commit (one fdatasync) takes them all (StickyPartitioner).
+  const std::uint32_t keyless_partition =
+      keyless_bytes > 0 ? topic.keyless.Next(count, keyless_bytes).value() : 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (done[i] || duplicate_of[i]) continue;
+    by_partition[place[i] == kKeyless ? keyless_partition : place[i]].push_back(i);
   }
   // By the index of the (first) message with the id.
   std::vector<std::pair<std::size_t, std::shared_ptr<DedupeWindow::Pending>>> pendings;

@@ -22,24 +22,27 @@ std::uint32_t Murmur2(std::string_view data);
 // (murmur2(key) & 0x7fffffff) % partitions. REQUIRES: partitions > 0.
 PartitionId PartitionForKey(std::string_view key, std::uint32_t partitions);
 
-// Placement of messages without a key: one partition takes them until about
-// `batch_bytes` went there, then the next partition (in turn) does. Messages
-// published at about the same time then share one partition's group commit,
-// one fdatasync, where round robin would have every partition pay its own
-// for a share of them; over time each partition gets an even share. One per
+// Placement of messages without a key, a store at a time (the keyless
+// messages of one Publish/PublishBatch call, or of the single publishes the
+// shard's mailbox gathered): one partition takes whole stores until about
+// `batch_bytes` went there, then the next partition (in turn) does. A store
+// is never split, so its messages share one partition's group commit, one
+// fdatasync, where round robin would have every partition pay its own for a
+// share of them; over time each partition gets an even share. Kafka's sticky
+// partitioner likewise changes partitions between batches only. One per
 // topic, used on its shard (not thread-safe).
 class StickyPartitioner {
  public:
-  // 64 publishers of ~150 B messages fill about seven group commits before
-  // the partition changes, so that few commits are split between two
-  // partitions (with 16 KiB, Kafka's batch.size, 40% of them were).
+  // About seven group commits of 64 publishers' ~150 B messages, so that the
+  // partitions take turns at a steady stream in runs, not every commit.
   static constexpr std::size_t kDefaultBatchBytes = 64 * 1024;
 
   explicit StickyPartitioner(std::size_t batch_bytes = kDefaultBatchBytes)
       : batch_bytes_(batch_bytes) {}
 
-  // The partition for a keyless message of about `bytes`; a message of
-  // batch_bytes or more has a partition to itself. REQUIRES: partitions > 0.
+  // The partition for a store of keyless messages of about `bytes` in all;
+  // one of batch_bytes or more has a partition to itself. REQUIRES:
+  // partitions > 0.
   PartitionId Next(std::uint32_t partitions, std::size_t bytes);
 
  private:

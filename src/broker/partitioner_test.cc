@@ -70,6 +70,7 @@ TEST(PartitionForKeyDeathTest, ZeroPartitionsIsABug) {
 }
 
 TEST(StickyPartitionerTest, FillsOnePartitionWithBatchBytesThenTakesTheNext) {
+  // Each Next is one store (here of one 250 B message).
   StickyPartitioner sticky(1000);
   std::vector<std::uint32_t> placed;
   for (int i = 0; i < 12; ++i) placed.push_back(sticky.Next(3, 250).value());
@@ -90,7 +91,7 @@ TEST(StickyPartitionerTest, SpreadsEvenlyOverTime) {
   }
 }
 
-TEST(StickyPartitionerTest, AMessageOfBatchBytesOrMoreHasAPartitionToItself) {
+TEST(StickyPartitionerTest, AStoreOfBatchBytesOrMoreHasAPartitionToItself) {
   StickyPartitioner sticky(1000);
   EXPECT_EQ(sticky.Next(4, 5000), PartitionId(0));
   EXPECT_EQ(sticky.Next(4, 10), PartitionId(1));
