@@ -7,22 +7,12 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 
+#include "core/run_sync.h"
 #include "junction/bus.h"
 
 namespace junction {
 namespace {
-
-template <typename T>
-T Sync(Awaitable<T> a) {
-  boost::asio::io_context io;
-  auto future = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
-  io.run();
-  return future.get();
-}
 
 std::vector<Message> Batch(int first, int n, std::size_t bytes) {
   std::vector<Message> out;
@@ -41,13 +31,13 @@ TEST(BrokerPlacementTest, AKeylessBatchIsNeverSplitAndBatchesTakeTurns) {
   std::unique_ptr<Bus> bus = std::move(*Bus::Open("mem://"));
   TopicOptions topic;
   topic.partitions = 4;
-  ASSERT_TRUE(Sync(bus->CreateTopic("events", topic, Deadline::Infinite())).ok());
+  ASSERT_TRUE(RunSync(bus->CreateTopic("events", topic, Deadline::Infinite())).ok());
   std::map<std::uint32_t, int> batches_on;
   for (int b = 0; b < 40; ++b) {
     // 50 x 1 KiB: most of a partition's turn (64 KiB) in one store, so that
     // a turn ends inside nearly every other batch.
     Result<std::vector<PublishResult>> placed =
-        Sync(bus->PublishBatch("events", Batch(b * 50, 50, 1024), {}, Deadline::Infinite()));
+        RunSync(bus->PublishBatch("events", Batch(b * 50, 50, 1024), {}, Deadline::Infinite()));
     ASSERT_TRUE(placed.ok()) << placed.status();
     ASSERT_EQ(placed->size(), 50u);
     for (const PublishResult& r : *placed) {
@@ -59,7 +49,7 @@ TEST(BrokerPlacementTest, AKeylessBatchIsNeverSplitAndBatchesTakeTurns) {
   for (const auto& [partition, n] : batches_on) {
     EXPECT_EQ(n, 10) << "partition " << partition;  // two batches a turn, in turn
   }
-  ASSERT_TRUE(Sync(bus->Close()).ok());
+  ASSERT_TRUE(RunSync(bus->Close()).ok());
 }
 
 }  // namespace

@@ -6,24 +6,14 @@
 #include <string>
 
 #include <gtest/gtest.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 
+#include "core/run_sync.h"
 #include "junction/bus.h"
 
 namespace junction {
 namespace {
 
 using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
-
-template <typename T>
-T Sync(Awaitable<T> a) {
-  boost::asio::io_context io;
-  auto future = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
-  io.run();
-  return future.get();
-}
 
 class BrokerRetentionTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -34,14 +24,14 @@ class BrokerRetentionTest : public ::testing::TestWithParam<bool> {
     TopicOptions topic;
     topic.retention_bytes = 8192;
     topic.retention_drops_unacked = GetParam();
-    ASSERT_TRUE(Sync(bus_->CreateTopic("events", topic, Deadline::Infinite())).ok());
+    ASSERT_TRUE(RunSync(bus_->CreateTopic("events", topic, Deadline::Infinite())).ok());
   }
 
   std::unique_ptr<Subscription> Join(const std::string& group) {
     SubscribeOptions options;
     options.group = group;
     options.max_in_flight = 1000;
-    return std::move(*Sync(bus_->Subscribe("events", options, Deadline::Infinite())));
+    return std::move(*RunSync(bus_->Subscribe("events", options, Deadline::Infinite())));
   }
 
   void Publish(int n) {
@@ -51,7 +41,7 @@ class BrokerRetentionTest : public ::testing::TestWithParam<bool> {
       m.source = "/t";
       m.type = "t";
       m.data = std::string(100, 'x');
-      ASSERT_TRUE(Sync(bus_->Publish("events", m)).ok());
+      ASSERT_TRUE(RunSync(bus_->Publish("events", m)).ok());
     }
   }
 
@@ -59,12 +49,12 @@ class BrokerRetentionTest : public ::testing::TestWithParam<bool> {
   // runs the timers that are due.
   void RunRetention() {
     clock_.Advance(31s);
-    auto probe = std::move(*Sync(bus_->Subscribe("probe", {}, Deadline::Infinite())));
-    (void)Sync(probe->Next(Deadline::Past()));
+    auto probe = std::move(*RunSync(bus_->Subscribe("probe", {}, Deadline::Infinite())));
+    (void)RunSync(probe->Next(Deadline::Past()));
   }
 
   GroupInfo Describe(const std::string& group) {
-    return *Sync(bus_->DescribeGroup("events", group, Deadline::Infinite()));
+    return *RunSync(bus_->DescribeGroup("events", group, Deadline::Infinite()));
   }
 
   ManualClock clock_;
@@ -73,11 +63,11 @@ class BrokerRetentionTest : public ::testing::TestWithParam<bool> {
 };
 
 TEST_P(BrokerRetentionTest, UnackedMessagesAreKeptOrCountedWhenDropped) {
-  (void)Sync(Join("g")->Close());  // the group exists; no member reads ahead
-  Publish(300);                    // ~40 KB: many 4 KiB segments, far over retention_bytes
+  (void)RunSync(Join("g")->Close());  // the group exists; no member reads ahead
+  Publish(300);                       // ~40 KB: many 4 KiB segments, far over retention_bytes
   RunRetention();
   auto g = Join("g");
-  Result<Delivery> first = Sync(g->Next(Deadline::Past()));
+  Result<Delivery> first = RunSync(g->Next(Deadline::Past()));
   ASSERT_TRUE(first.ok()) << first.status();
   GroupInfo info = Describe("g");
   if (!GetParam()) {
@@ -95,15 +85,15 @@ TEST_P(BrokerRetentionTest, AckedPrefixIsDeletedOnceEveryGroupAckedIt) {
   auto g = Join("g");
   Publish(300);
   for (int i = 0; i < 200; ++i) {
-    Result<Delivery> d = Sync(g->Next(Deadline::Past()));
+    Result<Delivery> d = RunSync(g->Next(Deadline::Past()));
     ASSERT_TRUE(d.ok()) << d.status();
-    ASSERT_TRUE(Sync(d->Ack()).ok());
+    ASSERT_TRUE(RunSync(d->Ack()).ok());
   }
   RunRetention();
   SubscribeOptions late;
   late.group = "late";
-  auto h = std::move(*Sync(bus_->Subscribe("events", late, Deadline::Infinite())));
-  Result<Delivery> first = Sync(h->Next(Deadline::Past()));
+  auto h = std::move(*RunSync(bus_->Subscribe("events", late, Deadline::Infinite())));
+  Result<Delivery> first = RunSync(h->Next(Deadline::Past()));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_GT(first->offset(), Offset(0)) << "nothing was deleted";
   if (!GetParam()) {

@@ -9,11 +9,9 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 
 #include "core/fault_injection_env.h"
+#include "core/run_sync.h"
 #include "junction/bus.h"
 
 namespace junction {
@@ -22,15 +20,6 @@ namespace {
 using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
 
 constexpr std::string_view kUrl = "file:///data?fsync=always&segment_bytes=8192";
-
-// Runs a coroutine to completion on a private io_context.
-template <typename T>
-T Sync(Awaitable<T> a) {
-  boost::asio::io_context io;
-  auto future = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
-  io.run();
-  return future.get();
-}
 
 Message Msg(int i) {
   Message m;
@@ -56,7 +45,7 @@ class BrokerCrashTest : public ::testing::Test {
     SubscribeOptions options;
     options.group = "g";
     options.max_in_flight = 10000;
-    auto sub = Sync(bus.Subscribe("events", options, Deadline::Infinite()));
+    auto sub = RunSync(bus.Subscribe("events", options, Deadline::Infinite()));
     EXPECT_TRUE(sub.ok()) << sub.status();
     return std::move(*sub);
   }
@@ -65,7 +54,7 @@ class BrokerCrashTest : public ::testing::Test {
   std::vector<Delivery> Drain(Subscription& sub) {
     std::vector<Delivery> out;
     while (true) {
-      Result<Delivery> d = Sync(sub.Next(Deadline::Past()));
+      Result<Delivery> d = RunSync(sub.Next(Deadline::Past()));
       if (!d.ok()) {
         EXPECT_EQ(d.status().code(), StatusCode::kDeadlineExceeded) << d.status();
         return out;
@@ -87,11 +76,11 @@ class BrokerCrashTest : public ::testing::Test {
 TEST_F(BrokerCrashTest, AckSyncIsNeverRedeliveredAndUnackedAlwaysIs) {
   auto bus = OpenBus();
   auto sub = Join(*bus);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Sync(bus->Publish("events", Msg(i))).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(RunSync(bus->Publish("events", Msg(i))).ok());
   std::vector<Delivery> got = Drain(*sub);
   ASSERT_EQ(got.size(), 10u);
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(Sync(got[i].AckSync()).ok());
-  ASSERT_TRUE(Sync(got[6].Ack()).ok());  // may or may not be durable
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(RunSync(got[i].AckSync()).ok());
+  ASSERT_TRUE(RunSync(got[6].Ack()).ok());  // may or may not be durable
 
   env_.SimulateCrash(CrashMode::kDropUnsynced);
   sub.reset();
@@ -117,12 +106,12 @@ TEST_F(BrokerCrashTest, TornCrashesLoseNothingThatWasAcknowledged) {
     std::set<std::string> published;
     std::set<std::string> acked_sync;
     for (int i = 0; i < 40; ++i) {
-      ASSERT_TRUE(Sync(bus->Publish("events", Msg(i))).ok());
+      ASSERT_TRUE(RunSync(bus->Publish("events", Msg(i))).ok());
       published.insert("m" + std::to_string(i));
       if (i % 3 == 0) {
         for (Delivery& d : Drain(*sub)) {
           if (std::hash<std::string>{}(d.message().id) % 2 == seed % 2) {
-            ASSERT_TRUE(Sync(d.AckSync()).ok());
+            ASSERT_TRUE(RunSync(d.AckSync()).ok());
             acked_sync.insert(d.message().id);
           }
         }
@@ -149,12 +138,12 @@ TEST_F(BrokerCrashTest, TornCrashesLoseNothingThatWasAcknowledged) {
 TEST_F(BrokerCrashTest, FullDiskFailsPublishLoudlyAndKeepsWhatWasStored) {
   auto bus = OpenBus();
   auto sub = Join(*bus);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Sync(bus->Publish("events", Msg(i))).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(RunSync(bus->Publish("events", Msg(i))).ok());
   env_.FailNth(FaultOp::kWrite, 1, ENOSPC, {.sticky = true});
-  Result<PublishResult> refused = Sync(bus->Publish("events", Msg(5)));
+  Result<PublishResult> refused = RunSync(bus->Publish("events", Msg(5)));
   EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted) << refused.status();
   EXPECT_EQ(Ids(Drain(*sub)), (std::set<std::string>{"m0", "m1", "m2", "m3", "m4"}));
-  Result<PublishResult> still = Sync(bus->Publish("events", Msg(6)));
+  Result<PublishResult> still = RunSync(bus->Publish("events", Msg(6)));
   EXPECT_FALSE(still.ok());  // the partition stays read-only until reopened
 }
 
