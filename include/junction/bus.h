@@ -305,8 +305,13 @@ class Bus {
   // Completes once the message is stored with the topic's durability.
   virtual Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message,
                                                    PublishOptions options, Deadline deadline) = 0;
-  Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message) {
+  // (Two overloads rather than a Message by value: a moved-in message is
+  // moved once on its way to the transport, not twice.)
+  Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message&& message) {
     return Publish(topic, std::move(message), {}, Deadline::Infinite());
+  }
+  Awaitable<Result<PublishResult>> Publish(std::string_view topic, const Message& message) {
+    return Publish(topic, message, {}, Deadline::Infinite());
   }
   // Results in input order; messages of one partition are stored together.
   virtual Awaitable<Result<std::vector<PublishResult>>> PublishBatch(std::string_view topic,

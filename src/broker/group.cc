@@ -230,7 +230,7 @@ bool Group::FillFromTail(std::uint32_t p) {
   for (; at < end && bytes < kReadBytes && HasRoom(); at = Offset(at.value() + 1)) {
     if (cursor.acked.Contains(at)) continue;
     const std::shared_ptr<const StoredMessage>& stored = *tail.Find(at);
-    bytes += MessageSize(stored->message);
+    bytes += stored->size();
     AddEntry(PartitionId(p), at, stored);
   }
   cursor.next_read = at;
@@ -255,11 +255,11 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
   Entry entry;
   entry.partition = p;
   entry.offset = o;
-  entry.bytes = MessageSize(stored->message);
+  entry.bytes = stored->size();
   entry.stored = std::move(stored);
   auto [it, inserted] = entries_.try_emplace(key);
   if (!inserted) return;
-  it->second = std::make_unique<Entry>(std::move(entry));
+  it->second = BoxEntry(std::move(entry));
   Entry& added = *it->second;
   if (config_.ordered && !ephemeral_) {
     std::string message_key = KeyOf(added);
@@ -338,9 +338,9 @@ bool Group::NextOfKey(const std::string& message_key) {
   Entry entry;
   entry.partition = PartitionId(key.first);
   entry.offset = o;
-  entry.bytes = MessageSize(found->message);
+  entry.bytes = found->size();
   entry.stored = std::make_shared<const StoredMessage>(std::move(*found));
-  auto [it, inserted] = entries_.try_emplace(key, std::make_unique<Entry>(std::move(entry)));
+  auto [it, inserted] = entries_.try_emplace(key, BoxEntry(std::move(entry)));
   JUNCTION_CHECK(inserted) << "a held-back message already had an entry";
   Activate(*it->second);
   return true;
@@ -432,10 +432,8 @@ void Group::Dispatch() {
   }
 }
 
-Message BrokerDelivery::CopyMessage() const {
-  Message message = stored->message;
-  message.headers[std::string(kHeaderAttempt)] = std::to_string(attempt.value());
-  return message;
+void SetAttemptHeader(Message& message, DeliveryCount attempt) {
+  message.headers.insert_or_assign(std::string(kHeaderAttempt), std::to_string(attempt.value()));
 }
 
 void Group::Taken(Member& member, const BrokerDelivery& delivery) {
@@ -532,7 +530,7 @@ void Group::Complete(Key key) {
   auto it = entries_.find(key);
   JUNCTION_CHECK(it != entries_.end()) << "completing an entry the group does not hold";
   // Out of the table first: NextOfKey below may add to it.
-  const std::unique_ptr<Entry> gone = std::move(it->second);
+  std::unique_ptr<Entry> gone = std::move(it->second);
   entries_.erase(it);
   const Entry& entry = *gone;
   cursors_[key.first].acked.Add(entry.offset);
@@ -550,6 +548,18 @@ void Group::Complete(Key key) {
     }
   }
   if (!ephemeral_) broker_.MarkDirty(*this);
+  if (spare_entries_.size() < kSpareEntries) {
+    *gone = Entry();  // lets go of the message now
+    spare_entries_.push_back(std::move(gone));
+  }
+}
+
+std::unique_ptr<Group::Entry> Group::BoxEntry(Entry&& entry) {
+  if (spare_entries_.empty()) return std::make_unique<Entry>(std::move(entry));
+  std::unique_ptr<Entry> box = std::move(spare_entries_.back());
+  spare_entries_.pop_back();
+  *box = std::move(entry);
+  return box;
 }
 
 Status Group::Ack(const DeliveryRef& ref) {

@@ -66,16 +66,16 @@ struct BrokerDelivery {
   Offset offset;
   DeliveryCount attempt;
   // Shared with the group's entry and the tail cache: the consumer's copy is
-  // made once, by CopyMessage().
+  // made once, with SetAttemptHeader.
   std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
   std::size_t bytes = 0;  // counted against the member's byte credit
   bool ephemeral = false;
-
-  // The message as the consumer gets it: the stored one with the attempt
-  // header (kHeaderAttempt) set.
-  Message CopyMessage() const;
 };
+
+// The message as the consumer gets it is a copy of the stored one with the
+// attempt header (kHeaderAttempt) set: this sets it.
+void SetAttemptHeader(Message& message, DeliveryCount attempt);
 
 // One member's view: its queue of handed-out deliveries and its credit.
 struct Member {
@@ -210,6 +210,7 @@ class Group {
   // The attempt failed at `at` (now, or when its ack deadline passed).
   void Fail(Entry& entry, std::optional<Duration> delay, std::string error, MonoTime at);
   void Complete(Key key);  // acked or dead-lettered: the entry is gone
+  std::unique_ptr<Entry> BoxEntry(Entry&& entry);
   void DeadLetter(Entry& entry);
   std::string KeyOf(const Entry& entry) const;
 
@@ -229,6 +230,10 @@ class Group {
   };
   // Boxed: an Entry& stays valid while the table grows.
   boost::unordered_flat_map<Key, std::unique_ptr<Entry>, KeyHash> entries_;
+  // Boxes of completed entries, emptied, for the next ones (BoxEntry): a
+  // message's entry then costs no allocation. At most kSpareEntries.
+  static constexpr std::size_t kSpareEntries = 1024;
+  std::vector<std::unique_ptr<Entry>> spare_entries_;
   std::deque<Key> ready_;      // FIFO: in the order entries became ready
   std::vector<Timer> timers_;  // see Timer
   // Ordered groups: each key's unfinished messages in order; the front one

@@ -174,9 +174,8 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
 }
 
 Result<StoredMessage> DecodeMessage(const codec::Record& record) {
-  StoredMessage out;
-  out.timestamp_ms = record.timestamp_ms;
-  Message& m = out.message;
+  Message m;
+  std::optional<std::int64_t> deliver_at_ms;
   if (record.key) m.key = *record.key;
   if (record.value) m.data = *record.value;
 
@@ -197,8 +196,8 @@ Result<StoredMessage> DecodeMessage(const codec::Record& record) {
       }
       m.headers.emplace(name.substr(kUserHeaderPrefix.size()), value);
     } else if (name == kDeliverAtHeader) {
-      out.deliver_at_ms = ParseCanonicalInt(value);
-      if (!out.deliver_at_ms) {
+      deliver_at_ms = ParseCanonicalInt(value);
+      if (!deliver_at_ms) {
         return DataLossError(Where(name) + ": not a canonical decimal int64: " + Quote(value));
       }
     } else if (!name.starts_with(kBrokerFieldPrefix)) {
@@ -216,7 +215,7 @@ Result<StoredMessage> DecodeMessage(const codec::Record& record) {
   if (Status valid = m.Validate(); !valid.ok()) {
     return DataLossError("stored message is invalid: " + valid.message());
   }
-  return out;
+  return StoredMessage(std::move(m), record.timestamp_ms, deliver_at_ms);
 }
 
 std::size_t MessageSize(const Message& message) {

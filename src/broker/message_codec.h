@@ -21,17 +21,32 @@ inline constexpr std::string_view kUserHeaderPrefix = "h-";
 inline constexpr std::string_view kBrokerFieldPrefix = "x-";
 inline constexpr std::string_view kDeliverAtHeader = "x-deliver-at";
 
+// The size counted against max_message_bytes and consumer byte credit: data
+// plus every attribute, extension (name and value as text), key, header name
+// and value (docs/formats/messages.md, "Size"). Independent of the encoding.
+std::size_t MessageSize(const Message& message);
+
+// A message as the broker keeps and shares it. `message` is not changed once
+// boxed: size() is its MessageSize, computed once here (a group's credit and
+// the tail cache ask for it on every delivery).
 struct StoredMessage {
-  StoredMessage() = default;
   // Takes the message over (one move: make_shared<StoredMessage>(std::move(m))).
-  explicit StoredMessage(Message&& m) : message(std::move(m)) {}
+  explicit StoredMessage(Message&& m) : message(std::move(m)), size_(MessageSize(message)) {}
   StoredMessage(Message m, std::int64_t timestamp, std::optional<std::int64_t> deliver_at)
-      : message(std::move(m)), timestamp_ms(timestamp), deliver_at_ms(deliver_at) {}
+      : message(std::move(m)),
+        timestamp_ms(timestamp),
+        deliver_at_ms(deliver_at),
+        size_(MessageSize(message)) {}
+
+  std::size_t size() const { return size_; }
 
   Message message;
   std::int64_t timestamp_ms = 0;                // record timestamp: when the broker stored it
   std::optional<std::int64_t> deliver_at_ms{};  // delayed delivery
   friend bool operator==(const StoredMessage&, const StoredMessage&) = default;
+
+ private:
+  std::size_t size_;
 };
 
 // Adds `message` as one record with the given timestamp. Does not validate:
@@ -43,10 +58,5 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
 // field on malformed input, and when the decoded Message fails
 // Message::Validate(). Unknown "x-" headers are ignored.
 Result<StoredMessage> DecodeMessage(const codec::Record& record);
-
-// The size counted against max_message_bytes and consumer byte credit: data
-// plus every attribute, extension (name and value as text), key, header name
-// and value (docs/formats/messages.md, "Size"). Independent of the encoding.
-std::size_t MessageSize(const Message& message);
 
 }  // namespace junction::broker

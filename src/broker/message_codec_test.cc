@@ -196,6 +196,13 @@ TEST(MessageCodecTest, MessageSizeCountsEveryFieldAsText) {
   m.headers = {{"h", "vv"}};                                                          // 3
   m.data = "12345";                                                                   // 5
   EXPECT_EQ(MessageSize(m), 6u + 20 + 13 + 3 + 3 + 5);
+  // Kept with the message once boxed, and again once read back.
+  EXPECT_EQ(StoredMessage(Message(m)).size(), 6u + 20 + 13 + 3 + 3 + 5);
+  std::vector<codec::Record> records = Store({StoredMessage(m, 7, std::nullopt)});
+  ASSERT_EQ(records.size(), 1u);
+  Result<StoredMessage> decoded = DecodeMessage(records[0]);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->size(), 6u + 20 + 13 + 3 + 3 + 5);
 }
 
 }  // namespace

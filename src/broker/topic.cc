@@ -34,7 +34,7 @@ void TailCache::Append(Offset base, std::vector<std::shared_ptr<const StoredMess
     begin_ = base;
   }
   for (auto& message : messages) {
-    std::size_t size = MessageSize(message->message);
+    std::size_t size = message->size();
     messages_.push_back(std::move(message));
     sizes_.push_back(size);
     bytes_ += size;

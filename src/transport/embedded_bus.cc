@@ -5,7 +5,11 @@
 #include <span>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -162,20 +166,49 @@ Awaitable<Result<std::shared_ptr<broker::ResponderState>>> RespondOn(Core* c, st
   co_return c->broker->Respond(std::move(topic));
 }
 
+// A completion handler that holds the Core until the broker answered: a
+// Delivery may outlive its Bus, and the mailbox must not be destroyed with
+// an ack in it (its handler, never called, would end the awaiting coroutine
+// silently). Invoked where `handler` runs (its executor is forwarded), so
+// the last reference is dropped there, never on a shard thread of our own.
+template <typename Handler>
+struct HoldingCore {
+  std::shared_ptr<Core> core;
+  Handler handler;
+
+  using executor_type = asio::associated_executor_t<Handler>;
+  executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
+  using allocator_type = asio::associated_allocator_t<Handler>;
+  allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(handler); }
+
+  void operator()(Status status) {
+    std::shared_ptr<Core> keep = std::move(core);
+    std::move(handler)(std::move(status));
+  }
+};
+
 // An ack, nack or InProgress through the shard's mailbox: a burst of them
-// costs one hop. A coroutine of its own (not a member): it holds the Core
-// until the broker answered, and nothing of the control.
+// costs one hop. No coroutine of its own: the awaitable is the initiation's,
+// which holds copies of these arguments and nothing of the control.
 Awaitable<Status> SendAck(std::weak_ptr<Core> weak, broker::DeliveryRef ref,
                           ShardMailbox::AckKind kind, std::optional<Duration> delay,
                           std::string error) {
-  std::shared_ptr<Core> core = weak.lock();
-  if (!core) co_return FailedPreconditionError("the bus is closed");
-  // Named, not a temporary in the co_await (GCC 12 coroutine bugs).
-  auto initiate = [&](auto handler) {
-    core->mailbox.EnqueueAck(ref, kind, delay, std::move(error), std::move(handler));
+  auto initiate = [weak = std::move(weak), ref, kind, delay,
+                   error = std::move(error)](auto handler) mutable {
+    std::shared_ptr<Core> core = weak.lock();
+    if (!core) {
+      // Not inline: the awaiting coroutine is still suspending.
+      auto executor = asio::get_associated_executor(handler);
+      asio::post(executor,
+                 asio::append(std::move(handler), FailedPreconditionError("the bus is closed")));
+      return;
+    }
+    ShardMailbox& mailbox = core->mailbox;
+    mailbox.EnqueueAck(ref, kind, delay, std::move(error),
+                       HoldingCore<decltype(handler)>{std::move(core), std::move(handler)});
   };
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
-      initiate, asio::use_awaitable);
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(std::move(initiate),
+                                                                           asio::use_awaitable);
 }
 
 Awaitable<Status> AckSyncOn(std::weak_ptr<Core> weak, broker::DeliveryRef ref) {
@@ -227,8 +260,10 @@ class EmbeddedSubscription final : public Subscription {
     controls->reserve(got->size());
     for (broker::BrokerDelivery& d : *got) {
       std::shared_ptr<DeliveryControl> control(controls, &controls->emplace_back(core_, d.ref));
-      out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, d.CopyMessage(),
-                       std::move(control));
+      // The consumer's copy, made in place (not copied, then moved).
+      Delivery& delivery = out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt,
+                                            std::as_const(d.stored->message), std::move(control));
+      broker::SetAttemptHeader(delivery.message(), d.attempt);
     }
     co_return out;
   }

@@ -281,6 +281,32 @@ TEST_P(Conformance, CallsAfterCloseFailWithFailedPrecondition) {
   });
 }
 
+// A Delivery may outlive its bus: an ack sent as the bus goes completes (the
+// broker applied it, or FailedPrecondition), and one sent after it is gone
+// fails with FailedPrecondition; none hangs or is dropped.
+TEST_P(Conformance, AcksOfDeliveriesThatOutliveTheirBusFailCleanly) {
+  Run([&]() -> Awaitable<void> {
+    if (!co_await SupportsGroups()) co_return;
+    std::unique_ptr<Subscription> sub = co_await Join("orders", Group("g"));
+    co_await PublishN("orders", 2);
+    std::vector<Delivery> got = co_await Drain(*sub);
+    EXPECT_EQ(got.size(), 2u);
+    if (got.size() != 2) co_return;
+    // Sent, then the subscription and the bus go while it is on its way.
+    std::shared_ptr<Pending<Status>> in_flight = Spawn(got[0].Ack());
+    co_await Yield();
+    sub.reset();
+    DropBus();
+    Status sent_first = co_await in_flight->Wait();
+    EXPECT_TRUE(sent_first.ok() || sent_first.code() == StatusCode::kFailedPrecondition)
+        << sent_first;
+    // Sent after the bus is gone.
+    EXPECT_EQ(Code(co_await got[1].Ack()), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(Code(co_await got[1].Nack()), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(Code(co_await got[1].InProgress()), StatusCode::kFailedPrecondition);
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, Conformance,
                          ::testing::Values("mem://", "file://",
                                            "file://" + std::string(kOnTestExecutor)),

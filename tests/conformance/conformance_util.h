@@ -199,6 +199,10 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   Awaitable<void> Reopen(std::optional<BusOptions> options = std::nullopt,
                          Where where = Where::Current());
 
+  // Destroys the bus (closing it if still open). A later bus() call is not
+  // allowed; TearDown copes.
+  void DropBus() { world_->bus.reset(); }
+
   // Starts `operation` now; the test awaits it later with ->Wait().
   template <typename T>
   std::shared_ptr<Pending<T>> Spawn(Awaitable<T> operation) {
