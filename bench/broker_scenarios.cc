@@ -213,18 +213,26 @@ Status WaitFor(Flow& flow, Done done, std::chrono::seconds timeout, std::string_
   return flow.FirstError();
 }
 
-asio::awaitable<void> AckOne(Delivery delivery, Flow& flow) {
-  Status acked = co_await delivery.Ack();
-  if (!acked.ok()) {
-    flow.Fail(acked.WithContext("ack"));
-    co_return;
-  }
-  ++flow.acked;
-  flow.last_ack_ns = NowNanos();
+// Acks `delivery` without waiting for it: the ack's own awaitable (which
+// needs nothing of the Delivery) is spawned with a completion handler, as a
+// callback user would, counted in flow.outstanding.
+void AckOne(const Delivery& delivery, const asio::any_io_executor& executor, Flow& flow) {
+  ++flow.outstanding;
+  asio::co_spawn(executor, delivery.Ack(), [&flow](const std::exception_ptr& e, Status acked) {
+    if (e) {
+      flow.Fail(InternalError(DescribeException(e)));
+    } else if (!acked.ok()) {
+      flow.Fail(acked.WithContext("ack"));
+    } else {
+      ++flow.acked;
+      flow.last_ack_ns = NowNanos();
+    }
+    --flow.outstanding;
+  });
 }
 
-// Takes deliveries until flow.stop_consuming; acks each in a coroutine of its
-// own. `on_receipt` sees each delivery first (on this thread).
+// Takes deliveries until flow.stop_consuming and acks each (AckOne).
+// `on_receipt` sees each delivery first (on this thread).
 template <typename OnReceipt>
 asio::awaitable<void> ConsumeLoop(Subscription& subscription, Flow& flow, OnReceipt on_receipt) {
   asio::any_io_executor executor = co_await asio::this_coro::executor;
@@ -241,7 +249,7 @@ asio::awaitable<void> ConsumeLoop(Subscription& subscription, Flow& flow, OnRece
       ++flow.received;
       if (delivery.attempt() > DeliveryCount(1)) ++flow.redelivered;
       on_receipt(delivery);
-      Spawn(executor, flow, AckOne(std::move(delivery), flow));
+      AckOne(delivery, executor, flow);
     }
   }
 }
