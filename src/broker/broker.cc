@@ -227,6 +227,31 @@ asio::awaitable<Result<std::shared_ptr<Member>>> Broker::Subscribe(std::string t
   co_return member;
 }
 
+Broker::DeferredPumps::~DeferredPumps() {
+  if (--broker_.pumps_deferred_ > 0) return;
+  // By id: a group may have gone meanwhile (its last ephemeral member left).
+  // Pumping may note more (a dead letter stored in place, say): until none.
+  while (!broker_.pump_later_.empty()) {
+    std::vector<std::uint64_t> ids;
+    ids.swap(broker_.pump_later_);
+    for (std::uint64_t id : ids) {
+      Result<Group*> group = broker_.FindGroup(id);
+      if (group.ok() && !broker_.closed_) (*group)->Pump();
+    }
+  }
+}
+
+void Broker::PumpOrDefer(Group& group) {
+  if (pumps_deferred_ == 0) {
+    group.Pump();
+    return;
+  }
+  // A burst touches one or a few groups: a linear look is enough.
+  if (std::find(pump_later_.begin(), pump_later_.end(), group.id()) == pump_later_.end()) {
+    pump_later_.push_back(group.id());
+  }
+}
+
 Result<Group*> Broker::FindGroup(std::uint64_t group_id) {
   auto it = groups_by_id_.find(group_id);
   if (it == groups_by_id_.end()) return NotFoundError("the group is gone");

@@ -103,6 +103,20 @@ class Broker {
                                                                    std::size_t max);
   void Leave(Member& member);
   Status Ack(const DeliveryRef& ref);
+  // While one exists, a group an Ack or Nack frees room in is noted rather
+  // than pumped (filled and dispatched) at once, and pumped when the
+  // outermost one goes: a burst of acks to a group (the shard's mailbox
+  // applies them together) pumps it once, not once per ack. Shard only.
+  class DeferredPumps {
+   public:
+    explicit DeferredPumps(Broker& broker) : broker_(broker) { ++broker_.pumps_deferred_; }
+    ~DeferredPumps();
+    DeferredPumps(const DeferredPumps&) = delete;
+    DeferredPumps& operator=(const DeferredPumps&) = delete;
+
+   private:
+    Broker& broker_;
+  };
   // Ack, then wait until the group's position including it is durable.
   boost::asio::awaitable<Status> AckSync(DeliveryRef ref);
   Status Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::string error);
@@ -127,6 +141,8 @@ class Broker {
   const boost::asio::any_io_executor& shard() const { return shard_; }
   std::size_t max_group_entries() const { return options_.max_group_entries; }
   void MarkDirty(Group& group);
+  // group.Pump() now, or when the outermost DeferredPumps goes.
+  void PumpOrDefer(Group& group);
   // Runs timers at or after `when` (arms the wakeup timer if earlier).
   void WakeAt(MonoTime when);
   // Stores `message` in the dead-letter topic, then calls
@@ -173,6 +189,8 @@ class Broker {
   std::unique_ptr<StateStore> state_;
   std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
   std::map<std::uint64_t, Group*> groups_by_id_;
+  int pumps_deferred_ = 0;                 // DeferredPumps alive
+  std::vector<std::uint64_t> pump_later_;  // ids of the groups they noted
   std::uint64_t next_id_ = 1;
   bool closed_ = false;
   bool real_clock_ = false;

@@ -6,6 +6,8 @@
 #include <map>
 #include <span>
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -282,7 +284,10 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   }
   if (status.ok() && !chunks.empty()) {
     std::size_t remaining = chunks.size();
-    asio::steady_timer all_appended(shard_, MonoTime::max());
+    // Called by the last append's completion: resumes this coroutine right
+    // there, as the log acknowledges (a timer's cancel would queue it behind
+    // whatever else waits on the shard, and the next store with it).
+    std::optional<asio::any_completion_handler<void()>> all_appended;
     for (Chunk& chunk : chunks) {
       // The completion runs as the log acknowledges the batch, before any
       // group can see the new high watermark: the tail cache has it first.
@@ -297,12 +302,16 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
               topic.tails[chunk.partition].Append(result->base_offset, std::move(stored));
             }
             chunk.appended = std::move(result);
-            if (--remaining == 0) all_appended.cancel();
+            // (Never inside AsyncAppend: the log completes on a later turn,
+            // by when this coroutine waits.)
+            if (--remaining == 0 && all_appended) std::move (*all_appended)();
           });
     }
-    while (remaining > 0) {
-      boost::system::error_code ec;
-      co_await all_appended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // Named, not a temporary in the co_await (GCC 12 coroutine bugs).
+    auto wait_for_all = [&all_appended](auto handler) { all_appended.emplace(std::move(handler)); };
+    if (remaining > 0) {
+      co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(wait_for_all,
+                                                                           asio::use_awaitable);
     }
     for (Chunk& chunk : chunks) {
       if (!chunk.appended->ok()) {

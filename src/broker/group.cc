@@ -567,7 +567,7 @@ Status Group::Ack(const DeliveryRef& ref) {
   JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
   Release(*entry);
   Complete(Key{ref.partition.value(), ref.offset.value()});
-  Pump();
+  broker_.PumpOrDefer(*this);
   return OkStatus();
 }
 
@@ -577,7 +577,7 @@ Status Group::Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::s
   JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
   Release(*entry);
   Fail(*entry, delay, error.empty() ? "nacked" : std::move(error), broker_.clock().Now());
-  Pump();
+  broker_.PumpOrDefer(*this);
   return OkStatus();
 }
 

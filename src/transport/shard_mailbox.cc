@@ -49,6 +49,11 @@ asio::awaitable<void> ShardMailbox::StoreTogether(
       Complete(waiters[i], Result<PublishResult>(stored.status()));
     }
   }
+  // Publishers resumed in place just now have likely sent their next
+  // messages: store them at once (this runs as the log acknowledges, and the
+  // log starts their write as soon as its acknowledgements are done) rather
+  // than behind the delivery and ack work queued on the shard meanwhile.
+  StorePublishesNow();
 }
 
 void ShardMailbox::EnqueuePublishErased(std::string topic,
@@ -71,35 +76,10 @@ void ShardMailbox::ScheduleLocked() {
   asio::post(shard_, [this] { Drain(); });
 }
 
-void ShardMailbox::Drain() {
-  // Swapped with the queues' spare vectors, cleared (not freed) when done:
-  // the queues keep their capacity from drain to drain.
-  std::vector<PublishItem>& publishes = draining_publishes_;
-  std::vector<AckItem>& acks = draining_acks_;
-  struct Cleared {
-    std::vector<PublishItem>& publishes;
-    std::vector<AckItem>& acks;
-    ~Cleared() {
-      publishes.clear();
-      acks.clear();
-    }
-  } cleared{publishes, acks};
-  {
-    std::lock_guard lock(mutex_);
-    publishes.swap(publishes_);
-    acks.swap(acks_);
-    scheduled_ = false;
-  }
-  if (!broker_) {  // the bus is shutting down
-    for (AckItem& item : acks) Complete(item.waiter, FailedPreconditionError("the bus is closed"));
-    for (PublishItem& item : publishes) {
-      Complete(item.waiter, Result<PublishResult>(FailedPreconditionError("the bus is closed")));
-    }
-    return;
-  }
-  broker::Broker& broker = *broker_;
-  // One Publish per topic for the plain ones (in arrival order); one each for
-  // those with options. A message the broker would refuse fails alone.
+// Checks `publishes` and hands them to the broker: one Publish per topic for
+// the plain ones (in arrival order); one each for those with options. A
+// message the broker would refuse fails alone.
+void ShardMailbox::StorePublishes(std::vector<PublishItem>& publishes, broker::Broker& broker) {
   struct Together {
     std::vector<std::shared_ptr<broker::StoredMessage>> messages;
     std::vector<PublishWaiter> waiters;
@@ -141,24 +121,74 @@ void ShardMailbox::Drain() {
         StoreTogether(topic, std::move(group.messages), PublishOptions(), std::move(group.waiters)),
         asio::detached);
   }
+}
+
+void ShardMailbox::StorePublishesNow() {
+  if (storing_now_ || !broker_) return;  // (a store that failed at once, inside this)
+  storing_now_ = true;
+  std::vector<PublishItem>& publishes = publishes_now_;
+  {
+    std::lock_guard lock(mutex_);
+    publishes.swap(publishes_);
+    // scheduled_ stays: the drain posted for these still comes (for acks,
+    // or finding nothing).
+  }
+  StorePublishes(publishes, *broker_);
+  publishes.clear();
+  storing_now_ = false;
+}
+
+void ShardMailbox::Drain() {
+  // Swapped with the queues' spare vectors, cleared (not freed) when done:
+  // the queues keep their capacity from drain to drain.
+  std::vector<PublishItem>& publishes = draining_publishes_;
+  std::vector<AckItem>& acks = draining_acks_;
+  struct Cleared {
+    std::vector<PublishItem>& publishes;
+    std::vector<AckItem>& acks;
+    ~Cleared() {
+      publishes.clear();
+      acks.clear();
+    }
+  } cleared{publishes, acks};
+  {
+    std::lock_guard lock(mutex_);
+    publishes.swap(publishes_);
+    acks.swap(acks_);
+    scheduled_ = false;
+  }
+  if (!broker_) {  // the bus is shutting down
+    for (AckItem& item : acks) Complete(item.waiter, FailedPreconditionError("the bus is closed"));
+    for (PublishItem& item : publishes) {
+      Complete(item.waiter, Result<PublishResult>(FailedPreconditionError("the bus is closed")));
+    }
+    return;
+  }
+  broker::Broker& broker = *broker_;
+  StorePublishes(publishes, broker);
   // Acks after the publishes: each store above has handed its batch to the
   // log (whose group commit starts its write+fdatasync) before the acks'
   // group work runs, which then overlaps the sync instead of delaying it.
-  for (AckItem& item : acks) {
-    Status status;
-    switch (item.kind) {
-      case AckKind::kAck:
-        status = broker.Ack(item.ref);
-        break;
-      case AckKind::kNack:
-        status = broker.Nack(item.ref, item.delay, std::move(item.error));
-        break;
-      case AckKind::kInProgress:
-        status = broker.InProgress(item.ref);
-        break;
+  // Each group the acks free room in is pumped once, after the last of them,
+  // and only then are the callers told: one resumed in place finds the
+  // deliveries the ack made room for already handed out.
+  {
+    broker::Broker::DeferredPumps pumps(broker);
+    for (AckItem& item : acks) {
+      switch (item.kind) {
+        case AckKind::kAck:
+          item.result = broker.Ack(item.ref);
+          break;
+        case AckKind::kNack:
+          item.result = broker.Nack(item.ref, item.delay, std::move(item.error));
+          break;
+        case AckKind::kInProgress:
+          item.result = broker.InProgress(item.ref);
+          break;
+      }
     }
-    Complete(item.waiter, std::move(status));
   }
+  for (AckItem& item : acks) Complete(item.waiter, std::move(item.result));
 }
 
 }  // namespace junction::transport

@@ -58,7 +58,8 @@ class ShardMailbox {
                       kind,
                       delay,
                       std::move(error),
-                      {StatusHandler(std::forward<Handler>(handler)), here}});
+                      {StatusHandler(std::forward<Handler>(handler)), here},
+                      Status()});
   }
 
  private:
@@ -80,6 +81,7 @@ class ShardMailbox {
     std::optional<Duration> delay;
     std::string error;
     Waiter<StatusHandler> waiter;
+    Status result;  // set by Drain, then passed to the waiter
   };
 
   void EnqueuePublishErased(std::string topic, std::shared_ptr<broker::StoredMessage> message,
@@ -87,6 +89,9 @@ class ShardMailbox {
   void EnqueueAckErased(AckItem item);
   void ScheduleLocked();
   void Drain();
+  void StorePublishes(std::vector<PublishItem>& publishes, broker::Broker& broker);
+  // On the shard: stores what publishes_ holds now, ahead of the queued drain.
+  void StorePublishesNow();
   boost::asio::awaitable<void> StoreTogether(
       std::string topic, std::vector<std::shared_ptr<broker::StoredMessage>> messages,
       PublishOptions options, std::vector<PublishWaiter> waiters);
@@ -100,6 +105,8 @@ class ShardMailbox {
   // What Drain is working through (shard only; empty between drains).
   std::vector<PublishItem> draining_publishes_;
   std::vector<AckItem> draining_acks_;
+  std::vector<PublishItem> publishes_now_;  // StorePublishesNow's
+  bool storing_now_ = false;
 };
 
 }  // namespace junction::transport
