@@ -218,17 +218,18 @@ Status WaitFor(Flow& flow, Done done, std::chrono::seconds timeout, std::string_
 // callback user would, counted in flow.outstanding.
 void AckOne(const Delivery& delivery, const asio::any_io_executor& executor, Flow& flow) {
   ++flow.outstanding;
-  asio::co_spawn(executor, delivery.Ack(), [&flow](const std::exception_ptr& e, Status acked) {
-    if (e) {
-      flow.Fail(InternalError(DescribeException(e)));
-    } else if (!acked.ok()) {
-      flow.Fail(acked.WithContext("ack"));
-    } else {
-      ++flow.acked;
-      flow.last_ack_ns = NowNanos();
-    }
-    --flow.outstanding;
-  });
+  asio::co_spawn(executor, delivery.Ack(),
+                 [&flow](const std::exception_ptr& e, const Status& acked) {
+                   if (e) {
+                     flow.Fail(InternalError(DescribeException(e)));
+                   } else if (!acked.ok()) {
+                     flow.Fail(acked.WithContext("ack"));
+                   } else {
+                     ++flow.acked;
+                     flow.last_ack_ns = NowNanos();
+                   }
+                   --flow.outstanding;
+                 });
 }
 
 // Takes deliveries until flow.stop_consuming and acks each (AckOne).
