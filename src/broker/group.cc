@@ -255,7 +255,6 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
   Entry entry;
   entry.partition = p;
   entry.offset = o;
-  entry.bytes = stored->size();
   entry.stored = std::move(stored);
   auto [it, inserted] = entries_.try_emplace(key);
   if (!inserted) return;
@@ -338,7 +337,6 @@ bool Group::NextOfKey(const std::string& message_key) {
   Entry entry;
   entry.partition = PartitionId(key.first);
   entry.offset = o;
-  entry.bytes = found->size();
   entry.stored = std::make_shared<const StoredMessage>(std::move(*found));
   auto [it, inserted] = entries_.try_emplace(key, BoxEntry(std::move(entry)));
   JUNCTION_CHECK(inserted) << "a held-back message already had an entry";
@@ -409,18 +407,17 @@ void Group::Dispatch() {
   while (!ready_.empty()) {
     Key key = ready_.front();
     Entry& entry = *entries_.at(key);
-    Member* member = PickMember(entry.bytes);
+    Member* member = PickMember(entry.stored->size());
     if (member == nullptr) return;
     ready_.pop_front();
     ++entry.attempts;
     entry.delivery_id = ++next_delivery_id_;
     entry.member_id = member->id;
     ++member->in_flight;
-    member->in_flight_bytes += entry.bytes;
+    member->in_flight_bytes += entry.stored->size();
     member->queue.push_back(BrokerDelivery{
         topic_.name, entry.partition, entry.offset, DeliveryCount(entry.attempts), entry.stored,
-        DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, entry.bytes,
-        ephemeral_});
+        DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, ephemeral_});
     member->Wake();
     if (ephemeral_) {
       Complete(key);  // at most once: handing it out is the ack
@@ -439,7 +436,7 @@ void SetAttemptHeader(Message& message, DeliveryCount attempt) {
 void Group::Taken(Member& member, const BrokerDelivery& delivery) {
   if (!ephemeral_) return;
   --member.in_flight;
-  member.in_flight_bytes -= delivery.bytes;
+  member.in_flight_bytes -= delivery.stored->size();
 }
 
 Result<Group::Entry*> Group::FindAttempt(const DeliveryRef& ref) {
@@ -459,7 +456,7 @@ void Group::Release(Entry& entry) {
   for (auto& member : members_) {
     if (member->id != entry.member_id) continue;
     --member->in_flight;
-    member->in_flight_bytes -= entry.bytes;
+    member->in_flight_bytes -= entry.stored->size();
     std::erase_if(member->queue,
                   [&](const BrokerDelivery& d) { return d.ref.delivery_id == entry.delivery_id; });
   }

@@ -69,7 +69,6 @@ struct BrokerDelivery {
   // made once, with SetAttemptHeader.
   std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
-  std::size_t bytes = 0;  // counted against the member's byte credit
   bool ephemeral = false;
 };
 
@@ -154,8 +153,7 @@ class Group {
   struct Entry {
     PartitionId partition;
     Offset offset;
-    std::shared_ptr<const StoredMessage> stored;
-    std::size_t bytes = 0;
+    std::shared_ptr<const StoredMessage> stored;  // its size() counts against credit
     State state = State::kReady;
     std::uint32_t attempts = 0;
     std::uint64_t delivery_id = 0;
