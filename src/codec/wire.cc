@@ -1,0 +1,932 @@
+#include "codec/wire.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+#include "codec/byte_order.h"
+#include "codec/record_batch.h"
+
+namespace junction::codec {
+namespace {
+
+constexpr std::size_t kLengthField = 4;
+// The fields of the header after the length: type, flags, reserved, correlation.
+constexpr std::uint32_t kMinFrameLength = kFrameHeaderSize - kLengthField;
+
+std::string Hex(std::uint8_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "0x";
+  out += kDigits[v >> 4];
+  out += kDigits[v & 0xf];
+  return out;
+}
+
+constexpr std::array<std::byte, 7> kTlsAlert = {std::byte{0x15}, std::byte{0x03}, std::byte{0x01},
+                                                std::byte{0x00}, std::byte{0x02}, std::byte{0x02},
+                                                std::byte{0x46}};  // fatal protocol_version
+
+constexpr std::string_view kHttpMethods[] = {"GET ",     "POST ",  "PUT ",   "HEAD ",    "DELETE ",
+                                             "OPTIONS ", "PATCH ", "TRACE ", "CONNECT ", "PRI "};
+
+}  // namespace
+
+std::string FrameTypeName(std::uint8_t type) {
+  switch (static_cast<FrameType>(type)) {
+    case FrameType::kHello:
+      return "HELLO";
+    case FrameType::kWelcome:
+      return "WELCOME";
+    case FrameType::kPing:
+      return "PING";
+    case FrameType::kPong:
+      return "PONG";
+    case FrameType::kError:
+      return "ERROR";
+    case FrameType::kGoaway:
+      return "GOAWAY";
+    case FrameType::kOk:
+      return "OK";
+    case FrameType::kCreateTopic:
+      return "CREATE_TOPIC";
+    case FrameType::kPublish:
+      return "PUBLISH";
+    case FrameType::kPublished:
+      return "PUBLISHED";
+    case FrameType::kSubscribe:
+      return "SUBSCRIBE";
+    case FrameType::kSubscribed:
+      return "SUBSCRIBED";
+    case FrameType::kCredit:
+      return "CREDIT";
+    case FrameType::kDeliver:
+      return "DELIVER";
+    case FrameType::kAck:
+      return "ACK";
+    case FrameType::kAcked:
+      return "ACKED";
+    case FrameType::kCloseStream:
+      return "CLOSE_STREAM";
+    case FrameType::kSeek:
+      return "SEEK";
+    case FrameType::kDescribeGroup:
+      return "DESCRIBE_GROUP";
+    case FrameType::kGroupInfo:
+      return "GROUP_INFO";
+    case FrameType::kRequest:
+      return "REQUEST";
+    case FrameType::kReply:
+      return "REPLY";
+    case FrameType::kRespond:
+      return "RESPOND";
+    case FrameType::kResponding:
+      return "RESPONDING";
+    case FrameType::kRequestIn:
+      return "REQUEST_IN";
+    case FrameType::kReplyTo:
+      return "REPLY_TO";
+  }
+  return Hex(type);
+}
+
+bool IsKnownFrameType(std::uint8_t type) { return FrameTypeName(type)[0] != '0'; }
+
+std::string_view ConnectionErrorName(ConnectionError code) {
+  switch (code) {
+    case ConnectionError::kNotJunction:
+      return "NOT_JUNCTION";
+    case ConnectionError::kUnsupportedVersion:
+      return "UNSUPPORTED_VERSION";
+    case ConnectionError::kMalformedFrame:
+      return "MALFORMED_FRAME";
+    case ConnectionError::kFrameTooLarge:
+      return "FRAME_TOO_LARGE";
+    case ConnectionError::kUnknownFrameType:
+      return "UNKNOWN_FRAME_TYPE";
+    case ConnectionError::kHandshakeTimeout:
+      return "HANDSHAKE_TIMEOUT";
+    case ConnectionError::kFrameTimeout:
+      return "FRAME_TIMEOUT";
+    case ConnectionError::kHeartbeatTimeout:
+      return "HEARTBEAT_TIMEOUT";
+    case ConnectionError::kShuttingDown:
+      return "SHUTTING_DOWN";
+    case ConnectionError::kTooManyConnections:
+      return "TOO_MANY_CONNECTIONS";
+    case ConnectionError::kFlowControl:
+      return "FLOW_CONTROL";
+  }
+  return "UNKNOWN_CONNECTION_ERROR";
+}
+
+PeerKind ClassifyPeer(std::span<const std::byte> first) {
+  std::size_t n = std::min(first.size(), kPreambleSize);
+  if (n == 0) return PeerKind::kIncomplete;
+  if (std::memcmp(first.data(), kPreamble, n) == 0) {
+    return n == kPreambleSize ? PeerKind::kJunction : PeerKind::kIncomplete;
+  }
+  if (first.size() >= 2 && first[0] == std::byte{0x16} && first[1] == std::byte{0x03}) {
+    return PeerKind::kTls;
+  }
+  std::string_view text(reinterpret_cast<const char*>(first.data()), first.size());
+  for (std::string_view method : kHttpMethods) {
+    if (text.starts_with(method)) return PeerKind::kHttp;
+  }
+  // A method cut short (a byte at a time) is still undecided.
+  if (text.size() < kPreambleSize) {
+    for (std::string_view method : kHttpMethods) {
+      if (method.starts_with(text)) return PeerKind::kIncomplete;
+    }
+    if (text.size() == 1 && first[0] == std::byte{0x16}) return PeerKind::kIncomplete;
+  }
+  return PeerKind::kOther;
+}
+
+std::span<const std::byte> TlsRefusal() { return kTlsAlert; }
+
+std::string HttpRefusal(std::string_view admin) {
+  std::string body =
+      "This port speaks the Junction wire protocol (docs/formats/wire.md), not HTTP.\n";
+  if (!admin.empty()) {
+    body += "The HTTP admin endpoints (/metrics, /livez, /readyz) are at http://";
+    body += admin;
+    body += "/\n";
+  }
+  std::string out = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n";
+  out += "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  out += body;
+  return out;
+}
+
+// ---- FrameDecoder ----
+
+std::span<std::byte> FrameDecoder::Prepare(std::size_t min_bytes) {
+  // What the frame being read still needs, when its length is known.
+  std::size_t want = min_bytes;
+  if (buffered() >= kLengthField && !error_) {
+    std::uint32_t length = LoadLE<std::uint32_t>(buffer_.data() + begin_);
+    if (length <= max_frame_bytes_) {
+      std::size_t whole = kLengthField + std::size_t{length};
+      if (whole > buffered()) want = std::max(want, whole - buffered());
+    }
+  }
+  if (buffer_.size() - end_ < want) {
+    // Move what is buffered to the front, then grow if that is not enough.
+    if (begin_ > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, buffered());
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (buffer_.size() - end_ < want) buffer_.resize(end_ + want);
+  }
+  return {buffer_.data() + end_, buffer_.size() - end_};
+}
+
+std::optional<Frame> FrameDecoder::Next() {
+  if (error_) return std::nullopt;
+  if (buffered() < kLengthField) {
+    if (begin_ == end_) begin_ = end_ = 0;
+    return std::nullopt;
+  }
+  const std::byte* p = buffer_.data() + begin_;
+  FrameHeader h;
+  h.length = LoadLE<std::uint32_t>(p);
+  if (h.length > max_frame_bytes_) {
+    error_ = WireError{ConnectionError::kFrameTooLarge,
+                       "frame length " + std::to_string(h.length) + " is above the limit of " +
+                           std::to_string(max_frame_bytes_) + " bytes"};
+    return std::nullopt;
+  }
+  if (h.length < kMinFrameLength) {
+    error_ = WireError{ConnectionError::kMalformedFrame,
+                       "frame length " + std::to_string(h.length) + " is below the header's 8"};
+    return std::nullopt;
+  }
+  if (buffered() < kLengthField + std::size_t{h.length}) return std::nullopt;
+  h.type = static_cast<std::uint8_t>(p[4]);
+  h.flags = static_cast<std::uint8_t>(p[5]);
+  std::uint16_t reserved = LoadLE<std::uint16_t>(p + 6);
+  h.correlation = LoadLE<std::uint32_t>(p + 8);
+  if (h.flags != 0 || reserved != 0) {
+    error_ = WireError{ConnectionError::kMalformedFrame,
+                       FrameTypeName(h.type) + " frame has non-zero " +
+                           (h.flags != 0 ? "flags" : "reserved bytes")};
+    return std::nullopt;
+  }
+  Frame frame{h, {p + kFrameHeaderSize, h.payload_size()}};
+  begin_ += kLengthField + h.length;
+  return frame;
+}
+
+void FrameDecoder::Shrink(std::size_t keep) {
+  if (buffered() == 0 && buffer_.size() > keep) {
+    std::vector<std::byte>().swap(buffer_);
+    begin_ = end_ = 0;
+  }
+}
+
+// ---- FrameWriter ----
+
+void FrameWriter::Begin(FrameType type, std::uint32_t correlation) {
+  start_ = out_.size();
+  out_.resize(start_ + kFrameHeaderSize);
+  std::byte* p = out_.data() + start_;
+  StoreLE<std::uint32_t>(p, 0);
+  p[4] = std::byte{static_cast<std::uint8_t>(type)};
+  p[5] = std::byte{0};
+  StoreLE<std::uint16_t>(p + 6, 0);
+  StoreLE<std::uint32_t>(p + 8, correlation);
+}
+
+std::size_t FrameWriter::End() {
+  std::size_t size = out_.size() - start_;
+  StoreLE<std::uint32_t>(out_.data() + start_, static_cast<std::uint32_t>(size - kLengthField));
+  return size;
+}
+
+void FrameWriter::U16(std::uint16_t v) {
+  std::size_t at = out_.size();
+  out_.resize(at + 2);
+  StoreLE(out_.data() + at, v);
+}
+void FrameWriter::U32(std::uint32_t v) {
+  std::size_t at = out_.size();
+  out_.resize(at + 4);
+  StoreLE(out_.data() + at, v);
+}
+void FrameWriter::U64(std::uint64_t v) {
+  std::size_t at = out_.size();
+  out_.resize(at + 8);
+  StoreLE(out_.data() + at, v);
+}
+void FrameWriter::Varint(std::uint64_t v) {
+  while (v >= 0x80) {
+    out_.push_back(std::byte{static_cast<std::uint8_t>((v & 0x7f) | 0x80)});
+    v >>= 7;
+  }
+  out_.push_back(std::byte{static_cast<std::uint8_t>(v)});
+}
+void FrameWriter::Str(std::string_view s) {
+  Varint(s.size());
+  Raw({reinterpret_cast<const std::byte*>(s.data()), s.size()});
+}
+void FrameWriter::Raw(std::span<const std::byte> bytes) {
+  out_.insert(out_.end(), bytes.begin(), bytes.end());
+}
+
+// ---- PayloadReader ----
+
+bool PayloadReader::Need(std::size_t n, const char* field) {
+  if (!ok()) return false;
+  if (remaining() < n) {
+    Fail(std::string(field) + ": needs " + std::to_string(n) + " bytes, " +
+         std::to_string(remaining()) + " left");
+    return false;
+  }
+  return true;
+}
+
+void PayloadReader::Fail(std::string message) {
+  if (ok()) error_ = std::move(message);
+}
+
+std::uint8_t PayloadReader::U8(const char* field) {
+  if (!Need(1, field)) return 0;
+  return static_cast<std::uint8_t>(in_[pos_++]);
+}
+std::uint16_t PayloadReader::U16(const char* field) {
+  if (!Need(2, field)) return 0;
+  auto v = LoadLE<std::uint16_t>(in_.data() + pos_);
+  pos_ += 2;
+  return v;
+}
+std::uint32_t PayloadReader::U32(const char* field) {
+  if (!Need(4, field)) return 0;
+  auto v = LoadLE<std::uint32_t>(in_.data() + pos_);
+  pos_ += 4;
+  return v;
+}
+std::uint64_t PayloadReader::U64(const char* field) {
+  if (!Need(8, field)) return 0;
+  auto v = LoadLE<std::uint64_t>(in_.data() + pos_);
+  pos_ += 8;
+  return v;
+}
+std::uint64_t PayloadReader::Varint(const char* field) {
+  if (!ok()) return 0;
+  std::optional<std::uint64_t> v = GetVarint(in_, pos_);
+  if (!v) {
+    Fail(std::string(field) + ": malformed varint");
+    return 0;
+  }
+  return *v;
+}
+std::uint64_t PayloadReader::VarintAtMost(const char* field, std::uint64_t max) {
+  std::uint64_t v = Varint(field);
+  if (v > max) {
+    Fail(std::string(field) + ": " + std::to_string(v) + " is above " + std::to_string(max));
+    return 0;
+  }
+  return v;
+}
+std::string_view PayloadReader::Str(const char* field) {
+  std::uint64_t n = Varint(field);
+  if (!ok()) return {};
+  if (n > remaining()) {
+    Fail(std::string(field) + ": length " + std::to_string(n) + " is past the frame's end");
+    return {};
+  }
+  std::string_view s(reinterpret_cast<const char*>(in_.data() + pos_), n);
+  pos_ += n;
+  return s;
+}
+Duration PayloadReader::Dur(const char* field) {
+  std::uint64_t n = Varint(field);
+  if (n > static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max())) {
+    Fail(std::string(field) + ": duration out of range");
+    return {};
+  }
+  return Duration(static_cast<Duration::rep>(n));
+}
+std::span<const std::byte> PayloadReader::Batch(const char* field) {
+  if (!Need(kBatchHeaderSize, field)) return {};
+  std::uint32_t length = LoadLE<std::uint32_t>(in_.data() + pos_ + batch_field::kBatchLength);
+  if (length < kBatchHeaderSize || length > remaining()) {
+    Fail(std::string(field) + ": batch_length " + std::to_string(length) +
+         (length < kBatchHeaderSize ? " is below the header's 72" : " is past the frame's end"));
+    return {};
+  }
+  std::span<const std::byte> batch = in_.subspan(pos_, length);
+  pos_ += length;
+  return batch;
+}
+void PayloadReader::End() {
+  if (ok() && remaining() != 0) {
+    Fail(std::to_string(remaining()) + " bytes left after the last field");
+  }
+}
+Status PayloadReader::status(std::string_view frame) const {
+  if (ok()) return OkStatus();
+  return InvalidArgumentError(std::string(frame) + " frame: " + error_);
+}
+
+// ---- Frames ----
+
+namespace {
+
+template <typename T>
+Result<T> Finish(PayloadReader& r, std::string_view frame, T value) {
+  r.End();
+  if (!r.ok()) return r.status(frame);
+  return value;
+}
+
+std::uint32_t ToU32(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
+
+void PutPosition(FrameWriter& w, const StartPosition& p) {
+  w.U8(static_cast<std::uint8_t>(p.kind));
+  w.Varint(p.offset.value());
+  w.Time(p.time);
+}
+
+StartPosition GetPosition(PayloadReader& r) {
+  StartPosition p;
+  std::uint8_t kind = r.U8("start_kind");
+  if (kind > static_cast<std::uint8_t>(StartPosition::Kind::kTime)) {
+    r.Fail("start_kind: unknown kind " + std::to_string(kind));
+  }
+  p.kind = static_cast<StartPosition::Kind>(kind);
+  p.offset = Offset(r.Varint("start_offset"));
+  p.time = r.Time("start_time");
+  return p;
+}
+
+}  // namespace
+
+void EncodeHello(FrameWriter& w, const Hello& hello) {
+  w.Begin(FrameType::kHello, 0);
+  w.U16(hello.min_version);
+  w.U16(hello.max_version);
+  w.U32(hello.max_frame_bytes);
+  w.Dur(hello.heartbeat);
+  w.Str(hello.client);
+  w.End();
+}
+
+Result<Hello> DecodeHello(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  Hello h;
+  h.min_version = r.U16("min_version");
+  h.max_version = r.U16("max_version");
+  h.max_frame_bytes = r.U32("max_frame_bytes");
+  h.heartbeat = r.Dur("heartbeat");
+  h.client = r.Str("client");
+  if (r.ok() && h.min_version > h.max_version) r.Fail("min_version is above max_version");
+  if (r.ok() && h.max_frame_bytes < kMinMaxFrameBytes) r.Fail("max_frame_bytes is below 64 KiB");
+  return Finish(r, "HELLO", h);
+}
+
+void EncodeWelcome(FrameWriter& w, std::uint32_t correlation, const Welcome& welcome) {
+  w.Begin(FrameType::kWelcome, correlation);
+  w.U16(welcome.version);
+  w.U32(welcome.max_frame_bytes);
+  w.Dur(welcome.heartbeat);
+  w.Str(welcome.server);
+  w.End();
+}
+
+Result<Welcome> DecodeWelcome(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  Welcome h;
+  h.version = r.U16("version");
+  h.max_frame_bytes = r.U32("max_frame_bytes");
+  h.heartbeat = r.Dur("heartbeat");
+  h.server = r.Str("server");
+  if (r.ok() && h.max_frame_bytes < kMinMaxFrameBytes) r.Fail("max_frame_bytes is below 64 KiB");
+  return Finish(r, "WELCOME", h);
+}
+
+void EncodePing(FrameWriter& w, FrameType type, std::uint64_t nonce) {
+  w.Begin(type, 0);
+  w.U64(nonce);
+  w.End();
+}
+
+Result<std::uint64_t> DecodePing(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  std::uint64_t nonce = r.U64("nonce");
+  return Finish(r, "PING", nonce);
+}
+
+void EncodeError(FrameWriter& w, std::uint32_t correlation, std::uint16_t code,
+                 std::string_view message) {
+  w.Begin(FrameType::kError, correlation);
+  w.U16(code);
+  w.Str(message);
+  w.End();
+}
+
+Result<ErrorFrame> DecodeError(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  ErrorFrame e;
+  e.code = r.U16("code");
+  e.message = r.Str("message");
+  if (r.ok() && e.code == 0) r.Fail("code: 0 is not an error");
+  return Finish(r, "ERROR", e);
+}
+
+Status ErrorFrameStatus(const ErrorFrame& error) {
+  if (error.code < kStatusCodeCount) {
+    return Status(static_cast<StatusCode>(error.code), std::string(error.message));
+  }
+  if (error.code < 100) {
+    return UnknownError("status code " + std::to_string(error.code) + ": " +
+                        std::string(error.message));
+  }
+  return UnavailableError(
+      "junctiond closed the connection: " +
+      std::string(ConnectionErrorName(static_cast<ConnectionError>(error.code))) + ": " +
+      std::string(error.message));
+}
+
+void EncodeGoaway(FrameWriter& w, std::string_view reason) {
+  w.Begin(FrameType::kGoaway, 0);
+  w.Str(reason);
+  w.End();
+}
+
+void EncodeOk(FrameWriter& w, std::uint32_t correlation) {
+  w.Begin(FrameType::kOk, correlation);
+  w.End();
+}
+
+Status DecodeEmpty(std::span<const std::byte> payload, std::string_view frame) {
+  PayloadReader r(payload);
+  r.End();
+  return r.status(frame);
+}
+
+void EncodeCreateTopic(FrameWriter& w, std::uint32_t correlation, std::string_view topic,
+                       const TopicOptions& options) {
+  w.Begin(FrameType::kCreateTopic, correlation);
+  w.Str(topic);
+  w.Varint(options.partitions);
+  std::uint8_t has = (options.retention_bytes ? 1 : 0) | (options.retention_age ? 2 : 0) |
+                     (options.retention_drops_unacked ? 4 : 0);
+  w.U8(has);
+  if (options.retention_bytes) w.Varint(*options.retention_bytes);
+  if (options.retention_age) w.Dur(*options.retention_age);
+  w.Dur(options.dedupe_window);
+  w.End();
+}
+
+Result<CreateTopicFrame> DecodeCreateTopic(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  CreateTopicFrame f;
+  f.topic = r.Str("topic");
+  f.options.partitions = ToU32(r.VarintAtMost("partitions", 0xFFFFFFFF));
+  std::uint8_t has = r.U8("has");
+  if (has & ~7u) r.Fail("has: unknown bits");
+  if (has & 1) f.options.retention_bytes = r.Varint("retention_bytes");
+  if (has & 2) f.options.retention_age = r.Dur("retention_age");
+  f.options.retention_drops_unacked = (has & 4) != 0;
+  f.options.dedupe_window = r.Dur("dedupe_window");
+  return Finish(r, "CREATE_TOPIC", f);
+}
+
+void BeginPublish(FrameWriter& w, std::uint32_t correlation, std::string_view topic,
+                  const PublishOptions& options) {
+  w.Begin(FrameType::kPublish, correlation);
+  w.Str(topic);
+  std::uint8_t has =
+      (options.partition ? 1 : 0) | (options.deliver_at ? 2 : 0) | (options.delay ? 4 : 0);
+  w.U8(has);
+  if (options.partition) w.Varint(options.partition->value());
+  if (options.deliver_at) w.Time(*options.deliver_at);
+  if (options.delay) w.Dur(*options.delay);
+}
+
+Result<PublishFrame> DecodePublish(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  PublishFrame f;
+  f.topic = r.Str("topic");
+  std::uint8_t has = r.U8("has");
+  if (has & ~7u) r.Fail("has: unknown bits");
+  if (has & 1) f.options.partition = PartitionId(ToU32(r.VarintAtMost("partition", 0xFFFFFFFF)));
+  if (has & 2) f.options.deliver_at = r.Time("deliver_at");
+  if (has & 4) f.options.delay = r.Dur("delay");
+  f.batch = r.Batch("batch");
+  return Finish(r, "PUBLISH", f);
+}
+
+void BeginPublished(FrameWriter& w, std::uint32_t correlation, std::size_t count) {
+  w.Begin(FrameType::kPublished, correlation);
+  w.Varint(count);
+}
+
+void EncodePublishedResult(FrameWriter& w, const PublishResult& result) {
+  w.Varint(result.partition.value());
+  w.Varint(result.offset.value());
+  w.U8(result.duplicate ? 1 : 0);
+}
+
+Status DecodePublished(std::span<const std::byte> payload, std::vector<PublishResult>& out) {
+  out.clear();
+  PayloadReader r(payload);
+  // Each result takes at least 3 bytes: a count above remaining/3 is a lie.
+  std::uint64_t count = r.VarintAtMost("count", r.remaining() / 3);
+  out.reserve(count);
+  for (std::uint64_t i = 0; i < count && r.ok(); ++i) {
+    PublishResult p;
+    p.partition = PartitionId(ToU32(r.VarintAtMost("partition", 0xFFFFFFFF)));
+    p.offset = Offset(r.Varint("offset"));
+    std::uint8_t dup = r.U8("duplicate");
+    if (dup > 1) r.Fail("duplicate: not 0 or 1");
+    p.duplicate = dup == 1;
+    out.push_back(p);
+  }
+  r.End();
+  return r.status("PUBLISHED");
+}
+
+void EncodeSubscribe(FrameWriter& w, std::uint32_t correlation, std::string_view topic,
+                     const SubscribeOptions& o, std::uint64_t credit_messages,
+                     std::uint64_t credit_bytes) {
+  w.Begin(FrameType::kSubscribe, correlation);
+  w.Str(topic);
+  w.Str(o.group);
+  PutPosition(w, o.start);
+  w.U8(o.ordered ? 1 : 0);
+  w.Dur(o.ack_deadline);
+  w.Varint(o.max_deliveries);
+  w.Varint(o.backoff.size());
+  for (Duration d : o.backoff) w.Dur(d);
+  w.Str(o.dead_letter_topic);
+  w.Varint(o.max_in_flight);
+  w.Varint(o.max_in_flight_bytes);
+  w.Varint(credit_messages);
+  w.Varint(credit_bytes);
+  w.End();
+}
+
+Result<SubscribeFrame> DecodeSubscribe(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  SubscribeFrame f;
+  SubscribeOptions& o = f.options;
+  f.topic = r.Str("topic");
+  o.group = std::string(r.Str("group"));
+  o.start = GetPosition(r);
+  std::uint8_t ordered = r.U8("ordered");
+  if (ordered > 1) r.Fail("ordered: not 0 or 1");
+  o.ordered = ordered == 1;
+  o.ack_deadline = r.Dur("ack_deadline");
+  o.max_deliveries = ToU32(r.VarintAtMost("max_deliveries", 0xFFFFFFFF));
+  std::uint64_t steps = r.VarintAtMost("backoff_count", kMaxBackoffSteps);
+  o.backoff.clear();
+  for (std::uint64_t i = 0; i < steps && r.ok(); ++i) o.backoff.push_back(r.Dur("backoff"));
+  o.dead_letter_topic = std::string(r.Str("dead_letter_topic"));
+  o.max_in_flight = ToU32(r.VarintAtMost("max_in_flight", 0xFFFFFFFF));
+  o.max_in_flight_bytes = r.Varint("max_in_flight_bytes");
+  f.credit_messages = r.Varint("credit_messages");
+  f.credit_bytes = r.Varint("credit_bytes");
+  return Finish(r, "SUBSCRIBE", std::move(f));
+}
+
+void EncodeSubscribed(FrameWriter& w, std::uint32_t correlation, const SubscribedFrame& s) {
+  w.Begin(FrameType::kSubscribed, correlation);
+  w.Varint(s.stream);
+  w.U64(s.group_id);
+  w.End();
+}
+
+Result<SubscribedFrame> DecodeSubscribed(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  SubscribedFrame s;
+  s.stream = r.Varint("stream");
+  s.group_id = r.U64("group_id");
+  return Finish(r, "SUBSCRIBED", s);
+}
+
+void EncodeCredit(FrameWriter& w, const CreditFrame& credit) {
+  w.Begin(FrameType::kCredit, 0);
+  w.Varint(credit.stream);
+  w.Varint(credit.messages);
+  w.Varint(credit.bytes);
+  w.End();
+}
+
+Result<CreditFrame> DecodeCredit(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  CreditFrame c;
+  c.stream = r.Varint("stream");
+  c.messages = r.Varint("messages");
+  c.bytes = r.Varint("bytes");
+  return Finish(r, "CREDIT", c);
+}
+
+void BeginDeliver(FrameWriter& w, std::uint64_t stream, std::size_t count) {
+  w.Begin(FrameType::kDeliver, 0);
+  w.Varint(stream);
+  w.Varint(count);
+}
+
+void EncodeDeliveryHeader(FrameWriter& w, const DeliveryHeader& d) {
+  w.Varint(d.partition.value());
+  w.Varint(d.offset.value());
+  w.Varint(d.attempt.value());
+  w.Varint(d.delivery_id);
+}
+
+Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload,
+                                   std::vector<DeliveryHeader>& out) {
+  out.clear();
+  PayloadReader r(payload);
+  DeliverFrame f;
+  f.stream = r.Varint("stream");
+  // A header takes at least 4 bytes, and the batch at least 72.
+  std::size_t room = r.remaining() > kBatchHeaderSize ? r.remaining() - kBatchHeaderSize : 0;
+  std::uint64_t count = r.VarintAtMost("count", room / 4);
+  if (r.ok() && count == 0) r.Fail("count: zero deliveries");
+  out.reserve(count);
+  for (std::uint64_t i = 0; i < count && r.ok(); ++i) {
+    DeliveryHeader d;
+    d.partition = PartitionId(ToU32(r.VarintAtMost("partition", 0xFFFFFFFF)));
+    d.offset = Offset(r.Varint("offset"));
+    d.attempt = DeliveryCount(ToU32(r.VarintAtMost("attempt", 0xFFFFFFFF)));
+    d.delivery_id = r.Varint("delivery_id");
+    out.push_back(d);
+  }
+  f.batch = r.Batch("batch");
+  return Finish(r, "DELIVER", f);
+}
+
+void BeginAck(FrameWriter& w, std::uint32_t correlation, std::size_t count) {
+  w.Begin(FrameType::kAck, correlation);
+  w.Varint(count);
+}
+
+void EncodeAckEntry(FrameWriter& w, const AckEntry& ack) {
+  w.U8(static_cast<std::uint8_t>(ack.kind));
+  w.U64(ack.group_id);
+  w.Varint(ack.partition.value());
+  w.Varint(ack.offset.value());
+  w.Varint(ack.delivery_id);
+  if (ack.kind == AckKind::kNack) {
+    w.U8(ack.delay ? 1 : 0);
+    if (ack.delay) w.Dur(*ack.delay);
+    w.Str(ack.error);
+  }
+}
+
+AckReader::AckReader(std::span<const std::byte> payload) : reader_(payload) {
+  // An entry takes at least 12 bytes.
+  count_ = reader_.VarintAtMost("count", reader_.remaining() / 12);
+  if (reader_.ok() && count_ == 0) reader_.Fail("count: zero acks");
+}
+
+std::optional<AckEntry> AckReader::Next() {
+  if (!reader_.ok()) return std::nullopt;
+  if (read_ == count_) {
+    reader_.End();
+    return std::nullopt;
+  }
+  ++read_;
+  AckEntry a;
+  std::uint8_t kind = reader_.U8("kind");
+  if (kind < 1 || kind > 4) {
+    reader_.Fail("kind: unknown ack kind " + std::to_string(kind));
+    return std::nullopt;
+  }
+  a.kind = static_cast<AckKind>(kind);
+  a.group_id = reader_.U64("group_id");
+  a.partition = PartitionId(ToU32(reader_.VarintAtMost("partition", 0xFFFFFFFF)));
+  a.offset = Offset(reader_.Varint("offset"));
+  a.delivery_id = reader_.Varint("delivery_id");
+  if (a.kind == AckKind::kNack) {
+    std::uint8_t has_delay = reader_.U8("has_delay");
+    if (has_delay > 1) reader_.Fail("has_delay: not 0 or 1");
+    if (has_delay == 1) a.delay = reader_.Dur("delay");
+    a.error = reader_.Str("error");
+  }
+  if (!reader_.ok()) return std::nullopt;
+  return a;
+}
+
+void BeginAcked(FrameWriter& w, std::uint32_t correlation, std::size_t count) {
+  w.Begin(FrameType::kAcked, correlation);
+  w.Varint(count);
+}
+
+void EncodeAckedResult(FrameWriter& w, const Status& status) {
+  w.U8(static_cast<std::uint8_t>(status.code()));
+  if (!status.ok()) w.Str(status.message());
+}
+
+Status DecodeAcked(std::span<const std::byte> payload, std::vector<Status>& out) {
+  out.clear();
+  PayloadReader r(payload);
+  std::uint64_t count = r.VarintAtMost("count", r.remaining());
+  out.reserve(count);
+  for (std::uint64_t i = 0; i < count && r.ok(); ++i) {
+    std::uint8_t code = r.U8("code");
+    if (code >= kStatusCodeCount) r.Fail("code: unknown status code " + std::to_string(code));
+    if (code == 0) {
+      out.push_back(OkStatus());
+    } else {
+      std::string_view message = r.Str("message");
+      out.emplace_back(static_cast<StatusCode>(code), std::string(message));
+    }
+  }
+  r.End();
+  return r.status("ACKED");
+}
+
+void EncodeCloseStream(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream) {
+  w.Begin(FrameType::kCloseStream, correlation);
+  w.Varint(stream);
+  w.End();
+}
+
+Result<std::uint64_t> DecodeCloseStream(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  std::uint64_t stream = r.Varint("stream");
+  return Finish(r, "CLOSE_STREAM", stream);
+}
+
+void EncodeSeek(FrameWriter& w, std::uint32_t correlation, const SeekFrame& seek) {
+  w.Begin(FrameType::kSeek, correlation);
+  w.Str(seek.topic);
+  w.Str(seek.group);
+  PutPosition(w, seek.position);
+  w.End();
+}
+
+Result<SeekFrame> DecodeSeek(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  SeekFrame f;
+  f.topic = r.Str("topic");
+  f.group = r.Str("group");
+  f.position = GetPosition(r);
+  return Finish(r, "SEEK", f);
+}
+
+void EncodeDescribeGroup(FrameWriter& w, std::uint32_t correlation, const DescribeGroupFrame& d) {
+  w.Begin(FrameType::kDescribeGroup, correlation);
+  w.Str(d.topic);
+  w.Str(d.group);
+  w.End();
+}
+
+Result<DescribeGroupFrame> DecodeDescribeGroup(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  DescribeGroupFrame f;
+  f.topic = r.Str("topic");
+  f.group = r.Str("group");
+  return Finish(r, "DESCRIBE_GROUP", f);
+}
+
+void EncodeGroupInfo(FrameWriter& w, std::uint32_t correlation, const GroupInfo& info) {
+  w.Begin(FrameType::kGroupInfo, correlation);
+  w.Str(info.topic);
+  w.Str(info.group);
+  w.Varint(info.members);
+  w.Varint(info.in_flight);
+  w.Varint(info.backlog);
+  w.Varint(info.dead_lettered);
+  w.Varint(info.dropped_by_retention);
+  w.End();
+}
+
+Result<GroupInfo> DecodeGroupInfo(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  GroupInfo g;
+  g.topic = std::string(r.Str("topic"));
+  g.group = std::string(r.Str("group"));
+  g.members = ToU32(r.VarintAtMost("members", 0xFFFFFFFF));
+  g.in_flight = r.Varint("in_flight");
+  g.backlog = r.Varint("backlog");
+  g.dead_lettered = r.Varint("dead_lettered");
+  g.dropped_by_retention = r.Varint("dropped_by_retention");
+  return Finish(r, "GROUP_INFO", std::move(g));
+}
+
+void BeginRequest(FrameWriter& w, std::uint32_t correlation, std::string_view topic,
+                  Duration timeout) {
+  w.Begin(FrameType::kRequest, correlation);
+  w.Str(topic);
+  w.Dur(timeout);
+}
+
+Result<RequestFrame> DecodeRequest(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  RequestFrame f;
+  f.topic = r.Str("topic");
+  f.timeout = r.Dur("timeout");
+  f.batch = r.Batch("batch");
+  return Finish(r, "REQUEST", f);
+}
+
+Result<std::span<const std::byte>> DecodeBatchOnly(std::span<const std::byte> payload,
+                                                   std::string_view frame) {
+  PayloadReader r(payload);
+  std::span<const std::byte> batch = r.Batch("batch");
+  return Finish(r, frame, batch);
+}
+
+void EncodeRespond(FrameWriter& w, std::uint32_t correlation, const RespondFrame& f) {
+  w.Begin(FrameType::kRespond, correlation);
+  w.Str(f.topic);
+  w.Varint(f.credit);
+  w.End();
+}
+
+Result<RespondFrame> DecodeRespond(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  RespondFrame f;
+  f.topic = r.Str("topic");
+  f.credit = r.Varint("credit");
+  return Finish(r, "RESPOND", f);
+}
+
+void EncodeResponding(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream) {
+  w.Begin(FrameType::kResponding, correlation);
+  w.Varint(stream);
+  w.End();
+}
+
+Result<std::uint64_t> DecodeResponding(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  std::uint64_t stream = r.Varint("stream");
+  return Finish(r, "RESPONDING", stream);
+}
+
+void BeginRequestIn(FrameWriter& w, std::uint64_t stream, std::uint64_t request_id) {
+  w.Begin(FrameType::kRequestIn, 0);
+  w.Varint(stream);
+  w.U64(request_id);
+}
+
+Result<RequestInFrame> DecodeRequestIn(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  RequestInFrame f;
+  f.stream = r.Varint("stream");
+  f.request_id = r.U64("request_id");
+  f.batch = r.Batch("batch");
+  return Finish(r, "REQUEST_IN", f);
+}
+
+void BeginReplyTo(FrameWriter& w, std::uint32_t correlation, std::uint64_t request_id) {
+  w.Begin(FrameType::kReplyTo, correlation);
+  w.U64(request_id);
+}
+
+Result<ReplyToFrame> DecodeReplyTo(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  ReplyToFrame f;
+  f.request_id = r.U64("request_id");
+  f.batch = r.Batch("batch");
+  return Finish(r, "REPLY_TO", f);
+}
+
+}  // namespace junction::codec
