@@ -58,8 +58,8 @@ std::string FrameTypeName(std::uint8_t type) {
       return "SUBSCRIBE";
     case FrameType::kSubscribed:
       return "SUBSCRIBED";
-    case FrameType::kCredit:
-      return "CREDIT";
+    case FrameType::kFetch:
+      return "FETCH";
     case FrameType::kDeliver:
       return "DELIVER";
     case FrameType::kAck:
@@ -114,8 +114,6 @@ std::string_view ConnectionErrorName(ConnectionError code) {
       return "SHUTTING_DOWN";
     case ConnectionError::kTooManyConnections:
       return "TOO_MANY_CONNECTIONS";
-    case ConnectionError::kFlowControl:
-      return "FLOW_CONTROL";
   }
   return "UNKNOWN_CONNECTION_ERROR";
 }
@@ -591,8 +589,7 @@ Status DecodePublished(std::span<const std::byte> payload, std::vector<PublishRe
 }
 
 void EncodeSubscribe(FrameWriter& w, std::uint32_t correlation, std::string_view topic,
-                     const SubscribeOptions& o, std::uint64_t credit_messages,
-                     std::uint64_t credit_bytes) {
+                     const SubscribeOptions& o) {
   w.Begin(FrameType::kSubscribe, correlation);
   w.Str(topic);
   w.Str(o.group);
@@ -605,8 +602,6 @@ void EncodeSubscribe(FrameWriter& w, std::uint32_t correlation, std::string_view
   w.Str(o.dead_letter_topic);
   w.Varint(o.max_in_flight);
   w.Varint(o.max_in_flight_bytes);
-  w.Varint(credit_messages);
-  w.Varint(credit_bytes);
   w.End();
 }
 
@@ -628,45 +623,45 @@ Result<SubscribeFrame> DecodeSubscribe(std::span<const std::byte> payload) {
   o.dead_letter_topic = std::string(r.Str("dead_letter_topic"));
   o.max_in_flight = ToU32(r.VarintAtMost("max_in_flight", 0xFFFFFFFF));
   o.max_in_flight_bytes = r.Varint("max_in_flight_bytes");
-  f.credit_messages = r.Varint("credit_messages");
-  f.credit_bytes = r.Varint("credit_bytes");
   return Finish(r, "SUBSCRIBE", std::move(f));
 }
 
-void EncodeSubscribed(FrameWriter& w, std::uint32_t correlation, const SubscribedFrame& s) {
+void EncodeSubscribed(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream) {
   w.Begin(FrameType::kSubscribed, correlation);
-  w.Varint(s.stream);
-  w.U64(s.group_id);
+  w.Varint(stream);
   w.End();
 }
 
-Result<SubscribedFrame> DecodeSubscribed(std::span<const std::byte> payload) {
+Result<std::uint64_t> DecodeSubscribed(std::span<const std::byte> payload) {
   PayloadReader r(payload);
-  SubscribedFrame s;
-  s.stream = r.Varint("stream");
-  s.group_id = r.U64("group_id");
-  return Finish(r, "SUBSCRIBED", s);
+  std::uint64_t stream = r.Varint("stream");
+  return Finish(r, "SUBSCRIBED", stream);
 }
 
-void EncodeCredit(FrameWriter& w, const CreditFrame& credit) {
-  w.Begin(FrameType::kCredit, 0);
-  w.Varint(credit.stream);
-  w.Varint(credit.messages);
-  w.Varint(credit.bytes);
+void EncodeFetch(FrameWriter& w, std::uint32_t correlation, const FetchFrame& fetch) {
+  w.Begin(FrameType::kFetch, correlation);
+  w.Varint(fetch.stream);
+  w.Varint(fetch.max_messages);
+  w.U8(fetch.timeout ? 1 : 0);
+  if (fetch.timeout) w.Dur(*fetch.timeout);
   w.End();
 }
 
-Result<CreditFrame> DecodeCredit(std::span<const std::byte> payload) {
+Result<FetchFrame> DecodeFetch(std::span<const std::byte> payload) {
   PayloadReader r(payload);
-  CreditFrame c;
-  c.stream = r.Varint("stream");
-  c.messages = r.Varint("messages");
-  c.bytes = r.Varint("bytes");
-  return Finish(r, "CREDIT", c);
+  FetchFrame f;
+  f.stream = r.Varint("stream");
+  f.max_messages = r.Varint("max_messages");
+  if (r.ok() && f.max_messages == 0) r.Fail("max_messages: zero");
+  std::uint8_t has_timeout = r.U8("has_timeout");
+  if (has_timeout > 1) r.Fail("has_timeout: not 0 or 1");
+  if (has_timeout == 1) f.timeout = r.Dur("timeout");
+  return Finish(r, "FETCH", f);
 }
 
-void BeginDeliver(FrameWriter& w, std::uint64_t stream, std::size_t count) {
-  w.Begin(FrameType::kDeliver, 0);
+void BeginDeliver(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream,
+                  std::size_t count) {
+  w.Begin(FrameType::kDeliver, correlation);
   w.Varint(stream);
   w.Varint(count);
 }
@@ -708,9 +703,7 @@ void BeginAck(FrameWriter& w, std::uint32_t correlation, std::size_t count) {
 
 void EncodeAckEntry(FrameWriter& w, const AckEntry& ack) {
   w.U8(static_cast<std::uint8_t>(ack.kind));
-  w.U64(ack.group_id);
-  w.Varint(ack.partition.value());
-  w.Varint(ack.offset.value());
+  w.Varint(ack.stream);
   w.Varint(ack.delivery_id);
   if (ack.kind == AckKind::kNack) {
     w.U8(ack.delay ? 1 : 0);
@@ -720,8 +713,8 @@ void EncodeAckEntry(FrameWriter& w, const AckEntry& ack) {
 }
 
 AckReader::AckReader(std::span<const std::byte> payload) : reader_(payload) {
-  // An entry takes at least 12 bytes.
-  count_ = reader_.VarintAtMost("count", reader_.remaining() / 12);
+  // An entry takes at least 3 bytes.
+  count_ = reader_.VarintAtMost("count", reader_.remaining() / 3);
   if (reader_.ok() && count_ == 0) reader_.Fail("count: zero acks");
 }
 
@@ -739,9 +732,7 @@ std::optional<AckEntry> AckReader::Next() {
     return std::nullopt;
   }
   a.kind = static_cast<AckKind>(kind);
-  a.group_id = reader_.U64("group_id");
-  a.partition = PartitionId(ToU32(reader_.VarintAtMost("partition", 0xFFFFFFFF)));
-  a.offset = Offset(reader_.Varint("offset"));
+  a.stream = reader_.Varint("stream");
   a.delivery_id = reader_.Varint("delivery_id");
   if (a.kind == AckKind::kNack) {
     std::uint8_t has_delay = reader_.U8("has_delay");
@@ -874,19 +865,16 @@ Result<std::span<const std::byte>> DecodeBatchOnly(std::span<const std::byte> pa
   return Finish(r, frame, batch);
 }
 
-void EncodeRespond(FrameWriter& w, std::uint32_t correlation, const RespondFrame& f) {
+void EncodeRespond(FrameWriter& w, std::uint32_t correlation, std::string_view topic) {
   w.Begin(FrameType::kRespond, correlation);
-  w.Str(f.topic);
-  w.Varint(f.credit);
+  w.Str(topic);
   w.End();
 }
 
-Result<RespondFrame> DecodeRespond(std::span<const std::byte> payload) {
+Result<std::string_view> DecodeRespond(std::span<const std::byte> payload) {
   PayloadReader r(payload);
-  RespondFrame f;
-  f.topic = r.Str("topic");
-  f.credit = r.Varint("credit");
-  return Finish(r, "RESPOND", f);
+  std::string_view topic = r.Str("topic");
+  return Finish(r, "RESPOND", topic);
 }
 
 void EncodeResponding(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream) {
@@ -901,8 +889,9 @@ Result<std::uint64_t> DecodeResponding(std::span<const std::byte> payload) {
   return Finish(r, "RESPONDING", stream);
 }
 
-void BeginRequestIn(FrameWriter& w, std::uint64_t stream, std::uint64_t request_id) {
-  w.Begin(FrameType::kRequestIn, 0);
+void BeginRequestIn(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream,
+                    std::uint64_t request_id) {
+  w.Begin(FrameType::kRequestIn, correlation);
   w.Varint(stream);
   w.U64(request_id);
 }

@@ -58,7 +58,7 @@ enum class FrameType : std::uint8_t {
   kPublished = 0x12,
   kSubscribe = 0x20,
   kSubscribed = 0x21,
-  kCredit = 0x22,
+  kFetch = 0x22,
   kDeliver = 0x23,
   kAck = 0x24,
   kAcked = 0x25,
@@ -94,7 +94,6 @@ enum class ConnectionError : std::uint16_t {
   kHeartbeatTimeout = 107,
   kShuttingDown = 108,
   kTooManyConnections = 109,
-  kFlowControl = 110,
 };
 std::string_view ConnectionErrorName(ConnectionError code);  // "FRAME_TOO_LARGE"
 
@@ -300,28 +299,21 @@ Status DecodePublished(std::span<const std::byte> payload, std::vector<PublishRe
 struct SubscribeFrame {
   std::string_view topic;
   SubscribeOptions options;  // (group, dead-letter topic and backoff are copies)
-  std::uint64_t credit_messages = 0;
-  std::uint64_t credit_bytes = 0;
 };
 void EncodeSubscribe(FrameWriter& w, std::uint32_t correlation, std::string_view topic,
-                     const SubscribeOptions& options, std::uint64_t credit_messages,
-                     std::uint64_t credit_bytes);
+                     const SubscribeOptions& options);
 Result<SubscribeFrame> DecodeSubscribe(std::span<const std::byte> payload);
 
-struct SubscribedFrame {
-  std::uint64_t stream = 0;
-  std::uint64_t group_id = 0;
-};
-void EncodeSubscribed(FrameWriter& w, std::uint32_t correlation, const SubscribedFrame& s);
-Result<SubscribedFrame> DecodeSubscribed(std::span<const std::byte> payload);
+void EncodeSubscribed(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream);
+Result<std::uint64_t> DecodeSubscribed(std::span<const std::byte> payload);
 
-struct CreditFrame {
+struct FetchFrame {
   std::uint64_t stream = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t max_messages = 1;
+  std::optional<Duration> timeout;  // nullopt: until the stream closes
 };
-void EncodeCredit(FrameWriter& w, const CreditFrame& credit);
-Result<CreditFrame> DecodeCredit(std::span<const std::byte> payload);
+void EncodeFetch(FrameWriter& w, std::uint32_t correlation, const FetchFrame& fetch);
+Result<FetchFrame> DecodeFetch(std::span<const std::byte> payload);
 
 // One delivery's place in a DELIVER frame (its message is the record of the
 // same index in the frame's batch).
@@ -333,7 +325,8 @@ struct DeliveryHeader {
 };
 // DELIVER: BeginDeliver, one EncodeDeliveryHeader per delivery, then the
 // batch (FrameWriter::Raw) and End.
-void BeginDeliver(FrameWriter& w, std::uint64_t stream, std::size_t count);
+void BeginDeliver(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream,
+                  std::size_t count);
 void EncodeDeliveryHeader(FrameWriter& w, const DeliveryHeader& d);
 // Reads DELIVER: the stream, the headers (into `out`, cleared first) and the batch.
 struct DeliverFrame {
@@ -346,9 +339,7 @@ Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload,
 enum class AckKind : std::uint8_t { kAck = 1, kAckSync = 2, kNack = 3, kInProgress = 4 };
 struct AckEntry {
   AckKind kind = AckKind::kAck;
-  std::uint64_t group_id = 0;
-  PartitionId partition;
-  Offset offset;
+  std::uint64_t stream = 0;
   std::uint64_t delivery_id = 0;
   std::optional<Duration> delay;  // nack only
   std::string_view error;         // nack only
@@ -408,12 +399,8 @@ Result<RequestFrame> DecodeRequest(std::span<const std::byte> payload);
 Result<std::span<const std::byte>> DecodeBatchOnly(std::span<const std::byte> payload,
                                                    std::string_view frame);
 
-struct RespondFrame {
-  std::string_view topic;
-  std::uint64_t credit = 0;
-};
-void EncodeRespond(FrameWriter& w, std::uint32_t correlation, const RespondFrame& r);
-Result<RespondFrame> DecodeRespond(std::span<const std::byte> payload);
+void EncodeRespond(FrameWriter& w, std::uint32_t correlation, std::string_view topic);
+Result<std::string_view> DecodeRespond(std::span<const std::byte> payload);
 void EncodeResponding(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream);
 Result<std::uint64_t> DecodeResponding(std::span<const std::byte> payload);
 
@@ -422,7 +409,8 @@ struct RequestInFrame {
   std::uint64_t request_id = 0;
   std::span<const std::byte> batch;
 };
-void BeginRequestIn(FrameWriter& w, std::uint64_t stream, std::uint64_t request_id);
+void BeginRequestIn(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream,
+                    std::uint64_t request_id);
 Result<RequestInFrame> DecodeRequestIn(std::span<const std::byte> payload);
 
 struct ReplyToFrame {

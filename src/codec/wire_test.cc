@@ -215,7 +215,7 @@ TEST(WireTest, SubscribeRoundTripsEveryOption) {
   o.max_in_flight_bytes = 1 << 20;
   std::vector<std::byte> out;
   FrameWriter w(out);
-  EncodeSubscribe(w, 5, "orders", o, 64, 1 << 22);
+  EncodeSubscribe(w, 5, "orders", o);
   Result<SubscribeFrame> f = DecodeSubscribe(std::span(out).subspan(kFrameHeaderSize));
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->topic, "orders");
@@ -229,8 +229,6 @@ TEST(WireTest, SubscribeRoundTripsEveryOption) {
   EXPECT_EQ(f->options.dead_letter_topic, "orders.dead");
   EXPECT_EQ(f->options.max_in_flight, 33u);
   EXPECT_EQ(f->options.max_in_flight_bytes, 1u << 20);
-  EXPECT_EQ(f->credit_messages, 64u);
-  EXPECT_EQ(f->credit_bytes, 1u << 22);
 }
 
 TEST(WireTest, SubscribeRefusesMoreBackoffStepsThanTheLimit) {
@@ -252,11 +250,30 @@ TEST(WireTest, SubscribeRefusesMoreBackoffStepsThanTheLimit) {
   EXPECT_NE(f.status().message().find("backoff_count"), std::string::npos);
 }
 
+TEST(WireTest, FetchSaysHowManyAndHowLong) {
+  std::vector<std::byte> out;
+  FrameWriter w(out);
+  EncodeFetch(w, 3, {.stream = 4, .max_messages = 100, .timeout = Duration(0)});
+  Result<FetchFrame> poll = DecodeFetch(std::span(out).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(poll.ok()) << poll.status();
+  EXPECT_EQ(poll->stream, 4u);
+  EXPECT_EQ(poll->max_messages, 100u);
+  EXPECT_EQ(poll->timeout, Duration(0));
+  out.clear();
+  EncodeFetch(w, 3, {.stream = 4, .max_messages = 1, .timeout = std::nullopt});
+  Result<FetchFrame> wait = DecodeFetch(std::span(out).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(wait.ok()) << wait.status();
+  EXPECT_FALSE(wait->timeout);
+  out.clear();
+  EncodeFetch(w, 3, {.stream = 4, .max_messages = 0, .timeout = std::nullopt});
+  EXPECT_FALSE(DecodeFetch(std::span(out).subspan(kFrameHeaderSize)).ok());
+}
+
 TEST(WireTest, DeliverCarriesHeadersThenTheBatch) {
   std::vector<std::byte> batch = OneRecordBatch("m");
   std::vector<std::byte> out;
   FrameWriter w(out);
-  BeginDeliver(w, 9, 1);
+  BeginDeliver(w, 12, 9, 1);
   EncodeDeliveryHeader(w, {PartitionId(2), Offset(300), DeliveryCount(4), 77});
   w.Raw(batch);
   w.End();
@@ -276,9 +293,9 @@ TEST(WireTest, AcksAreReadOneAtATime) {
   std::vector<std::byte> out;
   FrameWriter w(out);
   BeginAck(w, 3, 3);
-  EncodeAckEntry(w, {AckKind::kAck, 5, PartitionId(0), Offset(1), 10, std::nullopt, {}});
-  EncodeAckEntry(w, {AckKind::kNack, 5, PartitionId(1), Offset(2), 11, 250ms, "boom"});
-  EncodeAckEntry(w, {AckKind::kNack, 5, PartitionId(1), Offset(3), 12, std::nullopt, ""});
+  EncodeAckEntry(w, {AckKind::kAck, 5, 10, std::nullopt, {}});
+  EncodeAckEntry(w, {AckKind::kNack, 5, 11, 250ms, "boom"});
+  EncodeAckEntry(w, {AckKind::kNack, 6, 12, std::nullopt, ""});
   w.End();
   AckReader reader{std::span(out).subspan(kFrameHeaderSize)};
   EXPECT_EQ(reader.count(), 3u);
@@ -287,6 +304,8 @@ TEST(WireTest, AcksAreReadOneAtATime) {
   ASSERT_TRUE(reader.status().ok()) << reader.status();
   ASSERT_EQ(acks.size(), 3u);
   EXPECT_EQ(acks[0].kind, AckKind::kAck);
+  EXPECT_EQ(acks[0].delivery_id, 10u);
+  EXPECT_EQ(acks[2].stream, 6u);
   EXPECT_EQ(acks[1].delay, Duration(250ms));
   EXPECT_EQ(acks[1].error, "boom");
   EXPECT_FALSE(acks[2].delay);
@@ -295,7 +314,7 @@ TEST(WireTest, AcksAreReadOneAtATime) {
   std::vector<std::byte> lie;
   FrameWriter lw(lie);
   BeginAck(lw, 3, 1000);
-  EncodeAckEntry(lw, {AckKind::kAck, 5, PartitionId(0), Offset(1), 10, std::nullopt, {}});
+  EncodeAckEntry(lw, {AckKind::kAck, 5, 10, std::nullopt, {}});
   lw.End();
   AckReader liar{std::span(lie).subspan(kFrameHeaderSize)};
   EXPECT_FALSE(liar.Next());
@@ -374,7 +393,7 @@ TEST(WireTest, FrameTypesHaveNames) {
   EXPECT_TRUE(IsKnownFrameType(0x35));
   EXPECT_FALSE(IsKnownFrameType(0x36));
   EXPECT_TRUE(IsReservedAdminType(0x40));
-  EXPECT_EQ(ConnectionErrorName(ConnectionError::kFlowControl), "FLOW_CONTROL");
+  EXPECT_EQ(ConnectionErrorName(ConnectionError::kTooManyConnections), "TOO_MANY_CONNECTIONS");
 }
 
 }  // namespace

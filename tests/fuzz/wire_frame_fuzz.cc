@@ -53,12 +53,10 @@ void RoundTrip(const c::Frame& frame) {
     case c::FrameType::kSubscribe: {
       Result<c::SubscribeFrame> f = c::DecodeSubscribe(frame.payload);
       if (!f.ok()) return;
-      c::EncodeSubscribe(w, 1, f->topic, f->options, f->credit_messages, f->credit_bytes);
+      c::EncodeSubscribe(w, 1, f->topic, f->options);
       Result<c::SubscribeFrame> g = c::DecodeSubscribe(PayloadOf(out));
       JUNCTION_CHECK(g.ok()) << g.status();
-      JUNCTION_CHECK(g->topic == f->topic && SameOptions(g->options, f->options) &&
-                     g->credit_messages == f->credit_messages &&
-                     g->credit_bytes == f->credit_bytes);
+      JUNCTION_CHECK(g->topic == f->topic && SameOptions(g->options, f->options));
       return;
     }
     case c::FrameType::kAck: {
@@ -75,8 +73,7 @@ void RoundTrip(const c::Frame& frame) {
       while (std::optional<c::AckEntry> a = again.Next()) {
         JUNCTION_CHECK(i < acks.size());
         const c::AckEntry& b = acks[i++];
-        JUNCTION_CHECK(a->kind == b.kind && a->group_id == b.group_id &&
-                       a->partition == b.partition && a->offset == b.offset &&
+        JUNCTION_CHECK(a->kind == b.kind && a->stream == b.stream &&
                        a->delivery_id == b.delivery_id && a->delay == b.delay &&
                        a->error == b.error);
       }
@@ -87,7 +84,7 @@ void RoundTrip(const c::Frame& frame) {
       std::vector<c::DeliveryHeader> headers;
       Result<c::DeliverFrame> f = c::DecodeDeliver(frame.payload, headers);
       if (!f.ok()) return;
-      c::BeginDeliver(w, f->stream, headers.size());
+      c::BeginDeliver(w, 1, f->stream, headers.size());
       for (const c::DeliveryHeader& h : headers) c::EncodeDeliveryHeader(w, h);
       w.Raw(f->batch);
       w.End();
@@ -146,8 +143,8 @@ void RoundTrip(const c::Frame& frame) {
     case c::FrameType::kSubscribed:
       (void)c::DecodeSubscribed(frame.payload);
       return;
-    case c::FrameType::kCredit:
-      (void)c::DecodeCredit(frame.payload);
+    case c::FrameType::kFetch:
+      (void)c::DecodeFetch(frame.payload);
       return;
     case c::FrameType::kCloseStream:
       (void)c::DecodeCloseStream(frame.payload);
