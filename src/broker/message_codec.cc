@@ -234,4 +234,35 @@ std::size_t MessageSize(const Message& message) {
   return size;
 }
 
+Result<std::vector<std::byte>> EncodeMessageBatch(std::span<const Message> messages,
+                                                  std::int64_t timestamp_ms,
+                                                  std::uint32_t max_batch_bytes) {
+  codec::RecordBatchBuilder builder({.max_batch_bytes = max_batch_bytes});
+  for (const Message& m : messages) AddMessage(builder, m, timestamp_ms, std::nullopt);
+  return builder.Build();
+}
+
+Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
+                          std::size_t max_messages, std::vector<Message>& out) {
+  out.clear();
+  Result<codec::BatchHeader> header = codec::ParseBatchHeader(batch, max_batch_bytes);
+  if (!header.ok()) return InvalidArgumentError("record batch: " + header.status().message());
+  if (header->record_count > max_messages) {
+    return InvalidArgumentError("record batch: " + std::to_string(header->record_count) +
+                                " records, more than the " + std::to_string(max_messages) +
+                                " expected");
+  }
+  Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch, max_batch_bytes);
+  if (!records.ok()) return InvalidArgumentError("record batch: " + records.status().message());
+  out.reserve(records->size());
+  for (std::size_t i = 0; i < records->size(); ++i) {
+    Result<StoredMessage> stored = DecodeMessage((*records)[i]);
+    if (!stored.ok()) {
+      return InvalidArgumentError("record " + std::to_string(i) + ": " + stored.status().message());
+    }
+    out.push_back(std::move(stored->message));
+  }
+  return OkStatus();
+}
+
 }  // namespace junction::broker

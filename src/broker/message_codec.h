@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "codec/record_batch.h"
 #include "junction/message.h"
@@ -58,5 +60,17 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
 // field on malformed input, and when the decoded Message fails
 // Message::Validate(). Unknown "x-" headers are ignored.
 Result<StoredMessage> DecodeMessage(const codec::Record& record);
+
+// Messages in one record batch, as the wire protocol carries them
+// (docs/formats/wire.md): one record each, in order, stamped `timestamp_ms`.
+// ResourceExhausted when the batch would pass `max_batch_bytes`.
+Result<std::vector<std::byte>> EncodeMessageBatch(
+    std::span<const Message> messages, std::int64_t timestamp_ms,
+    std::uint32_t max_batch_bytes = codec::kDefaultMaxBatchBytes);
+// Verifies a batch (structure, checksum) and decodes every record into
+// `out` (cleared first). InvalidArgument naming the record on any failure;
+// `max_messages` caps the record count before anything is decoded.
+Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
+                          std::size_t max_messages, std::vector<Message>& out);
 
 }  // namespace junction::broker

@@ -400,6 +400,28 @@ StartPosition GetPosition(PayloadReader& r) {
   return p;
 }
 
+void PutTopicOptions(FrameWriter& w, const TopicOptions& options) {
+  w.Varint(options.partitions);
+  std::uint8_t has = (options.retention_bytes ? 1 : 0) | (options.retention_age ? 2 : 0) |
+                     (options.retention_drops_unacked ? 4 : 0);
+  w.U8(has);
+  if (options.retention_bytes) w.Varint(*options.retention_bytes);
+  if (options.retention_age) w.Dur(*options.retention_age);
+  w.Dur(options.dedupe_window);
+}
+
+TopicOptions GetTopicOptions(PayloadReader& r) {
+  TopicOptions o;
+  o.partitions = ToU32(r.VarintAtMost("partitions", 0xFFFFFFFF));
+  std::uint8_t has = r.U8("has");
+  if (has & ~7u) r.Fail("has: unknown bits");
+  if (has & 1) o.retention_bytes = r.Varint("retention_bytes");
+  if (has & 2) o.retention_age = r.Dur("retention_age");
+  o.retention_drops_unacked = (has & 4) != 0;
+  o.dedupe_window = r.Dur("dedupe_window");
+  return o;
+}
+
 }  // namespace
 
 void EncodeHello(FrameWriter& w, const Hello& hello) {
@@ -408,6 +430,8 @@ void EncodeHello(FrameWriter& w, const Hello& hello) {
   w.U16(hello.max_version);
   w.U32(hello.max_frame_bytes);
   w.Dur(hello.heartbeat);
+  w.U8(hello.auto_create_topics ? 1 : 0);
+  PutTopicOptions(w, hello.default_topic);
   w.Str(hello.client);
   w.End();
 }
@@ -419,6 +443,10 @@ Result<Hello> DecodeHello(std::span<const std::byte> payload) {
   h.max_version = r.U16("max_version");
   h.max_frame_bytes = r.U32("max_frame_bytes");
   h.heartbeat = r.Dur("heartbeat");
+  std::uint8_t flags = r.U8("flags");
+  if (flags > 1) r.Fail("flags: unknown bits");
+  h.auto_create_topics = (flags & 1) != 0;
+  h.default_topic = GetTopicOptions(r);
   h.client = r.Str("client");
   if (r.ok() && h.min_version > h.max_version) r.Fail("min_version is above max_version");
   if (r.ok() && h.max_frame_bytes < kMinMaxFrameBytes) r.Fail("max_frame_bytes is below 64 KiB");
@@ -430,6 +458,7 @@ void EncodeWelcome(FrameWriter& w, std::uint32_t correlation, const Welcome& wel
   w.U16(welcome.version);
   w.U32(welcome.max_frame_bytes);
   w.Dur(welcome.heartbeat);
+  w.U16(welcome.capabilities);
   w.Str(welcome.server);
   w.End();
 }
@@ -440,9 +469,37 @@ Result<Welcome> DecodeWelcome(std::span<const std::byte> payload) {
   h.version = r.U16("version");
   h.max_frame_bytes = r.U32("max_frame_bytes");
   h.heartbeat = r.Dur("heartbeat");
+  h.capabilities = r.U16("capabilities");
+  if (h.capabilities >> 9) r.Fail("capabilities: unknown bits");
   h.server = r.Str("server");
   if (r.ok() && h.max_frame_bytes < kMinMaxFrameBytes) r.Fail("max_frame_bytes is below 64 KiB");
   return Finish(r, "WELCOME", h);
+}
+
+std::uint16_t CapabilityBits(const Capabilities& c) {
+  bool bits[] = {c.durable, c.groups,       c.ordered_groups, c.delayed_delivery, c.dedupe,
+                 c.seek,    c.dead_letters, c.request_reply,  c.ephemeral};
+  std::uint16_t out = 0;
+  for (std::size_t i = 0; i < std::size(bits); ++i) {
+    if (bits[i]) out |= static_cast<std::uint16_t>(1u << i);
+  }
+  return out;
+}
+
+Result<Capabilities> CapabilitiesFromBits(std::uint16_t bits) {
+  if (bits >> 9) return InvalidArgumentError("capabilities: unknown bits");
+  auto bit = [bits](int i) { return ((bits >> i) & 1) != 0; };
+  Capabilities c;
+  c.durable = bit(0);
+  c.groups = bit(1);
+  c.ordered_groups = bit(2);
+  c.delayed_delivery = bit(3);
+  c.dedupe = bit(4);
+  c.seek = bit(5);
+  c.dead_letters = bit(6);
+  c.request_reply = bit(7);
+  c.ephemeral = bit(8);
+  return c;
 }
 
 void EncodePing(FrameWriter& w, FrameType type, std::uint64_t nonce) {
@@ -509,13 +566,7 @@ void EncodeCreateTopic(FrameWriter& w, std::uint32_t correlation, std::string_vi
                        const TopicOptions& options) {
   w.Begin(FrameType::kCreateTopic, correlation);
   w.Str(topic);
-  w.Varint(options.partitions);
-  std::uint8_t has = (options.retention_bytes ? 1 : 0) | (options.retention_age ? 2 : 0) |
-                     (options.retention_drops_unacked ? 4 : 0);
-  w.U8(has);
-  if (options.retention_bytes) w.Varint(*options.retention_bytes);
-  if (options.retention_age) w.Dur(*options.retention_age);
-  w.Dur(options.dedupe_window);
+  PutTopicOptions(w, options);
   w.End();
 }
 
@@ -523,13 +574,7 @@ Result<CreateTopicFrame> DecodeCreateTopic(std::span<const std::byte> payload) {
   PayloadReader r(payload);
   CreateTopicFrame f;
   f.topic = r.Str("topic");
-  f.options.partitions = ToU32(r.VarintAtMost("partitions", 0xFFFFFFFF));
-  std::uint8_t has = r.U8("has");
-  if (has & ~7u) r.Fail("has: unknown bits");
-  if (has & 1) f.options.retention_bytes = r.Varint("retention_bytes");
-  if (has & 2) f.options.retention_age = r.Dur("retention_age");
-  f.options.retention_drops_unacked = (has & 4) != 0;
-  f.options.dedupe_window = r.Dur("dedupe_window");
+  f.options = GetTopicOptions(r);
   return Finish(r, "CREATE_TOPIC", f);
 }
 

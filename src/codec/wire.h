@@ -238,6 +238,8 @@ struct Hello {
   std::uint16_t max_version = kWireVersion;
   std::uint32_t max_frame_bytes = kDefaultMaxFrameBytes;
   Duration heartbeat{};
+  bool auto_create_topics = true;
+  TopicOptions default_topic{};
   std::string_view client;
 };
 void EncodeHello(FrameWriter& w, const Hello& hello);
@@ -247,8 +249,12 @@ struct Welcome {
   std::uint16_t version = kWireVersion;
   std::uint32_t max_frame_bytes = kDefaultMaxFrameBytes;
   Duration heartbeat{};
+  std::uint16_t capabilities = 0;  // CapabilityBits
   std::string_view server;
 };
+std::uint16_t CapabilityBits(const Capabilities& capabilities);
+// InvalidArgument for bits this version does not define.
+Result<Capabilities> CapabilitiesFromBits(std::uint16_t bits);
 void EncodeWelcome(FrameWriter& w, std::uint32_t correlation, const Welcome& welcome);
 Result<Welcome> DecodeWelcome(std::span<const std::byte> payload);
 

@@ -155,6 +155,13 @@ TEST(WireTest, HandshakeRoundTripsAndChecksItsFields) {
                   .max_version = 3,
                   .max_frame_bytes = 1u << 20,
                   .heartbeat = 2s,
+                  .auto_create_topics = false,
+                  .default_topic =
+                      [] {
+                        TopicOptions three;
+                        three.partitions = 3;
+                        return three;
+                      }(),
                   .client = "junction-cli 0.1"});
   Result<Hello> hello = DecodeHello(std::span(out).subspan(kFrameHeaderSize));
   ASSERT_TRUE(hello.ok()) << hello.status();
@@ -162,6 +169,8 @@ TEST(WireTest, HandshakeRoundTripsAndChecksItsFields) {
   EXPECT_EQ(hello->max_frame_bytes, 1u << 20);
   EXPECT_EQ(hello->heartbeat, 2s);
   EXPECT_EQ(hello->client, "junction-cli 0.1");
+  EXPECT_FALSE(hello->auto_create_topics);
+  EXPECT_EQ(hello->default_topic.partitions, 3u);
 
   out.clear();
   EncodeHello(w, {.max_frame_bytes = 100, .client = ""});
@@ -385,6 +394,24 @@ TEST(WireTest, GroupInfoSeekAndRequestFramesRoundTrip) {
   EXPECT_EQ(r->topic, "prices");
   EXPECT_EQ(r->timeout, Duration(3s));
   EXPECT_EQ(r->batch.size(), batch.size());
+}
+
+TEST(WireTest, CapabilitiesTravelAsBits) {
+  Capabilities all;
+  all.durable = all.ordered_groups = all.delayed_delivery = all.dedupe = all.seek = true;
+  all.dead_letters = all.request_reply = true;
+  std::uint16_t bits = CapabilityBits(all);
+  EXPECT_EQ(bits, 0x1FF);
+  Result<Capabilities> back = CapabilitiesFromBits(bits);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->durable && back->seek && back->ephemeral);
+  Capabilities few;
+  few.groups = false;
+  Result<Capabilities> none = CapabilitiesFromBits(CapabilityBits(few));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->groups);
+  EXPECT_TRUE(none->ephemeral);
+  EXPECT_FALSE(CapabilitiesFromBits(0x200).ok());
 }
 
 TEST(WireTest, FrameTypesHaveNames) {

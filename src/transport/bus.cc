@@ -11,6 +11,7 @@
 #include <boost/url/parse.hpp>
 
 #include "transport/embedded_bus.h"
+#include "transport/junction_bus.h"
 
 namespace junction {
 
@@ -135,12 +136,40 @@ Result<std::unique_ptr<Bus>> Bus::Open(std::string_view url_text, const BusOptio
     JUNCTION_RETURN_IF_ERROR(ApplyQuery(url, config));
     return transport::OpenEmbeddedBus(std::move(config), options);
   }
-  if (scheme == "junction" || scheme == "nats" || scheme == "amqp" || scheme == "kafka") {
+  if (scheme == "junction") {
+    transport::JunctionConfig jc;
+    if (url.host().empty()) {
+      return InvalidArgumentError("junction:// needs a host: junction://127.0.0.1:7522");
+    }
+    jc.host = url.host_address();
+    if (jc.host.size() >= 2 && jc.host.front() == '[')
+      jc.host = jc.host.substr(1, jc.host.size() - 2);
+    if (url.has_port()) {
+      JUNCTION_ASSIGN_OR_RETURN(std::uint64_t port, ParseCount("port", std::string(url.port())));
+      if (port == 0 || port > 65535) return InvalidArgumentError("junction://: bad port");
+      jc.port = static_cast<std::uint16_t>(port);
+    }
+    for (const auto& param : url.params()) {
+      if (param.key == "connect_timeout_ms") {
+        JUNCTION_ASSIGN_OR_RETURN(std::uint64_t ms, ParseCount(param.key, param.value));
+        jc.connect_timeout = std::chrono::milliseconds(ms);
+      } else if (param.key == "heartbeat_ms") {
+        JUNCTION_ASSIGN_OR_RETURN(std::uint64_t ms, ParseCount(param.key, param.value));
+        jc.heartbeat = std::chrono::milliseconds(ms);
+      } else {
+        return InvalidArgumentError("unknown junction:// option '" + param.key +
+                                    "' (known: connect_timeout_ms, heartbeat_ms)");
+      }
+    }
+    return transport::OpenJunctionBus(std::move(jc), options);
+  }
+  if (scheme == "nats" || scheme == "amqp" || scheme == "kafka") {
     return UnimplementedError("the " + scheme +
-                              ":// transport is not built yet; this build has mem:// and file://");
+                              ":// transport is not built yet; this build has mem://, file:// "
+                              "and junction://");
   }
   return InvalidArgumentError("unknown bus URL scheme '" + scheme +
-                              "' (known: mem://, file:///path)");
+                              "' (known: mem://, file:///path, junction://host:port)");
 }
 
 }  // namespace junction

@@ -26,12 +26,23 @@ void Conformance::SetUp() {
     url_.resize(url_.size() - kOnTestExecutor.size());
     on_test_executor_ = true;
   }
-  if (url_ == "file://") {
+  if (url_ == "file://" || url_ == "junction://") {
     std::string pattern =
         (std::filesystem::temp_directory_path() / "junction-conformance-XXXXXX").string();
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    url_ += dir_.string();
+  }
+  if (url_ == "file://") url_ += dir_.string();
+  if (url_ == "junction://") {
+    server::ServerOptions server_options;
+    server_options.bus_url = "file://" + dir_.string();
+    server_options.listen = "127.0.0.1:0";
+    server_options.shards = 2;
+    server_options.clock = &world_->clock;
+    Result<std::unique_ptr<server::Server>> server = server::Server::Start(server_options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    world_->server = std::move(*server);
+    url_ += world_->server->address();
   }
   BusOptions options;
   options.clock = &world_->clock;
@@ -64,6 +75,10 @@ void Conformance::TearDown() {
     world_->ctx.restart();
     world_->ctx.run_for(std::chrono::seconds(30));
     EXPECT_TRUE(world_->ctx.stopped()) << "the bus did not finish closing within 30 s";
+  }
+  if (world_ && world_->server) {
+    world_->bus.reset();
+    EXPECT_TRUE(world_->server->Stop().ok());
   }
   world_.reset();
   if (!dir_.empty()) {

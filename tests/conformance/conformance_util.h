@@ -44,6 +44,7 @@
 #include "junction/message.h"
 #include "junction/result.h"
 #include "junction/status.h"
+#include "server/server.h"
 
 // ASSERT_* for coroutine bodies: fail the test and co_return.
 #define CO_FATAL_FAILURE_(message) \
@@ -180,7 +181,9 @@ inline constexpr std::string_view kOnTestExecutor = " on the test's executor";
 
 // One suite, one transport per instantiation parameter: "mem://", or
 // "file://" (completed with a fresh temporary directory per test), possibly
-// followed by kOnTestExecutor.
+// followed by kOnTestExecutor, or "junction://" (a junctiond started in the
+// test's process on a fresh file:// directory, on the test's clock, and
+// reached over loopback).
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override;
@@ -261,6 +264,7 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   struct World {
     ManualClock clock;
     boost::asio::io_context ctx;
+    std::unique_ptr<server::Server> server;  // junction:// only: the daemon, in-process
     std::unique_ptr<Bus> bus;
   };
 

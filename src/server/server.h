@@ -1,0 +1,93 @@
+#pragma once
+
+// junctiond as a library: the embedded broker shared by many processes over
+// the wire protocol (docs/formats/wire.md). apps/junctiond is a thin main
+// over it; tests start it in-process.
+//
+// Threads: `shards` io_contexts, each run by one thread. The broker runs on
+// shard 0 (BusOptions::executor: a session there reaches it without a hop);
+// connections are spread over all shards round robin and forward their work
+// to the broker's shard. Writes and fdatasyncs run on the bus's blocking
+// threads, never on a shard.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "junction/bus.h"
+#include "junction/clock.h"
+#include "junction/result.h"
+#include "junction/status.h"
+
+namespace junction::server {
+
+struct ServerOptions {
+  // The bus the daemon serves: file:///dir?fsync=... (the default is
+  // file://<data_dir>?fsync=<fsync>), or mem:// for tests.
+  std::filesystem::path data_dir;
+  std::string fsync = "always";  // always | never | interval=200ms
+  std::string bus_url;           // overrides data_dir and fsync when set
+  // host:port to listen on; port 0 picks a free one (see Server::port()).
+  std::string listen = "127.0.0.1:7522";
+  std::size_t shards = 0;  // 0: one per CPU the process may run on
+  std::size_t max_connections = 10'000;
+  std::uint32_t max_frame_bytes = 16u << 20;
+  std::uint64_t max_message_bytes = 1u << 20;
+  // Requests a connection may have unanswered before the server stops
+  // reading from it.
+  std::size_t max_requests_per_connection = 4096;
+  // Bytes a connection may have queued for sending before it stops
+  // fetching deliveries and reading requests.
+  std::size_t max_send_buffer = 1u << 20;
+  Duration heartbeat = std::chrono::seconds(5);
+  Duration handshake_timeout = std::chrono::seconds(10);
+  Duration frame_timeout = std::chrono::seconds(30);
+  // Named in the answer to an HTTP request on the wire port ("" if none).
+  std::string admin_address;
+  const Clock* clock = nullptr;  // the broker's clock; nullptr: RealClock()
+  Env* env = nullptr;            // file:// only; nullptr: the real file system
+  BusOptions bus{};              // the rest (clock, env and executor are set here)
+};
+
+// Counters for /metrics and tests. Read from any thread.
+struct ServerStats {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_open = 0;
+  std::uint64_t connections_refused = 0;  // not Junction, limit reached, bad handshake
+  std::uint64_t frames_received = 0;
+  std::uint64_t protocol_errors = 0;  // connections closed for breaking the protocol
+};
+
+class Server {
+ public:
+  // Opens the bus, binds the listener and starts the shards.
+  // Unavailable when the address is taken or the data directory is held.
+  static Result<std::unique_ptr<Server>> Start(ServerOptions options);
+  // Stop(), if not yet done.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound address ("127.0.0.1:41234") and port.
+  std::string address() const;
+  std::uint16_t port() const;
+  ServerStats stats() const;
+
+  // Graceful: stops accepting, tells every connection GOAWAY, answers what
+  // was already read, waits up to `drain` for the connections to finish,
+  // then closes the bus (stores in flight finish, group state is persisted,
+  // the clean-shutdown marker written). Idempotent; call from a thread that
+  // is not a shard. Returns the bus's Close status.
+  Status Stop(Duration drain = std::chrono::seconds(10));
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace junction::server

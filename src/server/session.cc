@@ -1,0 +1,892 @@
+#include "server/session.h"
+
+#include <algorithm>
+#include <deque>
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "broker/message_codec.h"
+#include "junction/log.h"
+
+namespace junction::server {
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+namespace c = codec;
+
+namespace {
+
+MonoTime SteadyNow() { return std::chrono::steady_clock::now(); }
+
+// Reads up to this much at a time; a connection that has nothing buffered
+// and nothing waiting on its socket holds no read buffer at all.
+constexpr std::size_t kReadChunk = 16u << 10;
+// A frame never needs more: the largest message takes 1 MiB, plus headers.
+constexpr std::size_t kMaxMessagesPerBatch = 100'000;
+// Room kept free in a DELIVER frame for its headers.
+constexpr std::size_t kDeliverSlack = 4u << 10;
+
+std::int64_t WallMs(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Session::Stream {
+  std::uint64_t id = 0;
+  bool ephemeral = false;
+  std::unique_ptr<Subscription> subscription;
+  std::unique_ptr<Responder> responder;
+  bool fetching = false;
+  bool closed = false;
+  std::uint64_t next_delivery = 1;
+  // Delivered and not yet acked or nacked (groups only).
+  std::unordered_map<std::uint64_t, Delivery> deliveries;
+  // Fetched from the bus but not yet sent: what did not fit a frame.
+  std::deque<Delivery> pending;
+};
+
+Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context)
+    : socket_(std::move(socket)),
+      executor_(socket_.get_executor()),
+      context_(std::move(context)),
+      decoder_(c::kHandshakeMaxFrameBytes),
+      room_(executor_, asio::steady_timer::time_point::max()),
+      watchdog_(executor_),
+      last_received_(SteadyNow()),
+      last_sent_(SteadyNow()),
+      heartbeat_(context_->options.heartbeat),
+      started_(SteadyNow()) {
+  boost::system::error_code ec;
+  auto endpoint = socket_.remote_endpoint(ec);
+  peer_ =
+      ec ? "unknown peer" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+Session::~Session() { context_->open.fetch_sub(1); }
+
+template <typename A>
+void Session::Spawn(A a) {
+  Begin();
+  auto run = [](std::shared_ptr<Session> self, A op) -> awaitable<void> {
+    co_await std::move(op);
+    self->Done();
+  };
+  asio::co_spawn(executor_, run(shared_from_this(), std::move(a)), asio::detached);
+}
+
+void Session::Done() {
+  --outstanding_;
+  Wake();
+  if (going_away_ && outstanding_ == 0 && !closed_) {
+    close_after_write_ = true;
+    if (!writing_) {
+      if (out_.empty()) {
+        CloseSocket();
+      } else {
+        Flush();
+      }
+    }
+  }
+}
+
+void Session::Wake() { room_.cancel(); }
+
+awaitable<void> Session::WaitForRoom() {
+  boost::system::error_code ec;
+  room_.expires_at(asio::steady_timer::time_point::max());
+  co_await room_.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+void Session::Flush() {
+  if (writing_ || closed_ || out_.empty()) return;
+  writing_ = true;
+  asio::co_spawn(executor_, WriteLoop(shared_from_this()), asio::detached);
+}
+
+awaitable<void> Session::WriteLoop(std::shared_ptr<Session> self) {
+  while (!self->out_.empty() && !self->closed_) {
+    std::swap(self->out_, self->sending_);
+    boost::system::error_code ec;
+    co_await asio::async_write(self->socket_, asio::buffer(self->sending_),
+                               asio::redirect_error(use_awaitable, ec));
+    self->sending_.clear();
+    if (self->sending_.capacity() > self->context_->options.max_send_buffer) {
+      std::vector<std::byte>().swap(self->sending_);
+    }
+    self->last_sent_ = SteadyNow();
+    self->Wake();
+    if (ec) {
+      self->CloseSocket();
+      break;
+    }
+  }
+  self->writing_ = false;
+  if (self->close_after_write_ && !self->closed_) self->CloseSocket();
+}
+
+void Session::SendError(std::uint32_t correlation, const Status& status) {
+  c::FrameWriter w = writer();
+  c::EncodeError(w, correlation, static_cast<std::uint16_t>(status.code()), status.message());
+  Flush();
+}
+
+void Session::CloseWith(c::ConnectionError code, std::string message) {
+  if (closed_ || close_after_write_) return;
+  context_->protocol_errors.fetch_add(1);
+  log::Info("closing a connection",
+            {{"peer", peer_}, {"code", c::ConnectionErrorName(code)}, {"error", message}});
+  c::FrameWriter w = writer();
+  c::EncodeError(w, 0, static_cast<std::uint16_t>(code), message);
+  going_away_ = true;
+  close_after_write_ = true;
+  close_requested_ = SteadyNow();
+  if (!writing_) Flush();
+}
+
+void Session::CloseSocket() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  watchdog_.cancel();
+  Wake();
+}
+
+void Session::Abort() {
+  asio::post(executor_, [self = shared_from_this()] { self->CloseSocket(); });
+}
+
+void Session::Shutdown() {
+  asio::post(executor_, [self = shared_from_this()] {
+    if (self->going_away_ || self->closed_) return;
+    self->going_away_ = true;
+    c::FrameWriter w = self->writer();
+    c::EncodeGoaway(w, "junctiond is shutting down");
+    self->Flush();
+    // Pending fetches end (Cancelled) as their streams close.
+    self->Spawn(self->CloseStreams());
+  });
+}
+
+awaitable<void> Session::Run(std::shared_ptr<Session> self) {
+  asio::co_spawn(
+      self->executor_,
+      [](std::shared_ptr<Session> s) -> awaitable<void> { co_await s->Watchdog(); }(self),
+      asio::detached);
+  if (co_await self->Handshake()) co_await self->ReadLoop();
+  co_await self->CloseStreams();
+  self->requests_.clear();
+  // Wait for the answers still being written, then close.
+  while (!self->closed_ && (self->writing_ || self->outstanding_ > 0)) {
+    if (!self->going_away_) {
+      self->going_away_ = true;
+    }
+    co_await self->WaitForRoom();
+  }
+  self->CloseSocket();
+  std::lock_guard lock(self->context_->mu);
+  self->context_->sessions.erase(self.get());
+}
+
+awaitable<bool> Session::Handshake() {
+  // The preamble, read without reading past it.
+  std::byte preamble[c::kPreambleSize];
+  std::size_t have = 0;
+  while (true) {
+    boost::system::error_code ec;
+    std::size_t n =
+        co_await socket_.async_read_some(asio::buffer(preamble + have, c::kPreambleSize - have),
+                                         asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    have += n;
+    last_received_ = SteadyNow();
+    c::PeerKind kind = c::ClassifyPeer({preamble, have});
+    if (kind == c::PeerKind::kIncomplete) continue;
+    if (kind == c::PeerKind::kJunction) break;
+    context_->refused.fetch_add(1);
+    context_->protocol_errors.fetch_add(1);
+    if (kind == c::PeerKind::kTls) {
+      log::Info("refused a TLS client: the wire port is plain Junction", {{"peer", peer_}});
+      std::span<const std::byte> alert = c::TlsRefusal();
+      out_.assign(alert.begin(), alert.end());
+    } else if (kind == c::PeerKind::kHttp) {
+      log::Info("refused an HTTP request on the wire port", {{"peer", peer_}});
+      std::string answer = c::HttpRefusal(context_->options.admin_address);
+      const auto* p = reinterpret_cast<const std::byte*>(answer.data());
+      out_.assign(p, p + answer.size());
+    } else {
+      log::Info("refused a client without the Junction preamble", {{"peer", peer_}});
+      c::FrameWriter w = writer();
+      c::EncodeError(w, 0, static_cast<std::uint16_t>(c::ConnectionError::kNotJunction),
+                     "not a Junction client: the connection must start with the preamble of "
+                     "docs/formats/wire.md");
+    }
+    close_after_write_ = true;
+    going_away_ = true;
+    Flush();
+    co_return false;
+  }
+  // HELLO, within the handshake's frame limit.
+  std::optional<c::Frame> frame;
+  while (!(frame = decoder_.Next())) {
+    if (decoder_.error()) {
+      CloseWith(decoder_.error()->code, decoder_.error()->message);
+      co_return false;
+    }
+    if (!co_await ReadMore()) co_return false;
+  }
+  if (frame->type() != c::FrameType::kHello) {
+    CloseWith(c::ConnectionError::kMalformedFrame,
+              "expected HELLO, got " + c::FrameTypeName(frame->header.type));
+    co_return false;
+  }
+  Result<c::Hello> hello = c::DecodeHello(frame->payload);
+  if (!hello.ok()) {
+    CloseWith(c::ConnectionError::kMalformedFrame, hello.status().message());
+    co_return false;
+  }
+  if (hello->min_version > c::kWireVersion || hello->max_version < c::kWireVersion) {
+    context_->refused.fetch_add(1);
+    CloseWith(c::ConnectionError::kUnsupportedVersion,
+              "the client speaks versions " + std::to_string(hello->min_version) + "-" +
+                  std::to_string(hello->max_version) + ", this server speaks " +
+                  std::to_string(c::kWireVersion));
+    co_return false;
+  }
+  heartbeat_ = std::max(
+      {context_->options.heartbeat, hello->heartbeat, Duration(std::chrono::milliseconds(100))});
+  peer_max_frame_ = std::min(hello->max_frame_bytes, c::kMaxMaxFrameBytes);
+  auto_create_ = hello->auto_create_topics;
+  default_topic_ = hello->default_topic;
+  decoder_.set_max_frame_bytes(context_->options.max_frame_bytes);
+  c::FrameWriter w = writer();
+  c::EncodeWelcome(w, frame->header.correlation,
+                   {.version = c::kWireVersion,
+                    .max_frame_bytes = context_->options.max_frame_bytes,
+                    .heartbeat = heartbeat_,
+                    .capabilities = c::CapabilityBits(context_->bus->capabilities()),
+                    .server = "junctiond"});
+  Flush();
+  handshaken_ = true;
+  co_return true;
+}
+
+awaitable<bool> Session::ReadMore() {
+  boost::system::error_code ec;
+  if (decoder_.buffered() == 0) {
+    // Hold no buffer while idle: wait until bytes are there.
+    decoder_.Shrink(0);
+    co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                                asio::redirect_error(use_awaitable, ec));
+    if (ec || closed_) co_return false;
+  }
+  std::span<std::byte> room = decoder_.Prepare(kReadChunk);
+  std::size_t n = co_await socket_.async_read_some(asio::buffer(room.data(), room.size()),
+                                                   asio::redirect_error(use_awaitable, ec));
+  if (ec || closed_) co_return false;
+  decoder_.Commit(n);
+  last_received_ = SteadyNow();
+  co_return true;
+}
+
+awaitable<void> Session::ReadLoop() {
+  const ServerOptions& o = context_->options;
+  while (!closed_ && !close_after_write_) {
+    while (std::optional<c::Frame> frame = decoder_.Next()) {
+      context_->frames.fetch_add(1, std::memory_order_relaxed);
+      if (!Dispatch(*frame)) co_return;
+    }
+    if (decoder_.error()) {
+      CloseWith(decoder_.error()->code, decoder_.error()->message);
+      co_return;
+    }
+    if (decoder_.in_frame()) {
+      if (!frame_started_) frame_started_ = SteadyNow();
+    } else {
+      frame_started_.reset();
+    }
+    // Back-pressure: stop reading while too much is unanswered or unsent.
+    while (!closed_ && (outstanding_ >= o.max_requests_per_connection ||
+                        out_.size() + sending_.size() > o.max_send_buffer)) {
+      co_await WaitForRoom();
+    }
+    if (closed_ || !co_await ReadMore()) co_return;
+  }
+}
+
+awaitable<void> Session::Watchdog() {
+  const ServerOptions& o = context_->options;
+  asio::steady_timer& timer = watchdog_;
+  while (!closed_) {
+    Duration tick = handshaken_ ? heartbeat_ / 4 : o.handshake_timeout / 10;
+    tick = std::clamp<Duration>(tick, std::chrono::milliseconds(10), std::chrono::seconds(1));
+    timer.expires_after(tick);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (closed_) break;
+    MonoTime now = SteadyNow();
+    if (close_requested_ && now - *close_requested_ > std::chrono::seconds(5)) {
+      CloseSocket();  // the peer does not read its error
+      break;
+    }
+    if (!handshaken_ && !close_after_write_ && now - started_ > o.handshake_timeout) {
+      CloseWith(c::ConnectionError::kHandshakeTimeout, "no HELLO within the handshake timeout");
+      close_requested_ = now;
+      continue;
+    }
+    if (frame_started_ && now - *frame_started_ > o.frame_timeout) {
+      CloseWith(c::ConnectionError::kFrameTimeout, "a frame took longer than the frame timeout");
+      continue;
+    }
+    if (!handshaken_) continue;
+    if (now - last_received_ > 3 * heartbeat_) {
+      CloseWith(c::ConnectionError::kHeartbeatTimeout, "nothing received for three heartbeats");
+      continue;
+    }
+    if (now - last_sent_ >= heartbeat_ && !close_after_write_) {
+      c::FrameWriter w = writer();
+      c::EncodePing(w, c::FrameType::kPing,
+                    static_cast<std::uint64_t>(now.time_since_epoch().count()));
+      last_sent_ = now;
+      Flush();
+    }
+  }
+}
+
+bool Session::Dispatch(const c::Frame& frame) {
+  const std::uint32_t corr = frame.header.correlation;
+  const ServerOptions& o = context_->options;
+  auto malformed = [&](const Status& status) {
+    CloseWith(c::ConnectionError::kMalformedFrame, status.message());
+    return false;
+  };
+  if (going_away_ && frame.type() != c::FrameType::kPing && frame.type() != c::FrameType::kPong) {
+    c::FrameWriter w = writer();
+    c::EncodeError(w, corr, static_cast<std::uint16_t>(c::ConnectionError::kShuttingDown),
+                   "junctiond is shutting down");
+    Flush();
+    return true;
+  }
+  switch (frame.type()) {
+    case c::FrameType::kPing: {
+      Result<std::uint64_t> nonce = c::DecodePing(frame.payload);
+      if (!nonce.ok()) return malformed(nonce.status());
+      c::FrameWriter w = writer();
+      c::EncodePing(w, c::FrameType::kPong, *nonce);
+      Flush();
+      return true;
+    }
+    case c::FrameType::kPong: {
+      Result<std::uint64_t> nonce = c::DecodePing(frame.payload);
+      if (!nonce.ok()) return malformed(nonce.status());
+      return true;
+    }
+    case c::FrameType::kCreateTopic: {
+      Result<c::CreateTopicFrame> f = c::DecodeCreateTopic(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      Spawn(HandleCreateTopic(corr, std::string(f->topic), f->options));
+      return true;
+    }
+    case c::FrameType::kPublish: {
+      Result<c::PublishFrame> f = c::DecodePublish(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      std::vector<Message> messages;
+      Status decoded =
+          broker::DecodeMessageBatch(f->batch, o.max_frame_bytes, kMaxMessagesPerBatch, messages);
+      if (!decoded.ok()) {
+        SendError(corr, decoded);
+        return true;
+      }
+      Spawn(HandlePublish(corr, std::string(f->topic), std::move(messages), f->options));
+      return true;
+    }
+    case c::FrameType::kSubscribe: {
+      Result<c::SubscribeFrame> f = c::DecodeSubscribe(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      Spawn(HandleSubscribe(corr, std::string(f->topic), std::move(f->options)));
+      return true;
+    }
+    case c::FrameType::kFetch:
+      return OnFetch(frame);
+    case c::FrameType::kAck:
+      return OnAck(frame);
+    case c::FrameType::kCloseStream: {
+      Result<std::uint64_t> id = c::DecodeCloseStream(frame.payload);
+      if (!id.ok()) return malformed(id.status());
+      auto it = streams_.find(*id);
+      if (it == streams_.end()) {
+        SendError(corr, NotFoundError("no stream " + std::to_string(*id) + " on this connection"));
+        return true;
+      }
+      std::shared_ptr<Stream> stream = std::move(it->second);
+      streams_.erase(it);
+      Spawn(HandleCloseStream(corr, std::move(stream)));
+      return true;
+    }
+    case c::FrameType::kSeek: {
+      Result<c::SeekFrame> f = c::DecodeSeek(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      Spawn(HandleSeek(corr, std::string(f->topic), std::string(f->group), f->position));
+      return true;
+    }
+    case c::FrameType::kDescribeGroup: {
+      Result<c::DescribeGroupFrame> f = c::DecodeDescribeGroup(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      Spawn(HandleDescribe(corr, std::string(f->topic), std::string(f->group)));
+      return true;
+    }
+    case c::FrameType::kRequest: {
+      Result<c::RequestFrame> f = c::DecodeRequest(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      std::vector<Message> messages;
+      Status decoded = broker::DecodeMessageBatch(f->batch, o.max_frame_bytes, 1, messages);
+      if (decoded.ok() && messages.size() != 1) {
+        decoded = InvalidArgumentError("REQUEST: the batch must hold exactly one message");
+      }
+      if (!decoded.ok()) {
+        SendError(corr, decoded);
+        return true;
+      }
+      Deadline deadline = f->timeout.count() == 0 ? Deadline::Infinite()
+                                                  : Deadline::After(*context_->clock, f->timeout);
+      Spawn(HandleRequest(corr, std::string(f->topic), std::move(messages.front()), deadline));
+      return true;
+    }
+    case c::FrameType::kRespond: {
+      Result<std::string_view> topic = c::DecodeRespond(frame.payload);
+      if (!topic.ok()) return malformed(topic.status());
+      Spawn(HandleRespond(corr, std::string(*topic)));
+      return true;
+    }
+    case c::FrameType::kReplyTo: {
+      Result<c::ReplyToFrame> f = c::DecodeReplyTo(frame.payload);
+      if (!f.ok()) return malformed(f.status());
+      std::vector<Message> messages;
+      Status decoded = broker::DecodeMessageBatch(f->batch, o.max_frame_bytes, 1, messages);
+      if (decoded.ok() && messages.size() != 1) {
+        decoded = InvalidArgumentError("REPLY_TO: the batch must hold exactly one message");
+      }
+      auto it = requests_.find(f->request_id);
+      if (decoded.ok() && it == requests_.end()) {
+        decoded = FailedPreconditionError("request " + std::to_string(f->request_id) +
+                                          " is not open on this connection (already replied?)");
+      }
+      if (!decoded.ok()) {
+        SendError(corr, decoded);
+        return true;
+      }
+      std::unique_ptr<IncomingRequest> request = std::move(it->second);
+      requests_.erase(it);
+      Spawn(HandleReplyTo(corr, std::move(request), std::move(messages.front())));
+      return true;
+    }
+    case c::FrameType::kHello:
+      return malformed(InvalidArgumentError("HELLO after the handshake"));
+    default:
+      break;
+  }
+  if (c::IsReservedAdminType(frame.header.type)) {
+    SendError(corr, UnimplementedError("frame type " + c::FrameTypeName(frame.header.type) +
+                                       " is not implemented by this server"));
+    return true;
+  }
+  CloseWith(c::ConnectionError::kUnknownFrameType,
+            c::IsKnownFrameType(frame.header.type)
+                ? c::FrameTypeName(frame.header.type) + " is not sent by clients"
+                : "unknown frame type " + c::FrameTypeName(frame.header.type));
+  return false;
+}
+
+bool Session::OnFetch(const c::Frame& frame) {
+  Result<c::FetchFrame> f = c::DecodeFetch(frame.payload);
+  if (!f.ok()) {
+    CloseWith(c::ConnectionError::kMalformedFrame, f.status().message());
+    return false;
+  }
+  const std::uint32_t corr = frame.header.correlation;
+  auto it = streams_.find(f->stream);
+  if (it == streams_.end()) {
+    SendError(corr,
+              NotFoundError("no stream " + std::to_string(f->stream) + " on this connection"));
+    return true;
+  }
+  std::shared_ptr<Stream> stream = it->second;
+  if (stream->fetching) {
+    SendError(corr, FailedPreconditionError("stream " + std::to_string(f->stream) +
+                                            " already has a FETCH waiting"));
+    return true;
+  }
+  Deadline deadline =
+      f->timeout ? Deadline::After(*context_->clock, *f->timeout) : Deadline::Infinite();
+  if (f->timeout && f->timeout->count() == 0) deadline = Deadline::Past();
+  stream->fetching = true;
+  std::size_t max = static_cast<std::size_t>(std::min<std::uint64_t>(f->max_messages, 4096));
+  Spawn(HandleFetch(corr, std::move(stream), max, deadline));
+  return true;
+}
+
+bool Session::OnAck(const c::Frame& frame) {
+  c::AckReader reader(frame.payload);
+  std::vector<Awaitable<Status>> acks;
+  // Per entry, in order: its answer, or nullopt for the next of `acks`.
+  std::vector<std::optional<Status>> early;
+  acks.reserve(reader.count());
+  early.reserve(reader.count());
+  while (std::optional<c::AckEntry> a = reader.Next()) {
+    auto it = streams_.find(a->stream);
+    if (it == streams_.end()) {
+      early.push_back(FailedPreconditionError("stream " + std::to_string(a->stream) +
+                                              " is closed: its deliveries went back to the group"));
+      continue;
+    }
+    Stream& stream = *it->second;
+    auto d = stream.deliveries.find(a->delivery_id);
+    if (d == stream.deliveries.end()) {
+      // An ephemeral delivery counts as acked when delivered.
+      if (stream.ephemeral) {
+        early.emplace_back(OkStatus());
+      } else {
+        early.emplace_back(FailedPreconditionError("delivery " + std::to_string(a->delivery_id) +
+                                                   " of stream " + std::to_string(a->stream) +
+                                                   " was already acked or nacked"));
+      }
+      continue;
+    }
+    switch (a->kind) {
+      case c::AckKind::kAck:
+        acks.push_back(d->second.Ack());
+        break;
+      case c::AckKind::kAckSync:
+        acks.push_back(d->second.AckSync());
+        break;
+      case c::AckKind::kNack:
+        acks.push_back(d->second.Nack(a->delay, std::string(a->error)));
+        break;
+      case c::AckKind::kInProgress:
+        acks.push_back(d->second.InProgress());
+        break;
+    }
+    if (a->kind != c::AckKind::kInProgress) stream.deliveries.erase(d);
+    early.emplace_back(std::nullopt);
+  }
+  if (!reader.status().ok()) {
+    CloseWith(c::ConnectionError::kMalformedFrame, reader.status().message());
+    return false;
+  }
+  Spawn(HandleAck(frame.header.correlation, std::move(acks), std::move(early)));
+  return true;
+}
+
+awaitable<void> Session::HandleCreateTopic(std::uint32_t correlation, std::string topic,
+                                           TopicOptions options) {
+  Status s = co_await context_->bus->CreateTopic(topic, options, Deadline::Infinite());
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+awaitable<bool> Session::CreateMissing(const Status& status, const std::string& topic) {
+  if (status.code() != StatusCode::kNotFound || !auto_create_) co_return false;
+  Status created = co_await context_->bus->CreateTopic(topic, default_topic_, Deadline::Infinite());
+  // AlreadyExists: another connection created it (with other options) meanwhile.
+  co_return created.ok() || created.code() == StatusCode::kAlreadyExists;
+}
+
+awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string topic,
+                                       std::vector<Message> messages, PublishOptions options) {
+  Bus& bus = *context_->bus;
+  if (messages.size() == 1) {
+    // Kept until stored: a publish to a missing topic is tried again.
+    bool retry = auto_create_ && !known_topics_.contains(topic);
+    Message copy = retry ? messages.front() : Message{};
+    Result<PublishResult> r =
+        co_await bus.Publish(topic, std::move(messages.front()), options, Deadline::Infinite());
+    if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
+      r = co_await bus.Publish(topic, std::move(copy), options, Deadline::Infinite());
+    }
+    if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
+    if (!r.ok()) {
+      SendError(correlation, r.status());
+      co_return;
+    }
+    c::FrameWriter w = writer();
+    c::BeginPublished(w, correlation, 1);
+    c::EncodePublishedResult(w, *r);
+    w.End();
+    Flush();
+    co_return;
+  }
+  bool retry = auto_create_ && !known_topics_.contains(topic);
+  std::vector<Message> copy = retry ? messages : std::vector<Message>{};
+  Result<std::vector<PublishResult>> r =
+      co_await bus.PublishBatch(topic, std::move(messages), options, Deadline::Infinite());
+  if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
+    r = co_await bus.PublishBatch(topic, std::move(copy), options, Deadline::Infinite());
+  }
+  if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
+  if (!r.ok()) {
+    SendError(correlation, r.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::BeginPublished(w, correlation, r->size());
+  for (const PublishResult& p : *r) c::EncodePublishedResult(w, p);
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleSubscribe(std::uint32_t correlation, std::string topic,
+                                         SubscribeOptions options) {
+  bool ephemeral = options.group.empty();
+  Result<std::unique_ptr<Subscription>> sub =
+      co_await context_->bus->Subscribe(topic, options, Deadline::Infinite());
+  if (!sub.ok() && co_await CreateMissing(sub.status(), topic)) {
+    sub = co_await context_->bus->Subscribe(topic, std::move(options), Deadline::Infinite());
+  }
+  if (!sub.ok()) {
+    SendError(correlation, sub.status());
+    co_return;
+  }
+  if (closed_ || going_away_) {
+    (void)co_await (*sub)->Close();
+    SendError(correlation, UnavailableError("junctiond is shutting down"));
+    co_return;
+  }
+  auto stream = std::make_shared<Stream>();
+  stream->id = next_stream_++;
+  stream->ephemeral = ephemeral;
+  stream->subscription = std::move(*sub);
+  streams_.emplace(stream->id, stream);
+  c::FrameWriter w = writer();
+  c::EncodeSubscribed(w, correlation, stream->id);
+  Flush();
+}
+
+awaitable<void> Session::HandleFetch(std::uint32_t correlation, std::shared_ptr<Stream> stream,
+                                     std::size_t max_messages, Deadline deadline) {
+  if (stream->responder) {
+    Result<std::unique_ptr<IncomingRequest>> got = co_await stream->responder->Next(deadline);
+    stream->fetching = false;
+    if (!got.ok()) {
+      SendError(correlation, got.status());
+      co_return;
+    }
+    Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
+        std::span(&(*got)->message(), 1), WallMs(*context_->clock), c::kMaxBatchBytesLimit);
+    if (!batch.ok()) {
+      SendError(correlation, batch.status());
+      co_return;
+    }
+    std::uint64_t id = next_request_++;
+    requests_.emplace(id, std::move(*got));
+    c::FrameWriter w = writer();
+    c::BeginRequestIn(w, correlation, stream->id, id);
+    w.Raw(*batch);
+    w.End();
+    Flush();
+    co_return;
+  }
+  std::vector<Delivery> deliveries;
+  if (stream->pending.empty()) {
+    Result<std::vector<Delivery>> got =
+        co_await stream->subscription->NextBatch(max_messages, deadline);
+    if (!got.ok()) {
+      stream->fetching = false;
+      SendError(correlation, got.status());
+      co_return;
+    }
+    deliveries = std::move(*got);
+  } else {
+    while (!stream->pending.empty() && deliveries.size() < max_messages) {
+      deliveries.push_back(std::move(stream->pending.front()));
+      stream->pending.pop_front();
+    }
+  }
+  stream->fetching = false;
+  // As many as fit the peer's frame limit; the rest wait for the next FETCH.
+  const std::size_t room =
+      peer_max_frame_ > kDeliverSlack * 2 ? peer_max_frame_ - kDeliverSlack : peer_max_frame_;
+  c::RecordBatchBuilder builder({.max_batch_bytes = c::kMaxBatchBytesLimit});
+  std::size_t take = 0;
+  std::int64_t now_ms = WallMs(*context_->clock);
+  for (; take < deliveries.size(); ++take) {
+    // The record takes about the message's size plus a few bytes per field.
+    const Message& m = deliveries[take].message();
+    std::size_t estimate = broker::MessageSize(m) + 128 + 16 * m.headers.size();
+    if (take > 0 && builder.uncompressed_bytes() + estimate > room) break;
+    broker::AddMessage(builder, deliveries[take].message(), now_ms, std::nullopt);
+  }
+  for (std::size_t i = deliveries.size(); i > take; --i) {
+    stream->pending.push_front(std::move(deliveries[i - 1]));
+  }
+  deliveries.resize(take);
+  Result<std::vector<std::byte>> batch = builder.Build();
+  if (!batch.ok()) {
+    SendError(correlation, batch.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::BeginDeliver(w, correlation, stream->id, deliveries.size());
+  for (Delivery& d : deliveries) {
+    std::uint64_t id = stream->next_delivery++;
+    c::EncodeDeliveryHeader(w, {d.partition(), d.offset(), d.attempt(), id});
+    if (!stream->ephemeral && !stream->closed) stream->deliveries.emplace(id, std::move(d));
+  }
+  w.Raw(*batch);
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleAck(std::uint32_t correlation, std::vector<Awaitable<Status>> acks,
+                                   std::vector<std::optional<Status>> early) {
+  // Every ack starts at once (the bus gathers them), then the answers go
+  // out in order.
+  struct Gather {
+    explicit Gather(const asio::any_io_executor& ex)
+        : wake(ex, asio::steady_timer::time_point::max()) {}
+    std::vector<Status> results;
+    std::size_t left = 0;
+    asio::steady_timer wake;
+  };
+  auto gather = std::make_shared<Gather>(executor_);
+  gather->results.resize(acks.size());
+  gather->left = acks.size();
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    asio::co_spawn(executor_, std::move(acks[i]),
+                   [gather, i](const std::exception_ptr& e, const Status& s) {
+                     gather->results[i] = e ? InternalError("ack failed with an exception") : s;
+                     if (--gather->left == 0) gather->wake.cancel();
+                   });
+  }
+  while (gather->left > 0) {
+    boost::system::error_code ec;
+    co_await gather->wake.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  c::FrameWriter w = writer();
+  c::BeginAcked(w, correlation, early.size());
+  std::size_t next = 0;
+  for (const std::optional<Status>& s : early) {
+    c::EncodeAckedResult(w, s ? *s : gather->results[next++]);
+  }
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleCloseStream(std::uint32_t correlation,
+                                           std::shared_ptr<Stream> stream) {
+  stream->closed = true;
+  stream->deliveries.clear();
+  stream->pending.clear();
+  Status s = stream->subscription ? co_await stream->subscription->Close()
+                                  : co_await stream->responder->Close();
+  if (correlation == 0) co_return;
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+awaitable<void> Session::CloseStreams() {
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, stream] : streams) co_await HandleCloseStream(0, stream);
+}
+
+awaitable<void> Session::HandleSeek(std::uint32_t correlation, std::string topic, std::string group,
+                                    StartPosition position) {
+  Status s = co_await context_->bus->Seek(topic, group, position, Deadline::Infinite());
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+awaitable<void> Session::HandleDescribe(std::uint32_t correlation, std::string topic,
+                                        std::string group) {
+  Result<GroupInfo> info =
+      co_await context_->bus->DescribeGroup(topic, group, Deadline::Infinite());
+  if (!info.ok()) {
+    SendError(correlation, info.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeGroupInfo(w, correlation, *info);
+  Flush();
+}
+
+awaitable<void> Session::HandleRequest(std::uint32_t correlation, std::string topic,
+                                       Message request, Deadline deadline) {
+  Result<Message> reply = co_await context_->bus->Request(topic, std::move(request), deadline);
+  if (!reply.ok()) {
+    SendError(correlation, reply.status());
+    co_return;
+  }
+  Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
+      std::span(&*reply, 1), WallMs(*context_->clock), c::kMaxBatchBytesLimit);
+  if (!batch.ok()) {
+    SendError(correlation, batch.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  w.Begin(c::FrameType::kReply, correlation);
+  w.Raw(*batch);
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleRespond(std::uint32_t correlation, std::string topic) {
+  Result<std::unique_ptr<Responder>> responder =
+      co_await context_->bus->Respond(topic, Deadline::Infinite());
+  if (!responder.ok()) {
+    SendError(correlation, responder.status());
+    co_return;
+  }
+  if (closed_ || going_away_) {
+    (void)co_await (*responder)->Close();
+    SendError(correlation, UnavailableError("junctiond is shutting down"));
+    co_return;
+  }
+  auto stream = std::make_shared<Stream>();
+  stream->id = next_stream_++;
+  stream->responder = std::move(*responder);
+  streams_.emplace(stream->id, stream);
+  c::FrameWriter w = writer();
+  c::EncodeResponding(w, correlation, stream->id);
+  Flush();
+}
+
+awaitable<void> Session::HandleReplyTo(std::uint32_t correlation,
+                                       std::unique_ptr<IncomingRequest> request, Message reply) {
+  Status s = co_await request->Reply(std::move(reply));
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+}  // namespace junction::server

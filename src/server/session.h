@@ -1,0 +1,159 @@
+#pragma once
+
+// One client connection of junctiond (internal to src/server). Everything a
+// session does runs on its shard's executor, one handler at a time, so its
+// state takes no locks; calls into the bus hop to the broker's shard and
+// resume here.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "codec/wire.h"
+#include "junction/bus.h"
+#include "server/server.h"
+
+namespace junction::server {
+
+class Session;
+
+// What every session shares: the bus, the options, the counters, and the
+// list of open sessions (for Stop). Thread-safe.
+struct ServerContext {
+  ServerOptions options;
+  std::unique_ptr<Bus> bus;
+  const Clock* clock = nullptr;
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> open{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> frames{0};
+  std::atomic<std::uint64_t> protocol_errors{0};
+  std::atomic<bool> stopping{false};
+
+  std::mutex mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context);
+  ~Session();
+
+  // Serves the connection until it closes. co_spawn it on the socket's executor.
+  static boost::asio::awaitable<void> Run(std::shared_ptr<Session> self);
+  // Tells the client GOAWAY and closes once what was read is answered.
+  // Callable from any thread (posted to the session's executor).
+  void Shutdown();
+  // Closes the connection now. Callable from any thread.
+  void Abort();
+
+ private:
+  struct Stream;
+  using Payload = std::span<const std::byte>;
+
+  boost::asio::awaitable<bool> Handshake();
+  boost::asio::awaitable<void> ReadLoop();
+  boost::asio::awaitable<void> Watchdog();
+  // Reads at least one more byte into the decoder; false on EOF or error.
+  boost::asio::awaitable<bool> ReadMore();
+  // Handles one frame; false when the connection must close.
+  bool Dispatch(const codec::Frame& frame);
+
+  // Writing: frames are appended to out_ (through writer()) and Flush
+  // starts the write loop if it is not running.
+  codec::FrameWriter writer() { return codec::FrameWriter(out_); }
+  void Flush();
+  static boost::asio::awaitable<void> WriteLoop(std::shared_ptr<Session> self);
+  void SendError(std::uint32_t correlation, const Status& status);
+  // Sends ERROR with a connection code and closes after it is written.
+  void CloseWith(codec::ConnectionError code, std::string message);
+  void CloseSocket();
+  boost::asio::awaitable<void> WaitForRoom();
+  void Wake();
+
+  // Requests answered later: each runs as its own coroutine here.
+  template <typename Awaitable>
+  void Spawn(Awaitable a);
+  void Begin() { ++outstanding_; }
+  void Done();
+
+  boost::asio::awaitable<void> HandlePublish(std::uint32_t correlation, std::string topic,
+                                             std::vector<Message> messages, PublishOptions options);
+  boost::asio::awaitable<void> HandleCreateTopic(std::uint32_t correlation, std::string topic,
+                                                 TopicOptions options);
+  boost::asio::awaitable<void> HandleSubscribe(std::uint32_t correlation, std::string topic,
+                                               SubscribeOptions options);
+  boost::asio::awaitable<void> HandleFetch(std::uint32_t correlation,
+                                           std::shared_ptr<Stream> stream, std::size_t max_messages,
+                                           Deadline deadline);
+  boost::asio::awaitable<void> HandleAck(std::uint32_t correlation,
+                                         std::vector<Awaitable<Status>> acks,
+                                         std::vector<std::optional<Status>> early);
+  boost::asio::awaitable<void> HandleCloseStream(std::uint32_t correlation,
+                                                 std::shared_ptr<Stream> stream);
+  boost::asio::awaitable<void> HandleSeek(std::uint32_t correlation, std::string topic,
+                                          std::string group, StartPosition position);
+  boost::asio::awaitable<void> HandleDescribe(std::uint32_t correlation, std::string topic,
+                                              std::string group);
+  boost::asio::awaitable<void> HandleRequest(std::uint32_t correlation, std::string topic,
+                                             Message request, Deadline deadline);
+  boost::asio::awaitable<void> HandleRespond(std::uint32_t correlation, std::string topic);
+  boost::asio::awaitable<void> HandleReplyTo(std::uint32_t correlation,
+                                             std::unique_ptr<IncomingRequest> request,
+                                             Message reply);
+  boost::asio::awaitable<void> CloseStreams();
+  // After NotFound from a publish or subscribe: creates the topic when this
+  // client asked for that; true when the call should be tried again.
+  boost::asio::awaitable<bool> CreateMissing(const Status& status, const std::string& topic);
+
+  bool OnAck(const codec::Frame& frame);
+  bool OnFetch(const codec::Frame& frame);
+
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::any_io_executor executor_;
+  std::shared_ptr<ServerContext> context_;
+  std::string peer_;
+  codec::FrameDecoder decoder_;
+  std::vector<std::byte> out_;
+  std::vector<std::byte> sending_;
+  bool writing_ = false;
+  bool close_after_write_ = false;
+  bool closed_ = false;
+  bool handshaken_ = false;
+  bool going_away_ = false;
+  std::size_t outstanding_ = 0;
+  // Woken (cancelled) whenever a request is answered or a write finishes.
+  boost::asio::steady_timer room_;
+  boost::asio::steady_timer watchdog_;
+  MonoTime last_received_;
+  MonoTime last_sent_;
+  std::optional<MonoTime> frame_started_;
+  Duration heartbeat_{};
+
+  std::uint64_t next_stream_ = 1;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Stream>> streams_;
+  std::uint64_t next_request_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<IncomingRequest>> requests_;
+  std::uint32_t peer_max_frame_ = codec::kDefaultMaxFrameBytes;
+  // The client's BusOptions::auto_create_topics and default_topic.
+  bool auto_create_ = true;
+  TopicOptions default_topic_{};
+  // Topics this connection stored to: no copy is kept for a retry there.
+  std::unordered_set<std::string> known_topics_;
+  MonoTime started_;
+  std::optional<MonoTime> close_requested_;
+};
+
+}  // namespace junction::server
