@@ -22,9 +22,11 @@ release: setup
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 
+# Until the reference system lands, the main job is junctiond in the
+# foreground, on a data directory under the build folder (Ctrl-C stops it).
 run: release
-	@build/release/apps/junction/junction --help
 	@build/release/apps/junction/junction version
+	@build/release/apps/junction/junction broker --data-dir build/release/junction-data
 
 unit: build
 	@ctest --preset debug

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "junction/config.h"
 #include "junction/log.h"
+#include "server/daemon.h"
 #include "storage/config.h"
 
 namespace junction::cli {
@@ -25,6 +26,15 @@ struct GlobalOptions {
   std::string color = "auto";
 };
 
+// `junction broker`: flags that override broker.* and storage.* keys.
+struct BrokerFlags {
+  std::string data_dir;
+  std::string listen;
+  std::string admin;
+  std::string fsync;
+  int shards = -1;
+};
+
 // Colours only on a terminal, and never when NO_COLOR is set and non-empty
 // (https://no-color.org), unless --color=always.
 bool UseColor(const std::string& mode) {
@@ -35,12 +45,21 @@ bool UseColor(const std::string& mode) {
   return ::isatty(STDOUT_FILENO) != 0;
 }
 
-Result<config::Config> LoadConfig(const config::Schema& schema, const GlobalOptions& options) {
+Result<config::Config> LoadConfig(const config::Schema& schema, const GlobalOptions& options,
+                                  const BrokerFlags& broker) {
   config::LoadOptions load;
   load.file = options.config_file;
   load.env = config::ProcessEnvironment();
   if (!options.log_level.empty()) {
     load.flags.push_back({"log.level", options.log_level, "--log-level"});
+  }
+  if (!broker.data_dir.empty()) {
+    load.flags.push_back({"broker.data_dir", broker.data_dir, "--data-dir"});
+  }
+  if (!broker.listen.empty()) load.flags.push_back({"broker.listen", broker.listen, "--listen"});
+  if (!broker.fsync.empty()) load.flags.push_back({"storage.fsync", broker.fsync, "--fsync"});
+  if (broker.shards >= 0) {
+    load.flags.push_back({"broker.shards", std::to_string(broker.shards), "--shards"});
   }
   return config::Load(schema, load);
 }
@@ -60,11 +79,23 @@ int Fail(const Status& status) {
   return kExitFailure;
 }
 
-int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& bench) {
+int RunBroker(const config::Config& config, const BrokerFlags& flags) {
+  if (!flags.admin.empty()) {
+    return Fail(UnimplementedError(
+        "--admin: the admin HTTP endpoint (/metrics, /livez, /readyz) is not built yet"));
+  }
+  Result<server::ServerOptions> options = server::OptionsFromConfig(config);
+  if (!options.ok()) return Fail(options.status());
+  return server::RunDaemon(*options, stdout);
+}
+
+int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& bench,
+              const BrokerFlags& broker) {
   config::Schema schema;
   if (Status s = config::AddCoreKeys(schema); !s.ok()) return Fail(s);
   if (Status s = storage::AddConfigKeys(schema); !s.ok()) return Fail(s);
-  Result<config::Config> config = LoadConfig(schema, options);
+  if (Status s = server::AddConfigKeys(schema); !s.ok()) return Fail(s);
+  Result<config::Config> config = LoadConfig(schema, options, broker);
   if (!config.ok()) return Fail(config.status());
   if (Status s = StartLogging(*config); !s.ok()) return Fail(s);
   log::Debug("configuration loaded", {{"entries", config->Entries().size()}});
@@ -78,6 +109,8 @@ int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& b
     code = RunConfigPrint(context);
   } else if (app.got_subcommand("bench")) {
     code = RunBench(context, *app.get_subcommand("bench"), bench);
+  } else if (app.got_subcommand("broker")) {
+    code = RunBroker(*config, broker);
   }
   std::cout.flush();
   log::Flush();
@@ -112,6 +145,19 @@ int Run(int argc, char** argv) {
     config_command->add_subcommand("print", "Print every effective key, its value and source");
     BenchOptions bench;
     AddBenchCommand(app, bench);
+    BrokerFlags broker;
+    CLI::App* broker_command =
+        app.add_subcommand("broker", "Run junctiond in the foreground (Ctrl-C stops it)");
+    broker_command->add_option("--data-dir", broker.data_dir,
+                               "Directory of topics and groups (broker.data_dir)");
+    broker_command->add_option("--listen", broker.listen,
+                               "HOST:PORT of the wire protocol (broker.listen)");
+    broker_command->add_option("--admin", broker.admin,
+                               "HOST:PORT of the admin HTTP endpoint (not built yet)");
+    broker_command->add_option("--fsync", broker.fsync,
+                               "always | never | interval=200ms (storage.fsync)");
+    broker_command->add_option("--shards", broker.shards,
+                               "Event-loop threads, 0: one per CPU (broker.shards)");
 
     try {
       app.parse(argc, argv);
@@ -119,7 +165,7 @@ int Run(int argc, char** argv) {
       int code = app.exit(e, std::cout, std::cerr);  // help goes to stdout
       return code == 0 ? kExitOk : kExitUsage;
     }
-    return RunParsed(app, options, bench);
+    return RunParsed(app, options, bench, broker);
   } catch (const std::exception& e) {
     std::cerr << "junction: " << e.what() << '\n';
     return kExitFailure;

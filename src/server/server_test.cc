@@ -1,0 +1,306 @@
+// junctiond against hostile and broken clients, in-process on loopback:
+// each gets a clear error or a close, and the daemon keeps serving others.
+
+#include "server/server.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+
+#include "codec/byte_order.h"
+#include "codec/wire.h"
+#include "junction/bus.h"
+
+namespace junction::server {
+namespace {
+
+using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+namespace asio = boost::asio;
+using asio::ip::tcp;
+namespace c = codec;
+
+// A blocking client socket; reads give up after 10 s.
+class RawClient {
+ public:
+  explicit RawClient(std::uint16_t port) : socket_(ctx_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    timeval tv{10, 0};
+    setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void Send(std::span<const std::byte> bytes) {
+    boost::system::error_code ec;
+    asio::write(socket_, asio::buffer(bytes.data(), bytes.size()), ec);
+  }
+  void Send(std::string_view text) {
+    Send({reinterpret_cast<const std::byte*>(text.data()), text.size()});
+  }
+  // Preamble and HELLO, then the WELCOME frame.
+  c::Frame Handshake() {
+    std::vector<std::byte> out(std::begin(c::kPreamble), std::end(c::kPreamble));
+    c::FrameWriter w(out);
+    c::EncodeHello(w, {.client = "server_test"});
+    Send(out);
+    std::optional<c::Frame> welcome = NextFrame();
+    EXPECT_TRUE(welcome && welcome->type() == c::FrameType::kWelcome);
+    return welcome.value_or(c::Frame{});
+  }
+  // Everything until the server closes (or 10 s pass).
+  std::string ReadUntilClosed() {
+    std::string all;
+    char buf[4096];
+    while (true) {
+      ssize_t n = ::read(socket_.native_handle(), buf, sizeof buf);
+      if (n <= 0) {
+        closed_ = n == 0 || errno == ECONNRESET;
+        break;
+      }
+      all.append(buf, static_cast<std::size_t>(n));
+    }
+    return all;
+  }
+  // The next frame the server sends; nullopt on close.
+  std::optional<c::Frame> NextFrame() {
+    while (true) {
+      if (std::optional<c::Frame> f = decoder_.Next()) return f;
+      std::span<std::byte> room = decoder_.Prepare(4096);
+      ssize_t n = ::read(socket_.native_handle(), room.data(), room.size());
+      if (n <= 0) {
+        closed_ = true;
+        return std::nullopt;
+      }
+      decoder_.Commit(static_cast<std::size_t>(n));
+    }
+  }
+  // The code of the next ERROR frame (skipping PINGs), or 0 when none came.
+  std::uint16_t NextErrorCode() {
+    while (std::optional<c::Frame> f = NextFrame()) {
+      if (f->type() == c::FrameType::kPing) continue;
+      if (f->type() != c::FrameType::kError) return 0;
+      Result<c::ErrorFrame> e = c::DecodeError(f->payload);
+      return e.ok() ? e->code : 0;
+    }
+    return 0;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  asio::io_context ctx_;
+  tcp::socket socket_;
+  c::FrameDecoder decoder_{c::kMaxMaxFrameBytes};
+  bool closed_ = false;
+};
+
+std::uint16_t Code(c::ConnectionError e) { return static_cast<std::uint16_t>(e); }
+
+Awaitable<Result<PublishResult>> PublishProbe(Bus* bus) {
+  Message m;
+  m.id = "probe";
+  m.source = "/server_test";
+  m.type = "probe";
+  Result<PublishResult> r = co_await bus->Publish("probes", m);
+  (void)co_await bus->Close();
+  co_return r;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start({}); }
+
+  void Start(ServerOptions options) {
+    if (server_) (void)server_->Stop();
+    options.bus_url = "mem://";
+    options.listen = "127.0.0.1:0";
+    options.shards = 2;
+    if (options.handshake_timeout == std::chrono::seconds(10)) options.handshake_timeout = 500ms;
+    if (options.frame_timeout == std::chrono::seconds(30)) options.frame_timeout = 500ms;
+    Result<std::unique_ptr<Server>> server = Server::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+  }
+  void TearDown() override {
+    if (server_) {
+      EXPECT_TRUE(server_->Stop().ok());
+    }
+  }
+
+  // A real client can still publish and read back: the daemon is responsive.
+  void ExpectServing() {
+    Result<std::unique_ptr<Bus>> bus = Bus::Open("junction://" + server_->address());
+    ASSERT_TRUE(bus.ok()) << bus.status();
+    asio::io_context ctx;
+    std::future<Result<PublishResult>> published =
+        asio::co_spawn(ctx, PublishProbe(bus->get()), asio::use_future);
+    ctx.run();
+    Result<PublishResult> r = published.get();
+    EXPECT_TRUE(r.ok()) << r.status();
+  }
+
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ServerTest, TlsClientHelloGetsAnAlertAndAClose) {
+  RawClient client(server_->port());
+  const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};
+  client.Send({reinterpret_cast<const std::byte*>(hello), sizeof hello});
+  std::string answer = client.ReadUntilClosed();
+  std::span<const std::byte> alert = c::TlsRefusal();
+  EXPECT_EQ(answer, std::string(reinterpret_cast<const char*>(alert.data()), alert.size()));
+  EXPECT_TRUE(client.closed());
+  ExpectServing();
+}
+
+TEST_F(ServerTest, HttpGetsA400SayingWhatThePortIs) {
+  RawClient client(server_->port());
+  client.Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string answer = client.ReadUntilClosed();
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 Bad Request\r\n")) << answer;
+  EXPECT_NE(answer.find("Junction wire protocol"), std::string::npos);
+  EXPECT_TRUE(client.closed());
+  ExpectServing();
+}
+
+TEST_F(ServerTest, BytesWithoutThePreambleGetNotJunction) {
+  RawClient client(server_->port());
+  client.Send("hello, is this redis?\r\n");
+  EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kNotJunction));
+  EXPECT_FALSE(client.NextFrame());
+  ExpectServing();
+}
+
+TEST_F(ServerTest, OversizedLengthsAreRefusedAndClosed) {
+  for (std::uint32_t length : {0xFFFFFFFFu, c::kDefaultMaxFrameBytes + 1}) {
+    RawClient client(server_->port());
+    client.Handshake();
+    std::byte header[c::kFrameHeaderSize] = {};
+    c::StoreLE<std::uint32_t>(header, length);
+    client.Send(header);
+    EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kFrameTooLarge)) << length;
+    EXPECT_FALSE(client.NextFrame());
+  }
+  EXPECT_GE(server_->stats().protocol_errors, 2u);
+  ExpectServing();
+}
+
+TEST_F(ServerTest, GarbageAfterAValidFrameIsAnErrorAfterItsAnswer) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  c::EncodePing(w, c::FrameType::kPing, 7);
+  for (char ch : std::string_view("\x09\x00\x00\x00\x7f\x00\x00\x00\x00\x00\x00\x00\x00", 13)) {
+    out.push_back(std::byte(ch));
+  }
+  client.Send(out);
+  std::optional<c::Frame> pong = client.NextFrame();
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->type(), c::FrameType::kPong);
+  EXPECT_EQ(c::DecodePing(pong->payload).value(), 7u);
+  EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kUnknownFrameType));
+  EXPECT_FALSE(client.NextFrame());
+  ExpectServing();
+}
+
+TEST_F(ServerTest, ReservedAdminTypesAreRefusedWithoutAClose) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  w.Begin(static_cast<c::FrameType>(0x41), 5);
+  w.End();
+  c::EncodePing(w, c::FrameType::kPing, 9);
+  client.Send(out);
+  std::optional<c::Frame> error = client.NextFrame();
+  ASSERT_TRUE(error);
+  ASSERT_EQ(error->type(), c::FrameType::kError);
+  EXPECT_EQ(error->header.correlation, 5u);
+  EXPECT_EQ(c::DecodeError(error->payload)->code,
+            static_cast<std::uint16_t>(StatusCode::kUnimplemented));
+  std::optional<c::Frame> pong = client.NextFrame();
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->type(), c::FrameType::kPong);
+}
+
+TEST_F(ServerTest, ASlowFrameIsCutOff) {
+  RawClient client(server_->port());
+  client.Handshake();
+  // A PING sent a byte at a time, slower than the frame timeout allows.
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  c::EncodePing(w, c::FrameType::kPing, 1);
+  std::thread trickle([&] {
+    for (std::size_t i = 0; i + 1 < out.size(); ++i) {
+      client.Send(std::span(out).subspan(i, 1));
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::uint16_t code = client.NextErrorCode();
+  trickle.join();
+  EXPECT_EQ(code, Code(c::ConnectionError::kFrameTimeout));
+  ExpectServing();
+}
+
+TEST_F(ServerTest, SilenceAfterConnectingEndsTheHandshake) {
+  RawClient client(server_->port());
+  EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kHandshakeTimeout));
+  EXPECT_FALSE(client.NextFrame());
+}
+
+TEST_F(ServerTest, AClientOfAnotherVersionIsToldSo) {
+  RawClient client(server_->port());
+  std::vector<std::byte> out(std::begin(c::kPreamble), std::end(c::kPreamble));
+  c::FrameWriter w(out);
+  c::EncodeHello(w, {.min_version = 2, .max_version = 3, .client = "future"});
+  client.Send(out);
+  EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kUnsupportedVersion));
+}
+
+TEST_F(ServerTest, ConnectionsPastTheLimitAreRefused) {
+  ServerOptions options;
+  options.max_connections = 2;
+  Start(options);
+  RawClient a(server_->port());
+  a.Handshake();
+  RawClient b(server_->port());
+  b.Handshake();
+  RawClient refused(server_->port());
+  EXPECT_EQ(refused.NextErrorCode(), Code(c::ConnectionError::kTooManyConnections));
+  EXPECT_GE(server_->stats().connections_refused, 1u);
+}
+
+TEST_F(ServerTest, ManyIdleConnectionsDoNotStopOthers) {
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 300; ++i) {
+    idle.push_back(std::make_unique<RawClient>(server_->port()));
+    idle.back()->Handshake();
+  }
+  ExpectServing();
+  EXPECT_GE(server_->stats().connections_open, 300u);
+}
+
+TEST_F(ServerTest, StopSendsGoawayToConnectedClients) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::thread stopper([&] { EXPECT_TRUE(server_->Stop().ok()); });
+  std::optional<c::Frame> f = client.NextFrame();
+  while (f && f->type() == c::FrameType::kPing) f = client.NextFrame();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->type(), c::FrameType::kGoaway);
+  EXPECT_FALSE(client.NextFrame());
+  stopper.join();
+  server_.reset();
+}
+
+}  // namespace
+}  // namespace junction::server
