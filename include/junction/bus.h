@@ -6,6 +6,7 @@
 //   mem://             the embedded broker in memory: every semantic below,
 //                      nothing survives Close()
 //   file:///var/lib/j  the embedded broker on the durable log, in this process
+//   junction://host:port  a junctiond shared by many processes (docs/formats/wire.md)
 //
 // The contract (DESIGN.md, "Async semantics") is checked for every transport
 // by tests/conformance/. A transport that cannot keep a point says so in its

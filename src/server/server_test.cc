@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -300,6 +301,78 @@ TEST_F(ServerTest, StopSendsGoawayToConnectedClients) {
   EXPECT_FALSE(client.NextFrame());
   stopper.join();
   server_.reset();
+}
+
+Message Event(std::string id) {
+  Message m;
+  m.id = std::move(id);
+  m.source = "/server_test";
+  m.type = "test.event";
+  return m;
+}
+
+// The client reconnects to a restarted daemon by itself: publishes go on,
+// the group subscription is opened again and gets what was not acked.
+TEST(ServerRestartTest, TheClientReconnectsAndResubscribes) {
+  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "server_restart_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ServerOptions options;
+  options.bus_url = "file://" + dir.string();
+  options.listen = "127.0.0.1:0";
+  options.shards = 2;
+  Result<std::unique_ptr<Server>> first = Server::Start(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  options.listen = (*first)->address();  // the restarted daemon takes the same port
+
+  Result<std::unique_ptr<Bus>> bus = Bus::Open("junction://" + (*first)->address());
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  asio::io_context ctx;
+  auto run = [&ctx](auto awaitable) {
+    auto f = asio::co_spawn(ctx, std::move(awaitable), asio::use_future);
+    ctx.restart();
+    ctx.run();
+    return f.get();
+  };
+  SubscribeOptions group;
+  group.group = "g";
+  std::unique_ptr<Subscription> sub =
+      std::move(run((*bus)->Subscribe("orders", group, Deadline::Infinite())).value());
+  ASSERT_TRUE(run((*bus)->Publish("orders", Event("m0"))).ok());
+  Result<Delivery> m0 = run(sub->Next(Deadline::Infinite()));
+  ASSERT_TRUE(m0.ok()) << m0.status();
+  EXPECT_EQ(m0->message().id, "m0");
+
+  ASSERT_TRUE((*first)->Stop().ok());
+  first->reset();
+  Result<std::unique_ptr<Server>> second = Server::Start(options);
+  ASSERT_TRUE(second.ok()) << second.status();
+
+  // The old connection's delivery cannot be acked any more...
+  // (FailedPrecondition once the client saw the connection go; Unavailable
+  // when the ack went out on it just before.)
+  Status stale = run(m0->Ack());
+  EXPECT_TRUE(stale.code() == StatusCode::kFailedPrecondition ||
+              stale.code() == StatusCode::kUnavailable)
+      << stale;
+  // ...publishing waits for the new connection...
+  Result<PublishResult> m1 = run((*bus)->Publish("orders", Event("m1")));
+  ASSERT_TRUE(m1.ok()) << m1.status();
+  EXPECT_EQ(m1->offset, Offset(1));
+  // ...and the subscription, opened again, gets m0 again, then m1.
+  std::vector<std::string> ids;
+  while (ids.size() < 2) {
+    Result<Delivery> d = run(sub->Next(Deadline::After(RealClock(), std::chrono::seconds(20))));
+    ASSERT_TRUE(d.ok()) << d.status();
+    ids.push_back(d->message().id);
+    EXPECT_TRUE(run(d->Ack()).ok());
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"m0", "m1"}));
+  sub.reset();
+  EXPECT_TRUE(run((*bus)->Close()).ok());
+  bus->reset();
+  EXPECT_TRUE((*second)->Stop().ok());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

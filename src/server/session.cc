@@ -793,8 +793,13 @@ awaitable<void> Session::HandleCloseStream(std::uint32_t correlation,
   stream->closed = true;
   stream->deliveries.clear();
   stream->pending.clear();
-  Status s = stream->subscription ? co_await stream->subscription->Close()
-                                  : co_await stream->responder->Close();
+  // (Not a conditional expression: GCC 12 mis-compiles co_await in one.)
+  Status s;
+  if (stream->subscription) {
+    s = co_await stream->subscription->Close();
+  } else {
+    s = co_await stream->responder->Close();
+  }
   if (correlation == 0) co_return;
   if (!s.ok()) {
     SendError(correlation, s);

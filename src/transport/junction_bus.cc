@@ -1,8 +1,9 @@
 #include "transport/junction_bus.h"
 
-#include <deque>
+#include <algorithm>
+#include <map>
 #include <optional>
-#include <set>
+#include <random>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -15,16 +16,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 
 #include "broker/message_codec.h"
 #include "codec/wire.h"
+#include "junction/log.h"
 
 namespace junction::transport {
 namespace asio = boost::asio;
@@ -52,7 +52,6 @@ class Signal {
     value_.emplace(std::move(value));
     wake_.cancel();
   }
-  bool done() const { return value_.has_value(); }
   awaitable<T> Wait() {
     while (!value_) {
       boost::system::error_code ignored;
@@ -66,13 +65,26 @@ class Signal {
   std::optional<T> value_;
 };
 
-// The answer to a request: its frame's type and a copy of its payload, or
-// the failure of the connection.
+// The answer to a request: its frame's type and a copy of its payload.
 struct Answer {
   c::FrameType type = c::FrameType::kOk;
   std::vector<std::byte> payload;
+  std::uint64_t generation = 0;  // of the connection it came on
 };
 using Waiter = Signal<Result<Answer>>;
+
+// What becomes of a request in flight when the connection is lost.
+enum class OnLoss : std::uint8_t {
+  kResend,  // sent again, as is, on the next connection (idempotent: publishes carry ids)
+  kRetry,   // failed with kRetryStatus: its caller builds it again (it names a stream)
+  kFail,    // failed with Unavailable (acks, requests, replies: not safe to repeat)
+};
+
+// Internal: a FETCH or CLOSE_STREAM whose connection was lost.
+Status RetryStatus() { return AbortedError("junction://: the connection was lost; retrying"); }
+bool IsRetry(const Status& s) {
+  return s.code() == StatusCode::kAborted && s.message() == RetryStatus().message();
+}
 
 std::int64_t WallMs(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
@@ -94,17 +106,42 @@ Status Unexpected(const Answer& answer, c::FrameType expected) {
 
 struct PendingAck {
   c::AckKind kind;
-  std::uint64_t stream;
+  std::uint64_t stream;      // the client's stream id
+  std::uint64_t generation;  // of the connection that delivered it
   std::uint64_t delivery_id;
   std::optional<Duration> delay;
   std::string error;
   std::shared_ptr<Signal<Status>> done;
 };
 
+// A subscription or responder, as this client knows it: opened again on
+// every new connection.
+struct StreamInfo {
+  std::string topic;
+  std::optional<SubscribeOptions> subscribe;  // nullopt: a responder
+  std::uint64_t server_id = 0;                // on the current connection; 0 while reopening
+  Status failed;                              // reopening failed: every fetch gets this
+};
+
+struct Request {
+  std::shared_ptr<Waiter> waiter;
+  std::vector<std::byte> frame;  // kept for kResend, and while not ready
+  OnLoss on_loss;
+  std::uint64_t sent_on = 0;  // the generation it was written on; 0: not yet
+};
+
 // The connection: socket, frame decoder, send buffer, the requests waiting
-// for answers. Runs on its own io_context thread; everything here happens
-// there. User-facing objects hold it by shared_ptr; coroutines running on
-// its thread hold a raw pointer, so the last reference never drops there.
+// for answers, the streams to reopen. Runs on its own io_context thread;
+// everything here happens there. User-facing objects hold it by shared_ptr;
+// coroutines running on its thread hold a raw pointer, so the last
+// reference never drops there.
+//
+// A lost connection is opened again with backoff (50 ms doubling to 2 s,
+// with jitter) until the bus closes: publishes in flight are sent again
+// with their message ids (the daemon's dedupe window stores each once),
+// subscriptions and responders are opened again (the group redelivered
+// what the old member held), fetches are issued again; acks and requests
+// in flight fail with Unavailable.
 struct Conn {
   Conn(JunctionConfig config, const BusOptions& options, const Clock& clock)
       : config(std::move(config)),
@@ -119,7 +156,6 @@ struct Conn {
 
   ~Conn() {
     work.reset();
-    asio::post(ctx, [this] { CloseSocket(UnavailableError("the bus was destroyed")); });
     ctx.stop();
     thread.join();
   }
@@ -137,28 +173,34 @@ struct Conn {
     return std::move(*out);
   }
 
-  awaitable<Status> Connect();
-  awaitable<void> ReadLoop();
-  awaitable<void> Heartbeat();
-  void OnFrame(const c::Frame& frame);
-  void Fail(const Status& status);
-  void CloseSocket(const Status& why);
+  std::string where() const {
+    return "junction://" + config.host + ":" + std::to_string(config.port);
+  }
 
-  // Starts a request: a correlation id and its waiter. The caller encodes
-  // the frame with that id into `out`, then calls Flush.
-  std::pair<std::uint32_t, std::shared_ptr<Waiter>> Start() {
+  awaitable<Status> Connect();
+  awaitable<Status> Handshake();
+  static awaitable<void> ReadLoop(Conn* self, std::uint64_t generation);
+  static awaitable<void> Heartbeat(Conn* self, std::uint64_t generation);
+  static awaitable<void> Reconnect(Conn* self);
+  awaitable<void> Reopen();
+  void OnFrame(const c::Frame& frame);
+  void Lost(const Status& why);
+  // Permanent: every waiting call fails with `why`, no reconnection.
+  void Fail(const Status& why);
+  // Waits until ready (true), closed or past `deadline` (false).
+  awaitable<bool> WaitConnected(Deadline deadline);
+
+  // Sends a request (its frame encoded with correlation `corr` by the
+  // caller) and returns its waiter. While disconnected it is held and sent
+  // on the next connection (kResend, kRetry) or failed (kFail).
+  std::shared_ptr<Waiter> Send(std::uint32_t corr, std::vector<std::byte> frame, OnLoss on_loss);
+  std::uint32_t NextCorrelation() {
     std::uint32_t corr = next_correlation++;
     if (next_correlation == 0) next_correlation = 1;
-    auto waiter = std::make_shared<Waiter>(executor);
-    if (!broken.ok()) {
-      waiter->Set(broken);
-    } else {
-      pending.emplace(corr, waiter);
-    }
-    return {corr, waiter};
+    return corr;
   }
   void Flush();
-  static awaitable<void> WriteLoop(Conn* self);
+  static awaitable<void> WriteLoop(Conn* self, std::uint64_t generation);
 
   awaitable<Status> QueueAck(PendingAck ack);
   static awaitable<void> SendAcks(Conn* self, std::vector<PendingAck> acks);
@@ -175,28 +217,55 @@ struct Conn {
   std::vector<std::byte> sending;
   bool writing = false;
   std::uint32_t next_correlation = 1;
-  std::unordered_map<std::uint32_t, std::shared_ptr<Waiter>> pending;
-  Status broken;  // OK while connected
+  std::map<std::uint32_t, Request> pending;  // by correlation: resent in order
+  bool connected = false;                    // the socket is up (streams may still be reopening)
+  bool ready = false;                        // connected, and every stream reopened
+  std::uint64_t generation = 0;              // bumps on every connection
+  Status broken;                             // OK until the bus closes
   bool closed = false;
   std::uint32_t peer_max_frame = c::kDefaultMaxFrameBytes;
   Duration heartbeat{};
   MonoTime last_received{};
   MonoTime last_sent{};
   Capabilities capabilities;
-  std::set<std::uint64_t> streams;  // open on the server
+  std::uint64_t next_stream = 1;
+  std::map<std::uint64_t, StreamInfo> streams;  // by the client's id
   std::vector<PendingAck> acks;
   bool acks_posted = false;
+  std::minstd_rand jitter{std::random_device{}()};
   std::thread thread;
 };
 
-void Conn::Flush() {
-  if (writing || out.empty() || !broken.ok()) return;
-  writing = true;
-  asio::co_spawn(executor, WriteLoop(this), asio::detached);
+std::shared_ptr<Waiter> Conn::Send(std::uint32_t corr, std::vector<std::byte> frame,
+                                   OnLoss on_loss) {
+  auto waiter = std::make_shared<Waiter>(executor);
+  if (!broken.ok()) {
+    waiter->Set(broken);
+    return waiter;
+  }
+  if (!ready && on_loss == OnLoss::kFail) {
+    waiter->Set(UnavailableError(where() + ": not connected (reconnecting)"));
+    return waiter;
+  }
+  std::uint64_t sent_on = 0;
+  if (ready) {
+    out.insert(out.end(), frame.begin(), frame.end());
+    Flush();
+    sent_on = generation;
+    if (on_loss != OnLoss::kResend) frame.clear();  // never sent again
+  }
+  pending.emplace(corr, Request{waiter, std::move(frame), on_loss, sent_on});
+  return waiter;
 }
 
-awaitable<void> Conn::WriteLoop(Conn* self) {
-  while (!self->out.empty() && self->broken.ok()) {
+void Conn::Flush() {
+  if (writing || out.empty() || !connected) return;
+  writing = true;
+  asio::co_spawn(executor, WriteLoop(this, generation), asio::detached);
+}
+
+awaitable<void> Conn::WriteLoop(Conn* self, std::uint64_t generation) {
+  while (!self->out.empty() && self->connected && self->generation == generation) {
     std::swap(self->out, self->sending);
     boost::system::error_code ec;
     co_await asio::async_write(self->socket, asio::buffer(self->sending),
@@ -204,28 +273,66 @@ awaitable<void> Conn::WriteLoop(Conn* self) {
     self->sending.clear();
     self->last_sent = std::chrono::steady_clock::now();
     if (ec) {
-      self->Fail(UnavailableError("lost the connection to junctiond: " + ec.message()));
+      if (self->generation == generation) self->Lost(UnavailableError("write: " + ec.message()));
       break;
     }
   }
-  self->writing = false;
+  if (self->generation == generation) self->writing = false;
 }
 
-void Conn::CloseSocket(const Status& why) {
-  Fail(why);
+void Conn::Lost(const Status& why) {
+  if (!connected) return;
+  connected = false;
+  ready = false;
+  writing = false;
+  out.clear();
+  sending.clear();
   boost::system::error_code ec;
-  socket.shutdown(tcp::socket::shutdown_both, ec);
   socket.close(ec);
+  if (!broken.ok()) return;
+  log::Warn("junction://: lost the connection to junctiond; reconnecting",
+            {{"server", where()}, {"error", why.message()}});
+  for (auto it = pending.begin(); it != pending.end();) {
+    Request& r = it->second;
+    // Kept: what is sent again, and what was never sent.
+    if (r.on_loss == OnLoss::kResend || r.sent_on == 0) {
+      r.sent_on = 0;
+      ++it;
+      continue;
+    }
+    r.waiter->Set(r.on_loss == OnLoss::kRetry
+                      ? RetryStatus()
+                      : UnavailableError(where() + ": the connection was lost (" + why.message() +
+                                         ") before the answer came"));
+    it = pending.erase(it);
+  }
+  for (auto& [id, info] : streams) info.server_id = 0;
+  asio::co_spawn(executor, Reconnect(this), asio::detached);
 }
 
-void Conn::Fail(const Status& status) {
+void Conn::Fail(const Status& why) {
   if (!broken.ok()) return;
-  broken = status;
+  broken = why;
+  connected = false;
+  ready = false;
   auto waiting = std::move(pending);
   pending.clear();
-  for (auto& [corr, waiter] : waiting) waiter->Set(status);
+  for (auto& [corr, r] : waiting) r.waiter->Set(why);
+  auto queued = std::exchange(acks, {});
+  for (PendingAck& a : queued) a.done->Set(why);
   boost::system::error_code ec;
   socket.close(ec);
+}
+
+awaitable<bool> Conn::WaitConnected(Deadline deadline) {
+  while (!ready && broken.ok()) {
+    if (deadline.Expired(clock)) co_return false;
+    // Polls (the deadline may be on a virtual clock).
+    asio::steady_timer poll(executor, std::chrono::milliseconds(20));
+    boost::system::error_code ignored;
+    co_await poll.async_wait(asio::redirect_error(use_awaitable, ignored));
+  }
+  co_return ready;
 }
 
 awaitable<Status> Conn::Connect() {
@@ -233,8 +340,9 @@ awaitable<Status> Conn::Connect() {
   boost::system::error_code ec;
   auto endpoints = co_await resolver.async_resolve(config.host, std::to_string(config.port),
                                                    asio::redirect_error(use_awaitable, ec));
-  std::string where = "junction://" + config.host + ":" + std::to_string(config.port);
-  if (ec) co_return UnavailableError(where + ": cannot resolve the host: " + ec.message());
+  if (ec) co_return UnavailableError(where() + ": cannot resolve the host: " + ec.message());
+  socket = tcp::socket(ctx);
+  decoder = c::FrameDecoder(c::kDefaultMaxFrameBytes);
   // The timeout closes the socket, which ends whatever step is waiting.
   auto done = std::make_shared<bool>(false);
   asio::steady_timer timeout(executor, config.connect_timeout);
@@ -245,24 +353,40 @@ awaitable<Status> Conn::Connect() {
     }
   });
   co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
+  // (Not a conditional expression: GCC 12 mis-compiles co_await in one.)
+  Status s;
   if (ec) {
-    *done = true;
-    co_return UnavailableError(where + ": cannot connect: " + ec.message());
+    s = UnavailableError(where() + ": cannot connect: " + ec.message());
+  } else {
+    s = co_await Handshake();
   }
+  *done = true;
+  timeout.cancel();
+  if (!s.ok()) {
+    socket.close(ec);
+    co_return s;
+  }
+  ++generation;
+  connected = true;
+  last_received = last_sent = std::chrono::steady_clock::now();
+  asio::co_spawn(executor, ReadLoop(this, generation), asio::detached);
+  asio::co_spawn(executor, Heartbeat(this, generation), asio::detached);
+  co_return OkStatus();
+}
+
+awaitable<Status> Conn::Handshake() {
+  boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
-  {
-    out.assign(std::begin(c::kPreamble), std::end(c::kPreamble));
-    c::FrameWriter w(out);
-    c::EncodeHello(w, {.min_version = c::kWireVersion,
-                       .max_version = c::kWireVersion,
-                       .max_frame_bytes = c::kDefaultMaxFrameBytes,
-                       .heartbeat = config.heartbeat,
-                       .auto_create_topics = options.auto_create_topics,
-                       .default_topic = options.default_topic,
-                       .client = "junction-cpp"});
-    co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    out.clear();
-  }
+  std::vector<std::byte> hello(std::begin(c::kPreamble), std::end(c::kPreamble));
+  c::FrameWriter w(hello);
+  c::EncodeHello(w, {.min_version = c::kWireVersion,
+                     .max_version = c::kWireVersion,
+                     .max_frame_bytes = c::kDefaultMaxFrameBytes,
+                     .heartbeat = config.heartbeat,
+                     .auto_create_topics = options.auto_create_topics,
+                     .default_topic = options.default_topic,
+                     .client = "junction-cpp"});
+  co_await asio::async_write(socket, asio::buffer(hello), asio::redirect_error(use_awaitable, ec));
   std::optional<c::Frame> frame;
   while (!ec && !(frame = decoder.Next())) {
     if (decoder.error()) break;
@@ -271,76 +395,138 @@ awaitable<Status> Conn::Connect() {
                                                     asio::redirect_error(use_awaitable, ec));
     decoder.Commit(n);
   }
-  *done = true;
-  timeout.cancel();
   if (ec) {
-    co_return UnavailableError(where + ": the handshake failed (" + ec.message() +
+    co_return UnavailableError(where() + ": the handshake failed (" + ec.message() +
                                "); is junctiond listening there?");
   }
-  if (!frame) {
-    co_return UnavailableError(where + ": not junctiond: " + decoder.error()->message);
-  }
+  if (!frame) co_return UnavailableError(where() + ": not junctiond: " + decoder.error()->message);
   if (frame->type() == c::FrameType::kError) {
     Answer a{frame->type(), {frame->payload.begin(), frame->payload.end()}};
-    co_return Unexpected(a, c::FrameType::kWelcome).WithContext(where);
+    co_return Unexpected(a, c::FrameType::kWelcome).WithContext(where());
   }
   if (frame->type() != c::FrameType::kWelcome) {
-    co_return UnavailableError(where + ": expected WELCOME, got " +
+    co_return UnavailableError(where() + ": expected WELCOME, got " +
                                c::FrameTypeName(frame->header.type));
   }
   Result<c::Welcome> welcome = c::DecodeWelcome(frame->payload);
-  if (!welcome.ok()) co_return UnavailableError(where + ": " + welcome.status().message());
+  if (!welcome.ok()) co_return UnavailableError(where() + ": " + welcome.status().message());
   Result<Capabilities> caps = c::CapabilitiesFromBits(welcome->capabilities);
-  if (!caps.ok()) co_return UnavailableError(where + ": " + caps.status().message());
+  if (!caps.ok()) co_return UnavailableError(where() + ": " + caps.status().message());
   capabilities = *caps;
   peer_max_frame = welcome->max_frame_bytes;
   heartbeat = welcome->heartbeat;
-  last_received = last_sent = std::chrono::steady_clock::now();
-  asio::co_spawn(executor, ReadLoop(), asio::detached);
-  asio::co_spawn(executor, Heartbeat(), asio::detached);
   co_return OkStatus();
 }
 
-awaitable<void> Conn::ReadLoop() {
-  while (broken.ok()) {
-    while (std::optional<c::Frame> frame = decoder.Next()) OnFrame(*frame);
-    if (decoder.error()) {
-      CloseSocket(UnavailableError("junctiond sent a bad frame: " + decoder.error()->message));
-      co_return;
-    }
-    if (!broken.ok()) co_return;
-    std::span<std::byte> room = decoder.Prepare(16u << 10);
+awaitable<void> Conn::Reconnect(Conn* self) {
+  Duration backoff = std::chrono::milliseconds(50);
+  asio::steady_timer pause(self->executor);
+  while (self->broken.ok() && !self->connected) {
+    // Full jitter over the backoff, so that many clients do not return at once.
+    auto wait = Duration(std::uniform_int_distribution<Duration::rep>(
+        backoff.count() / 2, backoff.count())(self->jitter));
+    pause.expires_after(wait);
     boost::system::error_code ec;
-    std::size_t n = co_await socket.async_read_some(asio::buffer(room.data(), room.size()),
-                                                    asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-      Fail(UnavailableError(ec == asio::error::eof
-                                ? "junctiond closed the connection"
-                                : "lost the connection to junctiond: " + ec.message()));
+    co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (!self->broken.ok()) co_return;
+    Status s = co_await self->Connect();
+    if (s.ok()) break;
+    backoff = std::min<Duration>(backoff * 2, std::chrono::seconds(2));
+  }
+  if (!self->connected) co_return;
+  log::Info("junction://: connected again", {{"server", self->where()}});
+  co_await self->Reopen();
+}
+
+// On a new connection: opens every stream again, then sends what waited.
+awaitable<void> Conn::Reopen() {
+  std::uint64_t gen = generation;
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, info] : streams) ids.push_back(id);
+  for (std::uint64_t id : ids) {
+    auto it = streams.find(id);
+    if (it == streams.end()) continue;  // closed meanwhile
+    std::uint32_t corr = NextCorrelation();
+    c::FrameWriter w(out);
+    if (it->second.subscribe) {
+      c::EncodeSubscribe(w, corr, it->second.topic, *it->second.subscribe);
+    } else {
+      c::EncodeRespond(w, corr, it->second.topic);
+    }
+    auto waiter = std::make_shared<Waiter>(executor);
+    pending.emplace(corr, Request{waiter, {}, OnLoss::kRetry, generation});
+    Flush();
+    Result<Answer> a = co_await waiter->Wait();
+    if (generation != gen || !connected) co_return;  // lost again: the next Reopen does it
+    it = streams.find(id);
+    if (it == streams.end() || !a.ok()) continue;
+    StreamInfo& info = it->second;
+    c::FrameType expected = info.subscribe ? c::FrameType::kSubscribed : c::FrameType::kResponding;
+    if (a->type != expected) {
+      info.failed = Unexpected(*a, expected);
+      continue;
+    }
+    Result<std::uint64_t> stream =
+        info.subscribe ? c::DecodeSubscribed(a->payload) : c::DecodeResponding(a->payload);
+    if (!stream.ok()) {
+      info.failed = UnavailableError(stream.status().message());
+      continue;
+    }
+    info.server_id = *stream;
+  }
+  // Then what waited for the connection, in the order it was first sent.
+  for (auto& [corr, r] : pending) {
+    if (r.sent_on != 0 || r.frame.empty()) continue;
+    out.insert(out.end(), r.frame.begin(), r.frame.end());
+    r.sent_on = generation;
+    if (r.on_loss != OnLoss::kResend) std::vector<std::byte>().swap(r.frame);
+  }
+  ready = true;
+  Flush();
+}
+
+awaitable<void> Conn::ReadLoop(Conn* self, std::uint64_t generation) {
+  while (self->connected && self->generation == generation) {
+    while (std::optional<c::Frame> frame = self->decoder.Next()) {
+      self->OnFrame(*frame);
+      if (!self->connected || self->generation != generation) co_return;
+    }
+    if (self->decoder.error()) {
+      self->Lost(UnavailableError("junctiond sent a bad frame: " + self->decoder.error()->message));
       co_return;
     }
-    decoder.Commit(n);
-    last_received = std::chrono::steady_clock::now();
+    std::span<std::byte> room = self->decoder.Prepare(16u << 10);
+    boost::system::error_code ec;
+    std::size_t n = co_await self->socket.async_read_some(asio::buffer(room.data(), room.size()),
+                                                          asio::redirect_error(use_awaitable, ec));
+    if (self->generation != generation) co_return;
+    if (ec) {
+      self->Lost(UnavailableError(ec == asio::error::eof ? "junctiond closed the connection"
+                                                         : "read: " + ec.message()));
+      co_return;
+    }
+    self->decoder.Commit(n);
+    self->last_received = std::chrono::steady_clock::now();
   }
 }
 
-awaitable<void> Conn::Heartbeat() {
-  asio::steady_timer timer(executor);
-  while (broken.ok()) {
-    timer.expires_after(std::max<Duration>(heartbeat / 4, std::chrono::milliseconds(25)));
+awaitable<void> Conn::Heartbeat(Conn* self, std::uint64_t generation) {
+  asio::steady_timer timer(self->executor);
+  while (self->connected && self->generation == generation) {
+    timer.expires_after(std::max<Duration>(self->heartbeat / 4, std::chrono::milliseconds(25)));
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    if (!broken.ok()) break;
+    if (!self->connected || self->generation != generation) break;
     MonoTime now = std::chrono::steady_clock::now();
-    if (now - last_received > 3 * heartbeat) {
-      CloseSocket(UnavailableError("junctiond stopped answering (no frame for three heartbeats)"));
+    if (now - self->last_received > 3 * self->heartbeat) {
+      self->Lost(UnavailableError("junctiond stopped answering (nothing for three heartbeats)"));
       break;
     }
-    if (now - last_sent >= heartbeat) {
-      c::FrameWriter w(out);
+    if (now - self->last_sent >= self->heartbeat) {
+      c::FrameWriter w(self->out);
       c::EncodePing(w, c::FrameType::kPing, 0);
-      last_sent = now;
-      Flush();
+      self->last_sent = now;
+      self->Flush();
     }
   }
 }
@@ -355,8 +541,8 @@ void Conn::OnFrame(const c::Frame& frame) {
       return;
     }
     case c::FrameType::kPong:
-    // GOAWAY: the server answers what it read, then closes: new calls
-    // would be refused, and the close fails whatever still waits.
+    // GOAWAY: the server answers what it read, then closes; the close
+    // starts the reconnection.
     case c::FrameType::kGoaway:
       return;
     default:
@@ -365,22 +551,25 @@ void Conn::OnFrame(const c::Frame& frame) {
   if (frame.header.correlation == 0) {
     if (frame.type() == c::FrameType::kError) {
       Result<c::ErrorFrame> e = c::DecodeError(frame.payload);
-      CloseSocket(e.ok() ? c::ErrorFrameStatus(*e)
-                         : UnavailableError("junctiond sent a malformed ERROR"));
+      Lost(e.ok() ? c::ErrorFrameStatus(*e) : UnavailableError("junctiond sent a malformed ERROR"));
     }
     return;
   }
   auto it = pending.find(frame.header.correlation);
   if (it == pending.end()) return;  // an answer nobody waits for any more
-  std::shared_ptr<Waiter> waiter = std::move(it->second);
+  std::shared_ptr<Waiter> waiter = std::move(it->second.waiter);
   pending.erase(it);
-  waiter->Set(Answer{frame.type(), {frame.payload.begin(), frame.payload.end()}});
+  waiter->Set(Answer{frame.type(), {frame.payload.begin(), frame.payload.end()}, generation});
 }
 
 awaitable<Status> Conn::QueueAck(PendingAck ack) {
   auto done = std::make_shared<Signal<Status>>(executor);
   ack.done = done;
   if (!broken.ok()) co_return broken;
+  if (ack.generation != generation || !ready) {
+    co_return FailedPreconditionError(
+        "the connection that delivered this message was lost; the group redelivers it");
+  }
   acks.push_back(std::move(ack));
   if (!acks_posted) {
     acks_posted = true;
@@ -394,46 +583,74 @@ awaitable<Status> Conn::QueueAck(PendingAck ack) {
 }
 
 awaitable<void> Conn::SendAcks(Conn* self, std::vector<PendingAck> acks) {
-  auto [corr, waiter] = self->Start();
-  c::FrameWriter w(self->out);
-  c::BeginAck(w, corr, acks.size());
-  for (const PendingAck& a : acks) {
-    c::EncodeAckEntry(w, {a.kind, a.stream, a.delivery_id, a.delay, a.error});
-  }
-  w.End();
-  self->Flush();
-  Result<Answer> answer = co_await waiter->Wait();
-  std::vector<Status> statuses;
-  Status failed;
-  if (!answer.ok()) {
-    failed = answer.status();
-  } else if (answer->type != c::FrameType::kAcked) {
-    failed = Unexpected(*answer, c::FrameType::kAcked);
-  } else if (Status s = c::DecodeAcked(answer->payload, statuses); !s.ok()) {
-    failed = UnavailableError("junctiond sent a malformed ACKED: " + s.message());
-  } else if (statuses.size() != acks.size()) {
-    failed = UnavailableError("junctiond answered a different number of acks");
-  }
+  if (acks.empty()) co_return;
+  std::vector<std::optional<Status>> answers(acks.size());
+  std::vector<std::size_t> sent;
+  std::uint32_t corr = self->NextCorrelation();
+  std::vector<std::byte> frame;
+  c::FrameWriter w(frame);
+  std::size_t count = 0;
   for (std::size_t i = 0; i < acks.size(); ++i) {
-    acks[i].done->Set(failed.ok() ? statuses[i] : failed);
+    auto s = self->streams.find(acks[i].stream);
+    if (acks[i].generation != self->generation || s == self->streams.end() ||
+        s->second.server_id == 0) {
+      answers[i] = FailedPreconditionError(
+          "the connection that delivered this message was lost; the group redelivers it");
+    } else {
+      sent.push_back(i);
+      ++count;
+    }
   }
+  if (count > 0) {
+    c::BeginAck(w, corr, count);
+    for (std::size_t i : sent) {
+      const PendingAck& a = acks[i];
+      c::EncodeAckEntry(
+          w, {a.kind, self->streams[a.stream].server_id, a.delivery_id, a.delay, a.error});
+    }
+    w.End();
+    Result<Answer> answer = co_await self->Send(corr, std::move(frame), OnLoss::kFail)->Wait();
+    std::vector<Status> statuses;
+    Status failed;
+    if (!answer.ok()) {
+      failed = answer.status();
+    } else if (answer->type != c::FrameType::kAcked) {
+      failed = Unexpected(*answer, c::FrameType::kAcked);
+    } else if (Status s = c::DecodeAcked(answer->payload, statuses); !s.ok()) {
+      failed = UnavailableError("junctiond sent a malformed ACKED: " + s.message());
+    } else if (statuses.size() != count) {
+      failed = UnavailableError("junctiond answered a different number of acks");
+    }
+    for (std::size_t k = 0; k < sent.size(); ++k) {
+      answers[sent[k]] = failed.ok() ? statuses[k] : failed;
+    }
+  }
+  for (std::size_t i = 0; i < acks.size(); ++i) acks[i].done->Set(*answers[i]);
 }
 
 // ---- Calls, each run on the connection's thread ----
 
-awaitable<Result<Answer>> Call(Conn* conn, std::shared_ptr<Waiter> waiter) {
-  conn->Flush();
-  co_return co_await waiter->Wait();
+// Encodes a frame with a fresh correlation id; `encode(writer, corr)`.
+template <typename Encode>
+std::shared_ptr<Waiter> SendFrame(Conn* conn, OnLoss on_loss, Encode encode) {
+  std::uint32_t corr = conn->NextCorrelation();
+  std::vector<std::byte> frame;
+  c::FrameWriter w(frame);
+  encode(w, corr);
+  return conn->Send(corr, std::move(frame), on_loss);
 }
 
-awaitable<Status> CreateTopicOn(Conn* conn, std::string topic, TopicOptions options) {
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::EncodeCreateTopic(w, corr, topic, options);
-  Result<Answer> a = co_await Call(conn, waiter);
+awaitable<Status> ExpectOk(std::shared_ptr<Waiter> waiter) {
+  Result<Answer> a = co_await waiter->Wait();
   if (!a.ok()) co_return a.status();
   if (a->type != c::FrameType::kOk) co_return Unexpected(*a, c::FrameType::kOk);
   co_return OkStatus();
+}
+
+awaitable<Status> CreateTopicOn(Conn* conn, std::string topic, TopicOptions options) {
+  co_return co_await ExpectOk(SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+    c::EncodeCreateTopic(w, corr, topic, options);
+  }));
 }
 
 awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string topic,
@@ -453,12 +670,14 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
       messages, WallMs(conn->clock),
       std::min<std::uint32_t>(conn->peer_max_frame - 4096, c::kMaxBatchBytesLimit));
   if (!batch.ok()) co_return batch.status();
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::BeginPublish(w, corr, topic, options);
-  w.Raw(*batch);
-  w.End();
-  Result<Answer> a = co_await Call(conn, waiter);
+  // Sent again after a reconnection: the ids make the daemon store it once.
+  std::shared_ptr<Waiter> waiter =
+      SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+        c::BeginPublish(w, corr, topic, options);
+        w.Raw(*batch);
+        w.End();
+      });
+  Result<Answer> a = co_await waiter->Wait();
   if (!a.ok()) co_return a.status();
   if (a->type != c::FrameType::kPublished) co_return Unexpected(*a, c::FrameType::kPublished);
   std::vector<PublishResult> results;
@@ -473,51 +692,76 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
 
 awaitable<Result<std::uint64_t>> OpenStreamOn(Conn* conn, std::string topic,
                                               std::optional<SubscribeOptions> options) {
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  if (options) {
-    c::EncodeSubscribe(w, corr, topic, *options);
-  } else {
-    c::EncodeRespond(w, corr, topic);
+  while (true) {
+    if (!co_await conn->WaitConnected(Deadline::Infinite())) co_return conn->broken;
+    std::shared_ptr<Waiter> waiter =
+        SendFrame(conn, OnLoss::kRetry, [&](c::FrameWriter& w, auto corr) {
+          if (options) {
+            c::EncodeSubscribe(w, corr, topic, *options);
+          } else {
+            c::EncodeRespond(w, corr, topic);
+          }
+        });
+    Result<Answer> a = co_await waiter->Wait();
+    if (!a.ok() && IsRetry(a.status())) continue;
+    if (!a.ok()) co_return a.status();
+    c::FrameType expected = options ? c::FrameType::kSubscribed : c::FrameType::kResponding;
+    if (a->type != expected) co_return Unexpected(*a, expected);
+    Result<std::uint64_t> stream =
+        options ? c::DecodeSubscribed(a->payload) : c::DecodeResponding(a->payload);
+    if (!stream.ok()) co_return UnavailableError("junctiond: " + stream.status().message());
+    std::uint64_t id = conn->next_stream++;
+    conn->streams.emplace(id, StreamInfo{std::move(topic), std::move(options), *stream, {}});
+    co_return id;
   }
-  Result<Answer> a = co_await Call(conn, waiter);
-  if (!a.ok()) co_return a.status();
-  c::FrameType expected = options ? c::FrameType::kSubscribed : c::FrameType::kResponding;
-  if (a->type != expected) co_return Unexpected(*a, expected);
-  Result<std::uint64_t> stream =
-      options ? c::DecodeSubscribed(a->payload) : c::DecodeResponding(a->payload);
-  if (!stream.ok()) co_return UnavailableError("junctiond: " + stream.status().message());
-  conn->streams.insert(*stream);
-  co_return *stream;
 }
 
 awaitable<Status> CloseStreamOn(Conn* conn, std::uint64_t stream) {
-  if (conn->streams.erase(stream) == 0) co_return OkStatus();  // closed already
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::EncodeCloseStream(w, corr, stream);
-  Result<Answer> a = co_await Call(conn, waiter);
-  if (!a.ok()) co_return OkStatus();  // the connection is gone: so is the stream
-  if (a->type != c::FrameType::kOk) co_return Unexpected(*a, c::FrameType::kOk);
-  co_return OkStatus();
+  auto it = conn->streams.find(stream);
+  if (it == conn->streams.end()) co_return OkStatus();  // closed already
+  std::uint64_t server_id = it->second.server_id;
+  conn->streams.erase(it);
+  // Not connected: the daemon closed the stream with the connection.
+  if (server_id == 0 || !conn->ready) co_return OkStatus();
+  Status s = co_await ExpectOk(SendFrame(conn, OnLoss::kRetry, [&](c::FrameWriter& w, auto corr) {
+    c::EncodeCloseStream(w, corr, server_id);
+  }));
+  if (IsRetry(s) || s.code() == StatusCode::kUnavailable) co_return OkStatus();
+  co_return s;
 }
 
-// A FETCH: its answer, or the status it failed with.
+// A FETCH on the client's stream: its answer, or the status it failed with.
+// Issued again on a new connection until the deadline.
 awaitable<Result<Answer>> FetchOn(Conn* conn, std::uint64_t stream, std::size_t max,
                                   Deadline deadline) {
-  if (!conn->streams.contains(stream)) co_return CancelledError("the subscription is closed");
-  c::FetchFrame f{stream, max, std::nullopt};
-  if (!deadline.is_infinite()) f.timeout = deadline.Remaining(conn->clock);
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::EncodeFetch(w, corr, f);
-  co_return co_await Call(conn, waiter);
+  while (true) {
+    auto it = conn->streams.find(stream);
+    if (it == conn->streams.end() || !conn->broken.ok()) {
+      co_return CancelledError("the subscription is closed");
+    }
+    if (!it->second.failed.ok()) co_return it->second.failed;
+    if (!conn->ready || it->second.server_id == 0) {
+      if (!co_await conn->WaitConnected(deadline)) {
+        if (!conn->broken.ok()) co_return CancelledError("the subscription is closed");
+        co_return DeadlineExceededError("junctiond is not reachable (reconnecting)");
+      }
+      continue;
+    }
+    c::FetchFrame f{it->second.server_id, max, std::nullopt};
+    if (!deadline.is_infinite()) f.timeout = deadline.Remaining(conn->clock);
+    std::shared_ptr<Waiter> waiter = SendFrame(
+        conn, OnLoss::kRetry, [&](c::FrameWriter& w, auto corr) { c::EncodeFetch(w, corr, f); });
+    Result<Answer> a = co_await waiter->Wait();
+    if (!a.ok() && IsRetry(a.status())) continue;
+    co_return a;
+  }
 }
 
 class JunctionDeliveryControl final : public DeliveryControl {
  public:
-  JunctionDeliveryControl(std::weak_ptr<Conn> conn, std::uint64_t stream, std::uint64_t id)
-      : conn_(std::move(conn)), stream_(stream), id_(id) {}
+  JunctionDeliveryControl(std::weak_ptr<Conn> conn, std::uint64_t stream, std::uint64_t generation,
+                          std::uint64_t id)
+      : conn_(std::move(conn)), stream_(stream), generation_(generation), id_(id) {}
   Awaitable<Status> Ack() override { return Send(c::AckKind::kAck, std::nullopt, {}); }
   Awaitable<Status> AckSync() override { return Send(c::AckKind::kAckSync, std::nullopt, {}); }
   Awaitable<Status> Nack(std::optional<Duration> delay, std::string error) override {
@@ -529,7 +773,8 @@ class JunctionDeliveryControl final : public DeliveryControl {
 
  private:
   Awaitable<Status> Send(c::AckKind kind, std::optional<Duration> delay, std::string error) {
-    return SendOn(conn_, PendingAck{kind, stream_, id_, delay, std::move(error), nullptr});
+    return SendOn(conn_,
+                  PendingAck{kind, stream_, generation_, id_, delay, std::move(error), nullptr});
   }
   static Awaitable<Status> SendOn(std::weak_ptr<Conn> weak, PendingAck ack) {
     std::shared_ptr<Conn> conn = weak.lock();
@@ -539,19 +784,22 @@ class JunctionDeliveryControl final : public DeliveryControl {
 
   std::weak_ptr<Conn> conn_;
   std::uint64_t stream_;
+  std::uint64_t generation_;
   std::uint64_t id_;
 };
+
+// Closes a client stream from a destructor: posted, not awaited.
+void CloseStreamLater(Conn* conn, std::uint64_t stream) {
+  asio::post(conn->executor, [conn, stream] {
+    asio::co_spawn(conn->executor, CloseStreamOn(conn, stream), asio::detached);
+  });
+}
 
 class JunctionSubscription final : public Subscription {
  public:
   JunctionSubscription(std::shared_ptr<Conn> conn, std::string topic, std::uint64_t stream)
       : conn_(std::move(conn)), topic_(std::move(topic)), stream_(stream) {}
-  ~JunctionSubscription() override {
-    Conn* conn = conn_.get();
-    asio::post(conn->executor, [conn, stream = stream_] {
-      asio::co_spawn(conn->executor, CloseStreamOn(conn, stream), asio::detached);
-    });
-  }
+  ~JunctionSubscription() override { CloseStreamLater(conn_.get(), stream_); }
 
   Awaitable<Result<std::vector<Delivery>>> NextBatch(std::size_t max, Deadline deadline) override {
     if (max == 0) co_return InvalidArgumentError("NextBatch: max must be at least 1");
@@ -560,8 +808,9 @@ class JunctionSubscription final : public Subscription {
     if (a->type != c::FrameType::kDeliver) co_return Unexpected(*a, c::FrameType::kDeliver);
     std::vector<c::DeliveryHeader> headers;
     Result<c::DeliverFrame> f = c::DecodeDeliver(a->payload, headers);
-    if (!f.ok())
+    if (!f.ok()) {
       co_return UnavailableError("junctiond sent a malformed DELIVER: " + f.status().message());
+    }
     std::vector<Message> messages;
     Status s =
         broker::DecodeMessageBatch(f->batch, c::kMaxBatchBytesLimit, headers.size(), messages);
@@ -569,11 +818,13 @@ class JunctionSubscription final : public Subscription {
       s = InvalidArgumentError("the batch holds a different number of messages");
     }
     if (!s.ok()) co_return UnavailableError("junctiond sent a malformed DELIVER: " + s.message());
+    std::uint64_t generation = a->generation;  // acks name the connection
     std::vector<Delivery> out;
     out.reserve(headers.size());
     for (std::size_t i = 0; i < headers.size(); ++i) {
       const c::DeliveryHeader& h = headers[i];
-      auto control = std::make_shared<JunctionDeliveryControl>(conn_, stream_, h.delivery_id);
+      auto control =
+          std::make_shared<JunctionDeliveryControl>(conn_, stream_, generation, h.delivery_id);
       out.emplace_back(topic_, h.partition, h.offset, h.attempt, std::move(messages[i]),
                        std::move(control));
     }
@@ -590,34 +841,37 @@ class JunctionSubscription final : public Subscription {
   std::uint64_t stream_;
 };
 
-awaitable<Status> ReplyOn(Conn* conn, std::uint64_t request_id, Message reply) {
+awaitable<Status> ReplyOn(Conn* conn, std::uint64_t generation, std::uint64_t request_id,
+                          Message reply) {
+  if (generation != conn->generation || !conn->ready) {
+    co_return UnavailableError(
+        "the connection that received this request was lost; its requester gets no reply");
+  }
   Result<std::vector<std::byte>> batch =
       broker::EncodeMessageBatch(std::span(&reply, 1), WallMs(conn->clock), c::kMaxBatchBytesLimit);
   if (!batch.ok()) co_return batch.status();
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::BeginReplyTo(w, corr, request_id);
-  w.Raw(*batch);
-  w.End();
-  Result<Answer> a = co_await Call(conn, waiter);
-  if (!a.ok()) co_return a.status();
-  if (a->type != c::FrameType::kOk) co_return Unexpected(*a, c::FrameType::kOk);
-  co_return OkStatus();
+  co_return co_await ExpectOk(SendFrame(conn, OnLoss::kFail, [&](c::FrameWriter& w, auto corr) {
+    c::BeginReplyTo(w, corr, request_id);
+    w.Raw(*batch);
+    w.End();
+  }));
 }
 
 class JunctionIncomingRequest final : public IncomingRequest {
  public:
-  JunctionIncomingRequest(std::weak_ptr<Conn> conn, std::uint64_t id, Message message)
-      : conn_(std::move(conn)), id_(id), message_(std::move(message)) {}
+  JunctionIncomingRequest(std::weak_ptr<Conn> conn, std::uint64_t generation, std::uint64_t id,
+                          Message message)
+      : conn_(std::move(conn)), generation_(generation), id_(id), message_(std::move(message)) {}
   const Message& message() const override { return message_; }
   Awaitable<Status> Reply(Message reply) override {
     std::shared_ptr<Conn> conn = conn_.lock();
     if (!conn) co_return FailedPreconditionError("the bus is closed");
-    co_return co_await conn->On(ReplyOn(conn.get(), id_, std::move(reply)));
+    co_return co_await conn->On(ReplyOn(conn.get(), generation_, id_, std::move(reply)));
   }
 
  private:
   std::weak_ptr<Conn> conn_;
+  std::uint64_t generation_;
   std::uint64_t id_;
   Message message_;
 };
@@ -626,25 +880,22 @@ class JunctionResponder final : public Responder {
  public:
   JunctionResponder(std::shared_ptr<Conn> conn, std::uint64_t stream)
       : conn_(std::move(conn)), stream_(stream) {}
-  ~JunctionResponder() override {
-    Conn* conn = conn_.get();
-    asio::post(conn->executor, [conn, stream = stream_] {
-      asio::co_spawn(conn->executor, CloseStreamOn(conn, stream), asio::detached);
-    });
-  }
+  ~JunctionResponder() override { CloseStreamLater(conn_.get(), stream_); }
 
   Awaitable<Result<std::unique_ptr<IncomingRequest>>> Next(Deadline deadline) override {
-    Result<Answer> a = co_await conn_->On(FetchOn(conn_.get(), stream_, 1, deadline));
-    if (!a.ok()) co_return a.status();
-    if (a->type != c::FrameType::kRequestIn) co_return Unexpected(*a, c::FrameType::kRequestIn);
-    Result<c::RequestInFrame> f = c::DecodeRequestIn(a->payload);
+    Result<Answer> got = co_await conn_->On(FetchOn(conn_.get(), stream_, 1, deadline));
+    if (!got.ok()) co_return got.status();
+    const Answer& a = *got;
+    if (a.type != c::FrameType::kRequestIn) co_return Unexpected(a, c::FrameType::kRequestIn);
+    Result<c::RequestInFrame> f = c::DecodeRequestIn(a.payload);
     if (!f.ok()) co_return UnavailableError("junctiond: " + f.status().message());
     std::vector<Message> messages;
     Status s = broker::DecodeMessageBatch(f->batch, c::kMaxBatchBytesLimit, 1, messages);
     if (s.ok() && messages.size() != 1) s = InvalidArgumentError("not one message");
-    if (!s.ok())
+    if (!s.ok()) {
       co_return UnavailableError("junctiond sent a malformed REQUEST_IN: " + s.message());
-    co_return std::make_unique<JunctionIncomingRequest>(conn_, f->request_id,
+    }
+    co_return std::make_unique<JunctionIncomingRequest>(conn_, a.generation, f->request_id,
                                                         std::move(messages.front()));
   }
   Awaitable<Status> Close() override {
@@ -657,20 +908,15 @@ class JunctionResponder final : public Responder {
 };
 
 awaitable<Status> SeekOn(Conn* conn, std::string topic, std::string group, StartPosition p) {
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::EncodeSeek(w, corr, {topic, group, p});
-  Result<Answer> a = co_await Call(conn, waiter);
-  if (!a.ok()) co_return a.status();
-  if (a->type != c::FrameType::kOk) co_return Unexpected(*a, c::FrameType::kOk);
-  co_return OkStatus();
+  co_return co_await ExpectOk(SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+    c::EncodeSeek(w, corr, {topic, group, p});
+  }));
 }
 
 awaitable<Result<GroupInfo>> DescribeOn(Conn* conn, std::string topic, std::string group) {
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::EncodeDescribeGroup(w, corr, {topic, group});
-  Result<Answer> a = co_await Call(conn, waiter);
+  Result<Answer> a = co_await SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+                       c::EncodeDescribeGroup(w, corr, {topic, group});
+                     })->Wait();
   if (!a.ok()) co_return a.status();
   if (a->type != c::FrameType::kGroupInfo) co_return Unexpected(*a, c::FrameType::kGroupInfo);
   Result<GroupInfo> info = c::DecodeGroupInfo(a->payload);
@@ -686,15 +932,16 @@ awaitable<Result<Message>> RequestOn(Conn* conn, std::string topic, Message requ
   Duration timeout{};
   if (!deadline.is_infinite()) {
     timeout = deadline.Remaining(conn->clock);
-    if (timeout.count() == 0)
+    if (timeout.count() == 0) {
       co_return DeadlineExceededError("the deadline passed before the call");
+    }
   }
-  auto [corr, waiter] = conn->Start();
-  c::FrameWriter w(conn->out);
-  c::BeginRequest(w, corr, topic, timeout);
-  w.Raw(*batch);
-  w.End();
-  Result<Answer> a = co_await Call(conn, waiter);
+  // Not repeated on a new connection: a responder may have seen it.
+  Result<Answer> a = co_await SendFrame(conn, OnLoss::kFail, [&](c::FrameWriter& w, auto corr) {
+                       c::BeginRequest(w, corr, topic, timeout);
+                       w.Raw(*batch);
+                       w.End();
+                     })->Wait();
   if (!a.ok()) co_return a.status();
   if (a->type != c::FrameType::kReply) co_return Unexpected(*a, c::FrameType::kReply);
   Result<std::span<const std::byte>> reply = c::DecodeBatchOnly(a->payload, "REPLY");
@@ -711,18 +958,18 @@ awaitable<Status> CloseOn(Conn* conn) {
   conn->closed = true;
   // Leave every group first, so that what this bus held goes back to the
   // other members before Close returns.
-  std::vector<std::uint64_t> streams(conn->streams.begin(), conn->streams.end());
-  for (std::uint64_t s : streams) (void)co_await CloseStreamOn(conn, s);
-  // Then wait for the answers still due (publishes in flight).
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, info] : conn->streams) ids.push_back(id);
+  for (std::uint64_t id : ids) (void)co_await CloseStreamOn(conn, id);
+  // Then wait (a while) for the answers still due: publishes in flight.
   asio::steady_timer pause(conn->executor);
   MonoTime give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!conn->pending.empty() && conn->broken.ok() &&
-         std::chrono::steady_clock::now() < give_up) {
+  while (!conn->pending.empty() && conn->connected && std::chrono::steady_clock::now() < give_up) {
     pause.expires_after(std::chrono::milliseconds(1));
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
   }
-  conn->CloseSocket(FailedPreconditionError("the bus is closed"));
+  conn->Fail(FailedPreconditionError("the bus is closed"));
   co_return OkStatus();
 }
 
@@ -736,7 +983,7 @@ class JunctionBus final : public Bus {
     });
   }
 
-  const Capabilities& capabilities() const override { return conn_->capabilities; }
+  const Capabilities& capabilities() const override { return capabilities_; }
 
   Awaitable<Status> CreateTopic(std::string_view topic, TopicOptions options,
                                 Deadline deadline) override {
@@ -814,7 +1061,14 @@ class JunctionBus final : public Bus {
   }
 
   std::shared_ptr<Conn> conn_;
+  // Read from the user's threads: copied once, at open.
+  Capabilities capabilities_ = conn_->capabilities;
 };
+
+awaitable<bool> MarkReady(Conn* conn) {
+  conn->ready = conn->connected;  // nothing to reopen on the first connection
+  co_return conn->ready;
+}
 
 }  // namespace
 
@@ -826,13 +1080,13 @@ Result<std::unique_ptr<Bus>> OpenJunctionBus(JunctionConfig config, const BusOpt
   }
   if (!options.shard_cpus.empty() || !options.blocking_cpus.empty()) {
     return InvalidArgumentError(
-        "BusOptions::shard_cpus and blocking_cpus are for mem:// and "
-        "file://");
+        "BusOptions::shard_cpus and blocking_cpus are for mem:// and file://");
   }
   const Clock& clock = options.clock != nullptr ? *options.clock : RealClock();
   auto conn = std::make_shared<Conn>(std::move(config), options, clock);
   Status connected = conn->RunBlocking(conn->Connect());
   if (!connected.ok()) return connected;
+  conn->RunBlocking(MarkReady(conn.get()));
   return std::unique_ptr<Bus>(std::make_unique<JunctionBus>(std::move(conn)));
 }
 
