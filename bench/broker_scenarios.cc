@@ -30,6 +30,7 @@
 #include "core/env.h"
 #include "junction/bus.h"
 #include "junction/clock.h"
+#include "server/server.h"
 
 namespace junction::bench {
 namespace {
@@ -391,9 +392,27 @@ void ThroughputRun::Add(const ThroughputRun& other) {
 
 Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputLoad& load) {
   JUNCTION_CHECK(load.partitions >= 1 && load.consumers >= 1 && load.publishers >= 1);
+  JUNCTION_CHECK(!load.via_daemon || (!load.on_bus_executor && load.shard_cpus.empty()));
   SplitCountingEnv env(PosixEnv());
   BusOptions options;
   options.env = &env;
+  std::unique_ptr<server::Server> daemon;
+  if (load.via_daemon) {
+    server::ServerOptions server_options;
+    server_options.bus_url = FileUrl(dir, "always");
+    server_options.env = &env;
+    server_options.listen = "127.0.0.1:0";
+    server_options.shards = 2;
+    server_options.bus.blocking_cpus = load.blocking_cpus;
+    JUNCTION_ASSIGN_OR_RETURN(daemon, server::Server::Start(server_options));
+  }
+  // Stopped after the bus below is gone (declared first, destroyed last).
+  struct StopLast {
+    std::unique_ptr<server::Server>& daemon;
+    ~StopLast() {
+      if (daemon) (void)daemon->Stop();
+    }
+  } stop_last{daemon};
   IoThread publisher("jn-bench-pub");
   if (!load.shard_cpus.empty()) JUNCTION_RETURN_IF_ERROR(CheckCpus(load.shard_cpus));
   IoThread consumer(load.on_bus_executor ? "jn-bench-all" : "jn-bench-con",
@@ -412,6 +431,8 @@ Result<ThroughputRun> RunBrokerThroughput(const fs::path& dir, const ThroughputL
       bus = std::move(*opened);
       co_return OkStatus();
     }));
+  } else if (daemon) {
+    JUNCTION_ASSIGN_OR_RETURN(bus, Bus::Open("junction://" + daemon->address()));
   } else {
     JUNCTION_ASSIGN_OR_RETURN(bus, Bus::Open(FileUrl(dir, "always"), options));
   }

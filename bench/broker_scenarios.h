@@ -50,6 +50,10 @@ struct ThroughputLoad {
   // write and fdatasync threads (BusOptions::blocking_cpus).
   std::vector<int> shard_cpus{};
   std::vector<int> blocking_cpus{};
+  // The broker behind a junctiond started in this process (2 shards), the
+  // clients reaching it over loopback with junction:// (excludes
+  // on_bus_executor and the CPU sets).
+  bool via_daemon = false;
 };
 
 struct ThroughputRun {

@@ -16,6 +16,7 @@ namespace junction::bench {
 namespace {
 
 constexpr double kThroughputGoal = 0.70;  // of the log's own append rate
+constexpr double kDaemonGoal = 0.80;      // junction:// over loopback, of file:// in-process
 constexpr double kLatencyGoal = 3.0;      // p50 over fdatasync p50, fsync=always
 constexpr double kMemoryGoal = 256.0;     // MiB resident
 constexpr double kMiB = 1024.0 * 1024.0;
@@ -87,6 +88,7 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
   ThroughputRun keyed;     // co-located, messages with kKeys keys (partitions > 1)
   ThroughputRun unpinned;  // co-located, threads left to the scheduler (when pinned at all)
   ThroughputRun run;
+  ThroughputRun daemon;  // the same clients over loopback to a junctiond
   std::vector<double> round_ratios;
   JUNCTION_ASSIGN_OR_RETURN(const CpuPlan cpus, GoalCpus());
   for (int round = 1; round <= kThroughputRounds; ++round) {
@@ -131,6 +133,14 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
     JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir("throughput"));
     ThroughputLoad load{partitions, consumers, kPublishers, slice, false};
     JUNCTION_ASSIGN_OR_RETURN(ThroughputRun run_round, RunBrokerThroughput(dir, load));
+    Progress(options, fmt::format("{} round {}/{}: broker behind junctiond, clients over loopback",
+                                  name, round, kThroughputRounds));
+    JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path daemon_dir, scratch.FreshSubdir("throughput"));
+    ThroughputLoad daemon_load{partitions, consumers, kPublishers, slice, false};
+    daemon_load.via_daemon = true;
+    JUNCTION_ASSIGN_OR_RETURN(ThroughputRun daemon_round,
+                              RunBrokerThroughput(daemon_dir, daemon_load));
+    daemon.Add(daemon_round);
     if (peer_round.records_per_second() > 0) {
       round_ratios.push_back(shared_round.acked_per_second() / peer_round.records_per_second());
     }
@@ -162,6 +172,19 @@ Status RunThroughputCase(const BrokerSuiteOptions& options, ScratchDir& scratch,
     rows.push_back(Compared(
         name, static_cast<double>(shared.published) / static_cast<double>(shared.io.segment_syncs),
         "msgs/fsync", peer.records_per_sync()));
+  }
+  if (daemon.seconds > 0 && run.seconds > 0) {
+    // The goal: the daemon over loopback at >= 80% of the same
+    // clients in-process (both with the clients on threads of their own).
+    BenchRow via = Compared(name + " via junctiond", daemon.acked_per_second(), "msgs/s acked",
+                            run.acked_per_second());
+    bool daemon_met = via.ratio.value_or(0) >= kDaemonGoal;
+    rows.push_back(
+        WithGoal(std::move(via), fmt::format("ratio >= {:.2f}", kDaemonGoal), daemon_met));
+    if (daemon.acked > 0 && run.acked > 0) {
+      rows.push_back(Compared(name + " via junctiond CPU", 1e6 * daemon.cpu_seconds / daemon.acked,
+                              "us/msg", 1e6 * run.cpu_seconds / run.acked));
+    }
   }
   if (unpinned.seconds > 0) {
     rows.push_back(Compared(name + ", unpinned", unpinned.acked_per_second(), "msgs/s acked",

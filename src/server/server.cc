@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <pthread.h>
+
 #include <future>
 #include <optional>
 #include <thread>
@@ -187,7 +189,12 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   for (auto& shard : i.shards) i.work.push_back(asio::make_work_guard(*shard));
   asio::co_spawn(*i.shards[0], i.Accept(), asio::detached);
   for (std::size_t n = 0; n < i.shards.size(); ++n) {
-    i.threads.emplace_back([shard = i.shards[n].get()] { shard->run(); });
+    i.threads.emplace_back([shard = i.shards[n].get(), n] {
+      // "jn-shard-0": tells the shards apart in top and perf.
+      std::string name = "jn-shard-" + std::to_string(n);
+      ::pthread_setname_np(::pthread_self(), name.c_str());
+      shard->run();
+    });
   }
   log::Info("junctiond listening", {{"address", server->address()},
                                     {"shards", static_cast<std::uint64_t>(i.shards.size())},

@@ -1,5 +1,7 @@
 #include "transport/junction_bus.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -151,7 +153,10 @@ struct Conn {
         executor(ctx.get_executor()),
         socket(ctx),
         decoder(c::kDefaultMaxFrameBytes) {
-    thread = std::thread([this] { ctx.run(); });
+    thread = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "jn-conn");  // for top and perf
+      ctx.run();
+    });
   }
 
   ~Conn() {
