@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,21 @@ struct ServerContext {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  // A subscription or responder of this connection.
+  struct Stream {
+    std::uint64_t id = 0;
+    bool ephemeral = false;
+    std::unique_ptr<Subscription> subscription;
+    std::unique_ptr<Responder> responder;
+    bool fetching = false;
+    bool closed = false;
+    std::uint64_t next_delivery = 1;
+    // Delivered and not yet acked or nacked (groups only).
+    std::unordered_map<std::uint64_t, Delivery> deliveries;
+    // Fetched from the bus but not yet sent: what did not fit a frame.
+    std::deque<Delivery> pending;
+  };
+
   Session(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context);
   ~Session();
 
@@ -60,7 +76,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void Abort();
 
  private:
-  struct Stream;
   using Payload = std::span<const std::byte>;
 
   boost::asio::awaitable<bool> Handshake();

@@ -1,0 +1,337 @@
+// The requests of a session that are answered later (session.h): each runs
+// as a coroutine of its own on the session's shard.
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "broker/message_codec.h"
+#include "server/session.h"
+
+namespace junction::server {
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+namespace c = codec;
+
+namespace {
+
+// Room kept free in a DELIVER frame for its headers.
+constexpr std::size_t kDeliverSlack = 4u << 10;
+
+std::int64_t WallMs(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+awaitable<void> Session::HandleCreateTopic(std::uint32_t correlation, std::string topic,
+                                           TopicOptions options) {
+  Status s = co_await context_->bus->CreateTopic(topic, options, Deadline::Infinite());
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+awaitable<bool> Session::CreateMissing(const Status& status, const std::string& topic) {
+  if (status.code() != StatusCode::kNotFound || !auto_create_) co_return false;
+  Status created = co_await context_->bus->CreateTopic(topic, default_topic_, Deadline::Infinite());
+  // AlreadyExists: another connection created it (with other options) meanwhile.
+  co_return created.ok() || created.code() == StatusCode::kAlreadyExists;
+}
+
+awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string topic,
+                                       std::vector<Message> messages, PublishOptions options) {
+  Bus& bus = *context_->bus;
+  if (messages.size() == 1) {
+    // Kept until stored: a publish to a missing topic is tried again.
+    bool retry = auto_create_ && !known_topics_.contains(topic);
+    Message copy = retry ? messages.front() : Message{};
+    Result<PublishResult> r =
+        co_await bus.Publish(topic, std::move(messages.front()), options, Deadline::Infinite());
+    if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
+      r = co_await bus.Publish(topic, std::move(copy), options, Deadline::Infinite());
+    }
+    if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
+    if (!r.ok()) {
+      SendError(correlation, r.status());
+      co_return;
+    }
+    c::FrameWriter w = writer();
+    c::BeginPublished(w, correlation, 1);
+    c::EncodePublishedResult(w, *r);
+    w.End();
+    Flush();
+    co_return;
+  }
+  bool retry = auto_create_ && !known_topics_.contains(topic);
+  std::vector<Message> copy = retry ? messages : std::vector<Message>{};
+  Result<std::vector<PublishResult>> r =
+      co_await bus.PublishBatch(topic, std::move(messages), options, Deadline::Infinite());
+  if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
+    r = co_await bus.PublishBatch(topic, std::move(copy), options, Deadline::Infinite());
+  }
+  if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
+  if (!r.ok()) {
+    SendError(correlation, r.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::BeginPublished(w, correlation, r->size());
+  for (const PublishResult& p : *r) c::EncodePublishedResult(w, p);
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleSubscribe(std::uint32_t correlation, std::string topic,
+                                         SubscribeOptions options) {
+  bool ephemeral = options.group.empty();
+  Result<std::unique_ptr<Subscription>> sub =
+      co_await context_->bus->Subscribe(topic, options, Deadline::Infinite());
+  if (!sub.ok() && co_await CreateMissing(sub.status(), topic)) {
+    sub = co_await context_->bus->Subscribe(topic, std::move(options), Deadline::Infinite());
+  }
+  if (!sub.ok()) {
+    SendError(correlation, sub.status());
+    co_return;
+  }
+  if (closed_ || going_away_) {
+    (void)co_await (*sub)->Close();
+    SendError(correlation, UnavailableError("junctiond is shutting down"));
+    co_return;
+  }
+  auto stream = std::make_shared<Stream>();
+  stream->id = next_stream_++;
+  stream->ephemeral = ephemeral;
+  stream->subscription = std::move(*sub);
+  streams_.emplace(stream->id, stream);
+  c::FrameWriter w = writer();
+  c::EncodeSubscribed(w, correlation, stream->id);
+  Flush();
+}
+
+awaitable<void> Session::HandleFetch(std::uint32_t correlation, std::shared_ptr<Stream> stream,
+                                     std::size_t max_messages, Deadline deadline) {
+  if (stream->responder) {
+    Result<std::unique_ptr<IncomingRequest>> got = co_await stream->responder->Next(deadline);
+    stream->fetching = false;
+    if (!got.ok()) {
+      SendError(correlation, got.status());
+      co_return;
+    }
+    Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
+        std::span(&(*got)->message(), 1), WallMs(*context_->clock), c::kMaxBatchBytesLimit);
+    if (!batch.ok()) {
+      SendError(correlation, batch.status());
+      co_return;
+    }
+    std::uint64_t id = next_request_++;
+    requests_.emplace(id, std::move(*got));
+    c::FrameWriter w = writer();
+    c::BeginRequestIn(w, correlation, stream->id, id);
+    w.Raw(*batch);
+    w.End();
+    Flush();
+    co_return;
+  }
+  std::vector<Delivery> deliveries;
+  if (stream->pending.empty()) {
+    Result<std::vector<Delivery>> got =
+        co_await stream->subscription->NextBatch(max_messages, deadline);
+    if (!got.ok()) {
+      stream->fetching = false;
+      SendError(correlation, got.status());
+      co_return;
+    }
+    deliveries = std::move(*got);
+  } else {
+    while (!stream->pending.empty() && deliveries.size() < max_messages) {
+      deliveries.push_back(std::move(stream->pending.front()));
+      stream->pending.pop_front();
+    }
+  }
+  stream->fetching = false;
+  // As many as fit the peer's frame limit; the rest wait for the next FETCH.
+  const std::size_t room =
+      peer_max_frame_ > kDeliverSlack * 2 ? peer_max_frame_ - kDeliverSlack : peer_max_frame_;
+  c::RecordBatchBuilder builder({.max_batch_bytes = c::kMaxBatchBytesLimit});
+  std::size_t take = 0;
+  std::int64_t now_ms = WallMs(*context_->clock);
+  for (; take < deliveries.size(); ++take) {
+    // The record takes about the message's size plus a few bytes per field.
+    const Message& m = deliveries[take].message();
+    std::size_t estimate = broker::MessageSize(m) + 128 + 16 * m.headers.size();
+    if (take > 0 && builder.uncompressed_bytes() + estimate > room) break;
+    broker::AddMessage(builder, deliveries[take].message(), now_ms, std::nullopt);
+  }
+  for (std::size_t i = deliveries.size(); i > take; --i) {
+    stream->pending.push_front(std::move(deliveries[i - 1]));
+  }
+  deliveries.resize(take);
+  Result<std::vector<std::byte>> batch = builder.Build();
+  if (!batch.ok()) {
+    SendError(correlation, batch.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::BeginDeliver(w, correlation, stream->id, deliveries.size());
+  for (Delivery& d : deliveries) {
+    std::uint64_t id = stream->next_delivery++;
+    c::EncodeDeliveryHeader(w, {d.partition(), d.offset(), d.attempt(), id});
+    if (!stream->ephemeral && !stream->closed) stream->deliveries.emplace(id, std::move(d));
+  }
+  w.Raw(*batch);
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleAck(std::uint32_t correlation, std::vector<Awaitable<Status>> acks,
+                                   std::vector<std::optional<Status>> early) {
+  // Every ack starts at once (the bus gathers them), then the answers go
+  // out in order.
+  struct Gather {
+    explicit Gather(const asio::any_io_executor& ex)
+        : wake(ex, asio::steady_timer::time_point::max()) {}
+    std::vector<Status> results;
+    std::size_t left = 0;
+    asio::steady_timer wake;
+  };
+  auto gather = std::make_shared<Gather>(executor_);
+  gather->results.resize(acks.size());
+  gather->left = acks.size();
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    asio::co_spawn(executor_, std::move(acks[i]),
+                   [gather, i](const std::exception_ptr& e, const Status& s) {
+                     gather->results[i] = e ? InternalError("ack failed with an exception") : s;
+                     if (--gather->left == 0) gather->wake.cancel();
+                   });
+  }
+  while (gather->left > 0) {
+    boost::system::error_code ec;
+    co_await gather->wake.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  c::FrameWriter w = writer();
+  c::BeginAcked(w, correlation, early.size());
+  std::size_t next = 0;
+  for (const std::optional<Status>& s : early) {
+    c::EncodeAckedResult(w, s ? *s : gather->results[next++]);
+  }
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleCloseStream(std::uint32_t correlation,
+                                           std::shared_ptr<Stream> stream) {
+  stream->closed = true;
+  stream->deliveries.clear();
+  stream->pending.clear();
+  // (Not a conditional expression: GCC 12 mis-compiles co_await in one.)
+  Status s;
+  if (stream->subscription) {
+    s = co_await stream->subscription->Close();
+  } else {
+    s = co_await stream->responder->Close();
+  }
+  if (correlation == 0) co_return;
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+awaitable<void> Session::CloseStreams() {
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, stream] : streams) co_await HandleCloseStream(0, stream);
+}
+
+awaitable<void> Session::HandleSeek(std::uint32_t correlation, std::string topic, std::string group,
+                                    StartPosition position) {
+  Status s = co_await context_->bus->Seek(topic, group, position, Deadline::Infinite());
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+awaitable<void> Session::HandleDescribe(std::uint32_t correlation, std::string topic,
+                                        std::string group) {
+  Result<GroupInfo> info =
+      co_await context_->bus->DescribeGroup(topic, group, Deadline::Infinite());
+  if (!info.ok()) {
+    SendError(correlation, info.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeGroupInfo(w, correlation, *info);
+  Flush();
+}
+
+awaitable<void> Session::HandleRequest(std::uint32_t correlation, std::string topic,
+                                       Message request, Deadline deadline) {
+  Result<Message> reply = co_await context_->bus->Request(topic, std::move(request), deadline);
+  if (!reply.ok()) {
+    SendError(correlation, reply.status());
+    co_return;
+  }
+  Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
+      std::span(&*reply, 1), WallMs(*context_->clock), c::kMaxBatchBytesLimit);
+  if (!batch.ok()) {
+    SendError(correlation, batch.status());
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  w.Begin(c::FrameType::kReply, correlation);
+  w.Raw(*batch);
+  w.End();
+  Flush();
+}
+
+awaitable<void> Session::HandleRespond(std::uint32_t correlation, std::string topic) {
+  Result<std::unique_ptr<Responder>> responder =
+      co_await context_->bus->Respond(topic, Deadline::Infinite());
+  if (!responder.ok()) {
+    SendError(correlation, responder.status());
+    co_return;
+  }
+  if (closed_ || going_away_) {
+    (void)co_await (*responder)->Close();
+    SendError(correlation, UnavailableError("junctiond is shutting down"));
+    co_return;
+  }
+  auto stream = std::make_shared<Stream>();
+  stream->id = next_stream_++;
+  stream->responder = std::move(*responder);
+  streams_.emplace(stream->id, stream);
+  c::FrameWriter w = writer();
+  c::EncodeResponding(w, correlation, stream->id);
+  Flush();
+}
+
+awaitable<void> Session::HandleReplyTo(std::uint32_t correlation,
+                                       std::unique_ptr<IncomingRequest> request, Message reply) {
+  Status s = co_await request->Reply(std::move(reply));
+  if (!s.ok()) {
+    SendError(correlation, s);
+    co_return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
+}  // namespace junction::server

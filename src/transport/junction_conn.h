@@ -1,0 +1,228 @@
+#pragma once
+
+// The connection of a junction:// bus (internal to src/transport): socket,
+// frames, requests waiting for answers, reconnection. junction_bus.cc
+// builds the Bus on it; junction_conn.cc holds its methods.
+
+#include <pthread.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "codec/wire.h"
+#include "junction/bus.h"
+#include "transport/junction_bus.h"
+
+namespace junction::transport::junction_client {
+namespace asio = boost::asio;
+namespace c = codec;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+template <typename T>
+awaitable<std::optional<T>> Optional(awaitable<T> a) {
+  co_return co_await std::move(a);
+}
+
+// A value set once by one coroutine and awaited by another, both on the
+// connection's executor.
+template <typename T>
+class Signal {
+ public:
+  explicit Signal(const asio::any_io_executor& ex)
+      : wake_(ex, asio::steady_timer::time_point::max()) {}
+  void Set(T value) {
+    if (value_) return;
+    value_.emplace(std::move(value));
+    wake_.cancel();
+  }
+  awaitable<T> Wait() {
+    while (!value_) {
+      boost::system::error_code ignored;
+      co_await wake_.async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
+    co_return std::move(*value_);
+  }
+
+ private:
+  asio::steady_timer wake_;
+  std::optional<T> value_;
+};
+
+// The answer to a request: its frame's type and a copy of its payload.
+struct Answer {
+  c::FrameType type = c::FrameType::kOk;
+  std::vector<std::byte> payload;
+  std::uint64_t generation = 0;  // of the connection it came on
+};
+using Waiter = Signal<Result<Answer>>;
+
+// What becomes of a request in flight when the connection is lost.
+enum class OnLoss : std::uint8_t {
+  kResend,  // sent again, as is, on the next connection (idempotent: publishes carry ids)
+  kRetry,   // failed with kRetryStatus: its caller builds it again (it names a stream)
+  kFail,    // failed with Unavailable (acks, requests, replies: not safe to repeat)
+};
+
+struct PendingAck {
+  c::AckKind kind;
+  std::uint64_t stream;      // the client's stream id
+  std::uint64_t generation;  // of the connection that delivered it
+  std::uint64_t delivery_id;
+  std::optional<Duration> delay;
+  std::string error;
+  std::shared_ptr<Signal<Status>> done;
+};
+
+// A subscription or responder, as this client knows it: opened again on
+// every new connection.
+struct StreamInfo {
+  std::string topic;
+  std::optional<SubscribeOptions> subscribe;  // nullopt: a responder
+  std::uint64_t server_id = 0;                // on the current connection; 0 while reopening
+  Status failed;                              // reopening failed: every fetch gets this
+};
+
+struct Request {
+  std::shared_ptr<Waiter> waiter;
+  std::vector<std::byte> frame;  // kept for kResend, and while not ready
+  OnLoss on_loss;
+  std::uint64_t sent_on = 0;  // the generation it was written on; 0: not yet
+};
+
+// The connection: socket, frame decoder, send buffer, the requests waiting
+// for answers, the streams to reopen. Runs on its own io_context thread;
+// everything here happens there. User-facing objects hold it by shared_ptr;
+// coroutines running on its thread hold a raw pointer, so the last
+// reference never drops there.
+//
+// A lost connection is opened again with backoff (50 ms doubling to 2 s,
+// with jitter) until the bus closes: publishes in flight are sent again
+// with their message ids (the daemon's dedupe window stores each once),
+// subscriptions and responders are opened again (the group redelivered
+// what the old member held), fetches are issued again; acks and requests
+// in flight fail with Unavailable.
+struct Conn {
+  Conn(JunctionConfig config, const BusOptions& options, const Clock& clock)
+      : config(std::move(config)),
+        options(options),
+        clock(clock),
+        work(asio::make_work_guard(ctx)),
+        executor(ctx.get_executor()),
+        socket(ctx),
+        decoder(c::kDefaultMaxFrameBytes) {
+    thread = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "jn-conn");  // for top and perf
+      ctx.run();
+    });
+  }
+
+  ~Conn() {
+    work.reset();
+    ctx.stop();
+    thread.join();
+  }
+
+  // Runs `a` on the connection's thread and resumes on the caller's executor.
+  template <typename T>
+  awaitable<T> On(awaitable<T> a) {
+    std::optional<T> out = co_await asio::co_spawn(executor, Optional(std::move(a)), use_awaitable);
+    co_return std::move(*out);
+  }
+
+  template <typename T>
+  T RunBlocking(awaitable<T> a) {
+    std::optional<T> out = asio::co_spawn(executor, Optional(std::move(a)), asio::use_future).get();
+    return std::move(*out);
+  }
+
+  std::string where() const {
+    return "junction://" + config.host + ":" + std::to_string(config.port);
+  }
+
+  awaitable<Status> Connect();
+  awaitable<Status> Handshake();
+  static awaitable<void> ReadLoop(Conn* self, std::uint64_t generation);
+  static awaitable<void> Heartbeat(Conn* self, std::uint64_t generation);
+  static awaitable<void> Reconnect(Conn* self);
+  awaitable<void> Reopen();
+  void OnFrame(const c::Frame& frame);
+  void Lost(const Status& why);
+  // Permanent: every waiting call fails with `why`, no reconnection.
+  void Fail(const Status& why);
+  // Waits until ready (true), closed or past `deadline` (false).
+  awaitable<bool> WaitConnected(Deadline deadline);
+
+  // Sends a request (its frame encoded with correlation `corr` by the
+  // caller) and returns its waiter. While disconnected it is held and sent
+  // on the next connection (kResend, kRetry) or failed (kFail).
+  std::shared_ptr<Waiter> Send(std::uint32_t corr, std::vector<std::byte> frame, OnLoss on_loss);
+  std::uint32_t NextCorrelation() {
+    std::uint32_t corr = next_correlation++;
+    if (next_correlation == 0) next_correlation = 1;
+    return corr;
+  }
+  void Flush();
+  static awaitable<void> WriteLoop(Conn* self, std::uint64_t generation);
+
+  awaitable<Status> QueueAck(PendingAck ack);
+  static awaitable<void> SendAcks(Conn* self, std::vector<PendingAck> acks);
+
+  JunctionConfig config;
+  BusOptions options;
+  const Clock& clock;
+  asio::io_context ctx{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  asio::any_io_executor executor;
+  tcp::socket socket;
+  c::FrameDecoder decoder;
+  std::vector<std::byte> out;
+  std::vector<std::byte> sending;
+  bool writing = false;
+  std::uint32_t next_correlation = 1;
+  std::map<std::uint32_t, Request> pending;  // by correlation: resent in order
+  bool connected = false;                    // the socket is up (streams may still be reopening)
+  bool ready = false;                        // connected, and every stream reopened
+  std::uint64_t generation = 0;              // bumps on every connection
+  Status broken;                             // OK until the bus closes
+  bool closed = false;
+  std::uint32_t peer_max_frame = c::kDefaultMaxFrameBytes;
+  Duration heartbeat{};
+  MonoTime last_received{};
+  MonoTime last_sent{};
+  Capabilities capabilities;
+  std::uint64_t next_stream = 1;
+  std::map<std::uint64_t, StreamInfo> streams;  // by the client's id
+  std::vector<PendingAck> acks;
+  bool acks_posted = false;
+  std::minstd_rand jitter{std::random_device{}()};
+  std::thread thread;
+};
+
+// Internal: a FETCH or CLOSE_STREAM whose connection was lost.
+Status RetryStatus();
+bool IsRetry(const Status& s);
+std::int64_t WallMs(const Clock& clock);
+// The status an answer stands for when it is not the expected frame.
+Status Unexpected(const Answer& answer, c::FrameType expected);
+
+}  // namespace junction::transport::junction_client
