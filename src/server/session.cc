@@ -120,6 +120,16 @@ void Session::SendError(std::uint32_t correlation, const Status& status) {
   Flush();
 }
 
+void Session::AnswerStatus(std::uint32_t correlation, const Status& status) {
+  if (!status.ok()) {
+    SendError(correlation, status);
+    return;
+  }
+  c::FrameWriter w = writer();
+  c::EncodeOk(w, correlation);
+  Flush();
+}
+
 void Session::CloseWith(c::ConnectionError code, std::string message) {
   if (closed_ || close_after_write_) return;
   context_->protocol_errors.fetch_add(1);

@@ -92,6 +92,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Flush();
   static boost::asio::awaitable<void> WriteLoop(std::shared_ptr<Session> self);
   void SendError(std::uint32_t correlation, const Status& status);
+  // OK for an OK status, else ERROR (requests whose answer has no payload).
+  void AnswerStatus(std::uint32_t correlation, const Status& status);
   // Sends ERROR with a connection code and closes after it is written.
   void CloseWith(codec::ConnectionError code, std::string message);
   void CloseSocket();

@@ -32,13 +32,7 @@ std::int64_t WallMs(const Clock& clock) {
 awaitable<void> Session::HandleCreateTopic(std::uint32_t correlation, std::string topic,
                                            TopicOptions options) {
   Status s = co_await context_->bus->CreateTopic(topic, options, Deadline::Infinite());
-  if (!s.ok()) {
-    SendError(correlation, s);
-    co_return;
-  }
-  c::FrameWriter w = writer();
-  c::EncodeOk(w, correlation);
-  Flush();
+  AnswerStatus(correlation, s);
 }
 
 awaitable<bool> Session::CreateMissing(const Status& status, const std::string& topic) {
@@ -241,13 +235,7 @@ awaitable<void> Session::HandleCloseStream(std::uint32_t correlation,
     s = co_await stream->responder->Close();
   }
   if (correlation == 0) co_return;
-  if (!s.ok()) {
-    SendError(correlation, s);
-    co_return;
-  }
-  c::FrameWriter w = writer();
-  c::EncodeOk(w, correlation);
-  Flush();
+  AnswerStatus(correlation, s);
 }
 
 awaitable<void> Session::CloseStreams() {
@@ -259,13 +247,7 @@ awaitable<void> Session::CloseStreams() {
 awaitable<void> Session::HandleSeek(std::uint32_t correlation, std::string topic, std::string group,
                                     StartPosition position) {
   Status s = co_await context_->bus->Seek(topic, group, position, Deadline::Infinite());
-  if (!s.ok()) {
-    SendError(correlation, s);
-    co_return;
-  }
-  c::FrameWriter w = writer();
-  c::EncodeOk(w, correlation);
-  Flush();
+  AnswerStatus(correlation, s);
 }
 
 awaitable<void> Session::HandleDescribe(std::uint32_t correlation, std::string topic,
@@ -325,13 +307,7 @@ awaitable<void> Session::HandleRespond(std::uint32_t correlation, std::string to
 awaitable<void> Session::HandleReplyTo(std::uint32_t correlation,
                                        std::unique_ptr<IncomingRequest> request, Message reply) {
   Status s = co_await request->Reply(std::move(reply));
-  if (!s.ok()) {
-    SendError(correlation, s);
-    co_return;
-  }
-  c::FrameWriter w = writer();
-  c::EncodeOk(w, correlation);
-  Flush();
+  AnswerStatus(correlation, s);
 }
 
 }  // namespace junction::server
