@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "junction/config.h"
 #include "junction/log.h"
+#include "messaging.h"
 #include "server/daemon.h"
 #include "storage/config.h"
 
@@ -90,11 +91,12 @@ int RunBroker(const config::Config& config, const BrokerFlags& flags) {
 }
 
 int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& bench,
-              const BrokerFlags& broker) {
+              const BrokerFlags& broker, const MessagingOptions& messaging) {
   config::Schema schema;
   if (Status s = config::AddCoreKeys(schema); !s.ok()) return Fail(s);
   if (Status s = storage::AddConfigKeys(schema); !s.ok()) return Fail(s);
   if (Status s = server::AddConfigKeys(schema); !s.ok()) return Fail(s);
+  if (Status s = AddMessagingConfigKeys(schema); !s.ok()) return Fail(s);
   Result<config::Config> config = LoadConfig(schema, options, broker);
   if (!config.ok()) return Fail(config.status());
   if (Status s = StartLogging(*config); !s.ok()) return Fail(s);
@@ -111,6 +113,8 @@ int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& b
     code = RunBench(context, *app.get_subcommand("bench"), bench);
   } else if (app.got_subcommand("broker")) {
     code = RunBroker(*config, broker);
+  } else {
+    code = RunMessaging(context, app, messaging);
   }
   std::cout.flush();
   log::Flush();
@@ -159,13 +163,16 @@ int Run(int argc, char** argv) {
     broker_command->add_option("--shards", broker.shards,
                                "Event-loop threads, 0: one per CPU (broker.shards)");
 
+    MessagingOptions messaging;
+    AddMessagingCommands(app, messaging);
+
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       int code = app.exit(e, std::cout, std::cerr);  // help goes to stdout
       return code == 0 ? kExitOk : kExitUsage;
     }
-    return RunParsed(app, options, bench, broker);
+    return RunParsed(app, options, bench, broker, messaging);
   } catch (const std::exception& e) {
     std::cerr << "junction: " << e.what() << '\n';
     return kExitFailure;

@@ -13,20 +13,6 @@
 namespace junction::cli {
 namespace {
 
-constexpr std::string_view kBold = "\x1b[1m";
-constexpr std::string_view kDim = "\x1b[2m";
-constexpr std::string_view kReset = "\x1b[0m";
-
-std::string Styled(const Context& context, std::string_view style, std::string_view text) {
-  if (!context.color) return std::string(text);
-  return std::string(style) + std::string(text) + std::string(kReset);
-}
-
-std::string Padded(std::string text, std::size_t width) {
-  text.resize(std::max(width, text.size()), ' ');
-  return text;
-}
-
 boost::json::value ToJson(const config::Value& value) {
   return std::visit(
       [&](const auto& v) -> boost::json::value {
@@ -46,6 +32,21 @@ boost::json::value ToJson(const config::Value& value) {
 }
 
 }  // namespace
+
+std::string Styled(const Context& context, std::string_view style, std::string_view text) {
+  if (!context.color) return std::string(text);
+  return std::string(style) + std::string(text) + std::string(kReset);
+}
+
+std::string Padded(std::string text, std::size_t width) {
+  text.resize(std::max(width, text.size()), ' ');
+  return text;
+}
+
+int Fail(const Context& context, std::string_view what, const Status& status) {
+  context.err << "junction: " << what << ": " << status.message() << '\n';
+  return kExitFailure;
+}
 
 int RunVersion(const Context& context) {
   BuildInfo info = GetBuildInfo();

@@ -30,78 +30,20 @@
 
 #include "codec/wire.h"
 #include "junction/bus.h"
+#include "tests/support/daemon_process.h"
 
 namespace junction {
 namespace {
 
 using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
 
-class Daemon {
+// junctiond on `dir`, listening on a free loopback port, with two shards.
+class Daemon : public testing::DaemonProcess {
  public:
-  // Starts junctiond on `dir`, listening on a free loopback port; returns
-  // once it printed its address (or fails the test).
   void Start(const std::filesystem::path& dir) {
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    std::string err_path = (dir.parent_path() / (dir.filename().string() + ".stderr")).string();
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (err >= 0) dup2(err, STDERR_FILENO);
-      close(out[0]);
-      std::string data = "--data-dir=" + dir.string();
-      execl(JUNCTIOND_PATH, JUNCTIOND_PATH, data.c_str(), "--listen=127.0.0.1:0", "--shards=2",
-            "--log-level=warn", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(out[1]);
-    // The banner's first line names the URL.
-    std::string line;
-    char ch = 0;
-    while (read(out[0], &ch, 1) == 1 && ch != '\n') line += ch;
-    close(out[0]);
-    std::size_t at = line.find("junction://");
-    ASSERT_NE(at, std::string::npos) << "junctiond printed: '" << line << "'";
-    std::size_t end = line.find(' ', at);
-    url_ = line.substr(at, end - at);
+    std::string url = DaemonProcess::Start({JUNCTIOND_PATH, "--shards=2", "--log-level=warn"}, dir);
+    ASSERT_FALSE(url.empty()) << "junctiond printed no URL; see " << dir.string() << ".stderr";
   }
-
-  void Signal(int sig) const { kill(pid_, sig); }
-
-  // The exit status, waiting up to `timeout`; kills it (by PID) and fails
-  // the test when it does not exit in time.
-  int Wait(std::chrono::seconds timeout) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      int status = 0;
-      pid_t done = waitpid(pid_, &status, WNOHANG);
-      if (done == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "junctiond did not exit within " << timeout.count() << " s";
-    Kill();
-    return -1;
-  }
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
-  ~Daemon() { Kill(); }
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = -1;
-  std::string url_;
 };
 
 // Runs `a` on a fresh io_context and returns its result.

@@ -81,11 +81,15 @@ int RunDaemon(const ServerOptions& options, std::FILE* banner) {
     std::string url = "junction://" + (*server)->address();
     std::fprintf(banner,
                  "junctiond is listening on %s (data in %s, fsync %s).\n"
-                 "Programs reach it with Bus::Open(\"%s\") (include/junction/bus.h).\n"
+                 "Programs reach it with Bus::Open(\"%s\") (include/junction/bus.h);\n"
+                 "from a shell (add --server %s when not the default):\n"
+                 "  junction pub demo 'hello {{n}}' --count 3\n"
+                 "  junction sub demo --group readers --from earliest\n"
+                 "  junction bench queue --server %s\n"
                  "Stop with Ctrl-C: it finishes what is in flight; a second Ctrl-C exits at "
                  "once.\n",
-                 url.c_str(), options.data_dir.string().c_str(), options.fsync.c_str(),
-                 url.c_str());
+                 url.c_str(), options.data_dir.string().c_str(), options.fsync.c_str(), url.c_str(),
+                 url.c_str(), url.c_str());
     std::fflush(banner);
   }
   int received = 0;

@@ -1,0 +1,182 @@
+// The messaging commands end to end: a `junction broker` child process on a
+// free loopback port, and `junction pub/sub/req/reply/topics/groups` run
+// against it as subprocesses. Every process started here is stopped by its
+// PID.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include "cli_test_util.h"
+#include "tests/support/daemon_process.h"
+
+namespace junction::cli {
+namespace {
+
+using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
+
+class MessagingTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    std::string url = broker_.Start({JUNCTION_CLI_PATH, "broker", "--shards=1", "--log-level=warn"},
+                                    dir_ / "data");
+    ASSERT_FALSE(url.empty()) << ReadFile("data.stderr");
+    env_ = "JUNCTION_URL=" + url;
+  }
+
+  void TearDown() override {
+    broker_.Signal(SIGTERM);
+    EXPECT_EQ(broker_.Wait(30s), 0) << "junction broker did not stop cleanly on SIGTERM";
+  }
+
+  Outcome Junction(const std::string& args, const std::string& input = "") {
+    return Run(args, env_, input);
+  }
+
+  // Starts `junction <args>` in the background (its output in
+  // background.out/.err); returns its PID.
+  pid_t Background(const std::string& args) {
+    std::string command = "cd '" + dir_.string() + "' && exec env -i PATH=/usr/bin:/bin " + env_ +
+                          " " + JUNCTION_CLI_PATH + " " + args +
+                          " </dev/null >background.out 2>background.err";
+    pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  }
+
+  // The exit code of `pid` within `timeout`, else -1 after a SIGKILL by PID.
+  static int WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid)
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      std::this_thread::sleep_for(10ms);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+
+  testing::DaemonProcess broker_;
+  std::string env_;
+};
+
+TEST_F(MessagingTest, PublishedMessagesReachAGroupInOrderAndItsAcksEmptyTheBacklog) {
+  Outcome created = Junction("topics create orders --partitions 3");
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_EQ(created.out, "topic orders: 3 partitions\n");
+  Outcome published = Junction("pub orders 'order {{n}}' --count 3 --key customer-7 -H 'x-b: 2'");
+  ASSERT_EQ(published.code, 0) << published.err;
+  EXPECT_TRUE(published.out.starts_with("published 3 messages to orders")) << published.out;
+
+  Outcome raw = Junction("sub orders --group billing --from earliest --count 3 --raw --wait 20s");
+  ASSERT_EQ(raw.code, 0) << raw.err;
+  EXPECT_EQ(raw.out, "order 1\norder 2\norder 3\n");  // one key: one partition, in order
+
+  Outcome info = Junction("--json groups info orders billing");
+  ASSERT_EQ(info.code, 0) << info.err;
+  boost::json::object group = boost::json::parse(info.out).as_object();
+  EXPECT_EQ(group.at("backlog").as_int64(), 0);  // each printed message was acked
+  EXPECT_EQ(group.at("in_flight").as_int64(), 0);
+
+  Outcome seek = Junction("groups seek orders billing --to earliest");
+  ASSERT_EQ(seek.code, 0) << seek.err;
+  Outcome again = Junction("--json groups info orders billing");
+  EXPECT_EQ(boost::json::parse(again.out).as_object().at("backlog").as_int64(), 3);
+}
+
+TEST_F(MessagingTest, JsonDeliveriesCarryThePositionTheEventAndTheHeaders) {
+  ASSERT_EQ(Junction("pub audit '{\"a\":1}' --content-type application/json --type audit.v1 "
+                     "--id evt-1 -H trace:abc")
+                .code,
+            0);
+  Outcome sub = Junction("sub audit --group g --from earliest --count 1 --json --wait 20s");
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  boost::json::object line = boost::json::parse(sub.out).as_object();
+  EXPECT_EQ(line.at("topic").as_string(), "audit");
+  EXPECT_EQ(line.at("offset").as_int64(), 0);
+  EXPECT_EQ(line.at("attempt").as_int64(), 1);
+  const boost::json::object& event = line.at("event").as_object();
+  EXPECT_EQ(event.at("id").as_string(), "evt-1");
+  EXPECT_EQ(event.at("type").as_string(), "audit.v1");
+  EXPECT_EQ(event.at("data").at("a").as_int64(), 1);  // JSON data stays JSON
+  EXPECT_EQ(line.at("headers").at("trace").as_string(), "abc");
+}
+
+TEST_F(MessagingTest, TheSameIdIsStoredOnceAndStdinLinesAreMessages) {
+  Outcome first = Junction("--json pub t body --id fixed");
+  Outcome second = Junction("--json pub t body --id fixed");
+  ASSERT_EQ(first.code, 0) << first.err;
+  ASSERT_EQ(second.code, 0) << second.err;
+  boost::json::object a = boost::json::parse(first.out).as_object();
+  boost::json::object b = boost::json::parse(second.out).as_object();
+  EXPECT_FALSE(a.at("duplicate").as_bool());
+  EXPECT_TRUE(b.at("duplicate").as_bool());
+  EXPECT_EQ(a.at("offset"), b.at("offset"));
+
+  ASSERT_EQ(Junction("pub t --lines", "x\ny\n").code, 0);
+  Outcome all = Junction("sub t --group g --from earliest --raw --count 3 --wait 20s");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(all.out, "body\nx\ny\n");
+}
+
+TEST_F(MessagingTest, ReplyRunsItsCommandPerRequest) {
+  pid_t replier = Background("reply svc --count 2 --command 'tr a-z A-Z'");
+  ASSERT_GT(replier, 0);
+  // The responder is up once a request stops failing with "no responders".
+  Outcome loud;
+  for (int i = 0; i < 200; ++i) {
+    loud = Junction("req svc 'make me loud' --timeout 10s");
+    if (loud.err.find("no responders") == std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(loud.code, 0) << loud.err;
+  EXPECT_EQ(loud.out, "MAKE ME LOUD\n");
+  Outcome json = Junction("--json req svc quiet --timeout 10s");
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(boost::json::parse(json.out).at("event").at("data_base64").as_string(),
+            "UVVJRVQ=");  // "QUIET"
+  EXPECT_EQ(WaitFor(replier, 30s), 0) << ReadFile("background.err");
+}
+
+TEST_F(MessagingTest, FailuresAreClearAndExitOne) {
+  Outcome nobody = Junction("req nobody hello");
+  EXPECT_EQ(nobody.code, 1);
+  EXPECT_EQ(nobody.err, "junction: req: no responders on 'nobody'\n");
+
+  Outcome from = Junction("sub t --from earliest");
+  EXPECT_EQ(from.code, 1);
+  EXPECT_NE(from.err.find("--from: needs --group"), std::string::npos) << from.err;
+
+  Outcome short_count = Junction("sub empty --group g --count 2 --wait 300ms");
+  EXPECT_EQ(short_count.code, 1);
+  EXPECT_NE(short_count.err.find("0 of 2 messages within --wait 300ms"), std::string::npos)
+      << short_count.err;
+
+  Outcome header = Junction("pub t x -H nocolon");
+  EXPECT_EQ(header.code, 1);
+  EXPECT_NE(header.err.find("expected name:value"), std::string::npos) << header.err;
+
+  Outcome unbuilt = Junction("topics ls");
+  EXPECT_EQ(unbuilt.code, 1);
+  EXPECT_NE(unbuilt.err.find("not built yet"), std::string::npos) << unbuilt.err;
+
+  Outcome unreachable = Run("pub t x --server junction://127.0.0.1:1?connect_timeout_ms=500");
+  EXPECT_EQ(unreachable.code, 1);
+  EXPECT_NE(unreachable.err.find("127.0.0.1:1"), std::string::npos) << unreachable.err;
+}
+
+}  // namespace
+}  // namespace junction::cli
