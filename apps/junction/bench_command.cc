@@ -194,11 +194,13 @@ void AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1'000'000'000}));
   broker->add_option("--only", options.only, "Run only these scenarios (default: all)")
       ->check(CLI::IsMember({"throughput", "latency", "memory"}));
+  AddBusBenchCommands(*bench, options.bus);
 }
 
 int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {
   if (bench.got_subcommand("log")) return RunBenchLog(context, options);
   if (bench.got_subcommand("broker")) return RunBenchBroker(context, options);
+  if (int code = RunBusBenchCommand(context, bench, options.bus); code >= 0) return code;
   context.err << "junction: bench: unknown scenario\n";
   return kExitUsage;
 }

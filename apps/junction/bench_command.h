@@ -2,7 +2,7 @@
 
 // `junction bench <scenario>`: benchmarks that print a table, or with --json
 // the same figures as an array of objects. Scenarios: `log` and `broker`
-// (bench/README.md).
+// (bench/README.md), and the loads against any Bus URL (bench_bus_command.h).
 
 #include <cstdint>
 #include <string>
@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench_bus_command.h"
 #include "commands.h"
 
 namespace junction::cli {
@@ -20,6 +21,7 @@ struct BenchOptions {
   std::string log_bytes = "1GiB";      // log size for the read and open scenarios
   std::uint64_t backlog = 10'000'000;  // broker: messages behind the stalled consumer
   std::vector<std::string> only;       // broker: the scenarios to run; empty: all
+  BusBenchFlags bus;                   // pub, sub, pubsub, queue, req, baseline
 };
 
 // Adds `bench` and its subcommands to `app`; parsing fills `options`, which

@@ -178,5 +178,37 @@ TEST_F(MessagingTest, FailuresAreClearAndExitOne) {
   EXPECT_NE(unreachable.err.find("127.0.0.1:1"), std::string::npos) << unreachable.err;
 }
 
+TEST_F(MessagingTest, BenchScenariosThroughTheDaemonCountEveryMessage) {
+  for (const char* scenario : {"queue", "pubsub", "req", "pub", "sub"}) {
+    Outcome run = Junction(std::string("--json --log-level=warn bench ") + scenario +
+                           " --msgs 600 --producers 2 --consumers 2 --partitions 2");
+    ASSERT_EQ(run.code, 0) << scenario << ": " << run.err;
+    boost::json::object result = boost::json::parse(run.out).as_object();
+    std::int64_t expected = std::string_view(scenario) == "pubsub" ? 1200 : 600;  // 2 consumers
+    EXPECT_EQ(result.at("ops").as_int64(), expected) << scenario;
+    EXPECT_EQ(result.at("errors").as_int64(), 0) << scenario;
+    EXPECT_GT(result.at("ops_per_second").as_double(), 0) << scenario;
+    if (std::string_view(scenario) == "sub") {
+      EXPECT_TRUE(result.at("latency").is_null());
+    } else {
+      EXPECT_EQ(result.at("latency").at("count").as_int64(), expected) << scenario;
+      EXPECT_LE(result.at("latency").at("p50_us").as_double(),
+                result.at("latency").at("max_us").as_double());
+    }
+  }
+  Outcome fsync = Junction("bench queue --fsync never --msgs 10");
+  EXPECT_EQ(fsync.code, 1);
+  EXPECT_NE(fsync.err.find("--fsync applies to file:// URLs"), std::string::npos) << fsync.err;
+}
+
+TEST_F(MessagingTest, BenchBaselineMeasuresTheRoundTripAndFdatasync) {
+  Outcome run = Junction("--json bench baseline --seconds 0.2 --dir .");
+  ASSERT_EQ(run.code, 0) << run.err;
+  boost::json::object result = boost::json::parse(run.out).as_object();
+  EXPECT_GT(result.at("tcp_round_trip").at("count").as_int64(), 0);
+  EXPECT_GT(result.at("fdatasync").at("count").as_int64(), 0);
+  EXPECT_GT(result.at("tcp_round_trip").at("p50_us").as_double(), 0);
+}
+
 }  // namespace
 }  // namespace junction::cli
