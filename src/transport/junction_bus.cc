@@ -59,19 +59,9 @@ awaitable<Status> CreateTopicOn(Conn* conn, std::string topic, TopicOptions opti
   }));
 }
 
-awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string topic,
-                                                        std::vector<Message> messages,
-                                                        PublishOptions options) {
-  // This bus's own limit (BusOptions::max_message_bytes); the daemon
-  // enforces its own as well.
-  for (const Message& m : messages) {
-    std::size_t size = broker::MessageSize(m);
-    if (size > conn->options.max_message_bytes) {
-      co_return ResourceExhaustedError("message of " + std::to_string(size) +
-                                       " bytes exceeds max_message_bytes (" +
-                                       std::to_string(conn->options.max_message_bytes) + ")");
-    }
-  }
+awaitable<Result<std::vector<PublishResult>>> SendPublish(Conn* conn, std::string topic,
+                                                          std::vector<Message> messages,
+                                                          PublishOptions options) {
   Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
       messages, WallMs(conn->clock),
       std::min<std::uint32_t>(conn->peer_max_frame - 4096, c::kMaxBatchBytesLimit));
@@ -94,6 +84,83 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
     co_return UnavailableError("junctiond answered a different number of publishes");
   }
   co_return results;
+}
+
+// Publishes gathered per topic are sent once the connection's thread has
+// taken every call queued behind the first (a post), or at once when a
+// buffer is full.
+constexpr std::size_t kCoalesceMessages = 1024;
+constexpr std::size_t kCoalesceBytes = 256 * 1024;
+
+awaitable<void> SendBuffer(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
+  Result<std::vector<PublishResult>> results =
+      co_await SendPublish(conn, buffer->topic, std::move(buffer->messages), {});
+  for (const PublishBuffer::Caller& caller : buffer->callers) {
+    if (!results.ok()) {
+      caller.done->Set(results.status());
+      continue;
+    }
+    auto first = results->begin() + static_cast<std::ptrdiff_t>(caller.first);
+    caller.done->Set(
+        std::vector<PublishResult>(first, first + static_cast<std::ptrdiff_t>(caller.count)));
+  }
+}
+
+void SendBuffered(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
+  asio::co_spawn(conn->executor, SendBuffer(conn, std::move(buffer)), asio::detached);
+}
+
+void FlushPublishes(Conn* conn) {
+  conn->publishes_posted = false;
+  auto buffers = std::move(conn->publishes);
+  conn->publishes.clear();
+  for (auto& [topic, buffer] : buffers) SendBuffered(conn, std::move(buffer));
+}
+
+awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string topic,
+                                                        std::vector<Message> messages,
+                                                        PublishOptions options) {
+  // This bus's own limit (BusOptions::max_message_bytes) and the message
+  // rules, checked per message so that one bad message never fails the
+  // publishes gathered with it; the daemon checks again.
+  std::size_t bytes = 0;
+  for (const Message& m : messages) {
+    std::size_t size = broker::MessageSize(m);
+    if (size > conn->options.max_message_bytes) {
+      co_return ResourceExhaustedError("message of " + std::to_string(size) +
+                                       " bytes exceeds max_message_bytes (" +
+                                       std::to_string(conn->options.max_message_bytes) + ")");
+    }
+    if (Status valid = m.Validate(); !valid.ok()) co_return valid;
+    bytes += size;
+  }
+  bool plain = !options.partition && !options.deliver_at && !options.delay;
+  if (!plain || bytes >= kCoalesceBytes) {
+    co_return co_await SendPublish(conn, std::move(topic), std::move(messages), options);
+  }
+  auto it = conn->publishes.find(topic);
+  if (it != conn->publishes.end() && it->second->bytes + bytes > kCoalesceBytes) {
+    SendBuffered(conn, std::move(it->second));  // full: it goes first, in order
+    conn->publishes.erase(it);
+    it = conn->publishes.end();
+  }
+  if (it == conn->publishes.end()) {
+    it = conn->publishes.emplace(topic, std::make_shared<PublishBuffer>()).first;
+    it->second->topic = topic;
+  }
+  PublishBuffer& buffer = *it->second;
+  auto done = std::make_shared<Signal<Result<std::vector<PublishResult>>>>(conn->executor);
+  buffer.callers.push_back({buffer.messages.size(), messages.size(), done});
+  buffer.bytes += bytes;
+  for (Message& m : messages) buffer.messages.push_back(std::move(m));
+  if (buffer.messages.size() >= kCoalesceMessages) {
+    SendBuffered(conn, std::move(it->second));
+    conn->publishes.erase(it);
+  } else if (!conn->publishes_posted) {
+    conn->publishes_posted = true;
+    asio::post(conn->executor, [conn] { FlushPublishes(conn); });
+  }
+  co_return co_await done->Wait();
 }
 
 awaitable<Result<std::uint64_t>> OpenStreamOn(Conn* conn, std::string topic,

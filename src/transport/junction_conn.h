@@ -102,6 +102,21 @@ struct StreamInfo {
   Status failed;                              // reopening failed: every fetch gets this
 };
 
+// Publishes of one topic (with default PublishOptions) gathered while the
+// connection's thread is busy, sent as one PUBLISH frame: one record batch,
+// one append on the broker. Each caller gets its own slice of the results.
+struct PublishBuffer {
+  struct Caller {
+    std::size_t first = 0;
+    std::size_t count = 0;
+    std::shared_ptr<Signal<Result<std::vector<PublishResult>>>> done;
+  };
+  std::string topic;
+  std::vector<Message> messages;
+  std::size_t bytes = 0;
+  std::vector<Caller> callers;
+};
+
 struct Request {
   std::shared_ptr<Waiter> waiter;
   std::vector<std::byte> frame;  // kept for kResend, and while not ready
@@ -214,6 +229,8 @@ struct Conn {
   std::map<std::uint64_t, StreamInfo> streams;  // by the client's id
   std::vector<PendingAck> acks;
   bool acks_posted = false;
+  std::map<std::string, std::shared_ptr<PublishBuffer>, std::less<>> publishes;  // by topic
+  bool publishes_posted = false;
   std::minstd_rand jitter{std::random_device{}()};
   std::thread thread;
 };
