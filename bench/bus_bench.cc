@@ -91,16 +91,13 @@ std::int64_t SentAt(const Message& message) {
 Awaitable<void> ProduceLoop(Run& run, obs::LatencyHistogram& latency) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   const BusBenchOptions& o = run.options;
-  double per_producer_rate = o.rate / o.producers;
   while (!run.stop) {
     std::uint64_t n = run.next.fetch_add(1);
     if (n >= o.msgs) break;
     std::int64_t intended = NowNanos();
     if (o.rate > 0) {
-      // This producer's k-th message is due at start + k / rate; messages
-      // are dealt round robin, so n / producers approximates k.
-      intended = run.start_nanos + static_cast<std::int64_t>(static_cast<double>(n / o.producers) *
-                                                             1e9 / per_producer_rate);
+      // Message n (claimed in order by all producers) is due at start + n / rate.
+      intended = run.start_nanos + static_cast<std::int64_t>(static_cast<double>(n) * 1e9 / o.rate);
       if (intended > NowNanos()) {
         timer.expires_after(std::chrono::nanoseconds(intended - NowNanos()));
         boost::system::error_code ignored;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -32,7 +33,7 @@ std::string Micros(std::uint64_t nanos) {
 }
 
 std::string Grouped(double value) {
-  std::string digits = std::to_string(static_cast<std::uint64_t>(value + 0.5));
+  std::string digits = std::to_string(std::llround(value));
   std::string out;
   for (std::size_t i = 0; i < digits.size(); ++i) {
     if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';

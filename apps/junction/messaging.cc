@@ -169,7 +169,10 @@ void PrintDelivery(const Context& context, const MessagingOptions& options,
     context.out << Styled(context, kDim, line.str()) << '\n';
     for (const auto& [name, value] : message.headers) {
       if (name == kHeaderAttempt) continue;  // on the line above
-      context.out << Styled(context, kDim, "  " + name + ": " + value) << '\n';
+      std::string line = "  " + name;
+      line += ": ";
+      line += value;
+      context.out << Styled(context, kDim, line) << '\n';
     }
     context.out << message.data << '\n';
   }

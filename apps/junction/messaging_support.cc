@@ -118,7 +118,7 @@ int RunOnBus(const Context& context, const MessagingOptions& options, BusCommand
   }
   int code = kExitFailure;
   boost::asio::co_spawn(io, RunAndClose(command, context, **bus, options, stop),
-                        [&](std::exception_ptr error, int result) {
+                        [&](const std::exception_ptr& error, int result) {
                           signals.cancel();
                           if (!error) {
                             code = result;

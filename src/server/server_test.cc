@@ -9,12 +9,14 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
@@ -22,6 +24,7 @@
 
 #include "codec/byte_order.h"
 #include "codec/wire.h"
+#include "core/run_sync.h"
 #include "junction/bus.h"
 
 namespace junction::server {
@@ -313,6 +316,46 @@ Message Event(std::string id) {
 
 // The client reconnects to a restarted daemon by itself: publishes go on,
 // the group subscription is opened again and gets what was not acked.
+// Many single publishes at once: the client gathers them into shared
+// PUBLISH frames, and each caller still gets its own, distinct result; an
+// invalid message among them fails alone.
+Awaitable<void> PublishOne(Bus& bus, int i, std::vector<Result<PublishResult>>& results) {
+  Message m;
+  m.id = "c" + std::to_string(i);
+  m.source = i == 7 ? "" : "/server-test";  // 7 is invalid: no source
+  m.type = "test.event";
+  m.data = std::to_string(i);
+  results[i] = co_await bus.Publish("gathered", std::move(m), {}, Deadline::Infinite());
+}
+
+TEST_F(ServerTest, ConcurrentPublishesEachGetTheirOwnResult) {
+  Result<std::unique_ptr<Bus>> bus = Bus::Open("junction://" + server_->address());
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  constexpr int kPublishes = 300;
+  std::vector<Result<PublishResult>> results(kPublishes, InternalError("not run"));
+  std::uint64_t frames_before = server_->stats().frames_received;
+  asio::io_context ctx;
+  for (int i = 0; i < kPublishes; ++i) {
+    asio::co_spawn(ctx, PublishOne(**bus, i, results), asio::detached);
+  }
+  ctx.run();
+  std::set<std::uint64_t> offsets;
+  for (int i = 0; i < kPublishes; ++i) {
+    if (i == 7) {
+      EXPECT_EQ(results[i].status().code(), StatusCode::kInvalidArgument) << results[i].status();
+      continue;
+    }
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_FALSE(results[i]->duplicate);
+    offsets.insert(results[i]->offset.value());
+  }
+  EXPECT_EQ(offsets.size(), static_cast<std::size_t>(kPublishes - 1));       // distinct
+  EXPECT_EQ(*offsets.rbegin(), static_cast<std::uint64_t>(kPublishes - 2));  // 0..298
+  std::printf("%d publishes arrived in %llu frames\n", kPublishes - 1,
+              static_cast<unsigned long long>(server_->stats().frames_received - frames_before));
+  EXPECT_TRUE(RunSync((*bus)->Close()).ok());
+}
+
 TEST(ServerRestartTest, TheClientReconnectsAndResubscribes) {
   std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "server_restart_test";
   std::filesystem::remove_all(dir);
