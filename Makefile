@@ -26,7 +26,8 @@ release: setup
 # foreground, on a data directory under the build folder (Ctrl-C stops it).
 run: release
 	@build/release/apps/junction/junction version
-	@build/release/apps/junction/junction broker --data-dir build/release/junction-data
+	@build/release/apps/junction/junction broker --data-dir build/release/junction-data \
+		--admin 127.0.0.1:7523
 
 unit: build
 	@ctest --preset debug

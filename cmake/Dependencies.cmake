@@ -14,6 +14,7 @@ pkg_check_modules(CLI11 REQUIRED IMPORTED_TARGET CLI11)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
+pkg_check_modules(PROMETHEUS REQUIRED IMPORTED_TARGET prometheus-cpp-core)
 
 # tcmalloc (gperftools, the minimal library) as the malloc of Junction's own
 # executables: the broker's per-message allocations cost it 20-30% less CPU

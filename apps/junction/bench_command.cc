@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "bench/broker_suite.h"
+#include "bench/daemon_suite.h"
 #include "bench/log_suite.h"
 #include "cli.h"
 #include "junction/config.h"
@@ -163,6 +164,36 @@ int RunBenchBroker(const Context& context, const BenchOptions& options) {
   return kExitOk;
 }
 
+int RunBenchDaemon(const Context& context, const BenchOptions& options) {
+  bench::DaemonSuiteOptions suite;
+  suite.dir = options.dir;
+  const BusBenchFlags& bus = options.bus;
+  suite.msgs = bus.msgs;
+  suite.size = bus.size;
+  suite.producers = bus.producers;
+  suite.consumers = bus.consumers;
+  suite.partitions = bus.partitions;
+  if (bus.in_flight != 0) suite.in_flight = bus.in_flight;
+  suite.request_msgs = options.request_msgs;
+  suite.progress = [&](std::string_view line) { context.err << "bench: " << line << std::endl; };
+  Result<bench::DaemonSuiteResult> result = bench::RunDaemonSuite(suite);
+  if (!result.ok()) {
+    context.err << "junction: bench daemon: " << result.status().ToString() << '\n';
+    return kExitFailure;
+  }
+  if (context.json) {
+    PrintJson(context, result->rows, result->filesystem);
+  } else {
+    PrintTable(context, result->rows, result->filesystem,
+               "junction bench daemon: " + result->dir.string() + " on " +
+                   result->filesystem.ToString() + ", " + std::to_string(suite.msgs) + " msgs of " +
+                   std::to_string(suite.size) +
+                   " B per load; junctiond in this process over loopback (2 shards) vs "
+                   "file:// in process, same disk, same run");
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddBenchCommand(CLI::App& app, BenchOptions& options) {
@@ -195,11 +226,31 @@ void AddBenchCommand(CLI::App& app, BenchOptions& options) {
   broker->add_option("--only", options.only, "Run only these scenarios (default: all)")
       ->check(CLI::IsMember({"throughput", "latency", "memory"}));
   AddBusBenchCommands(*bench, options.bus);
+  CLI::App* daemon = bench->add_subcommand(
+      "daemon",
+      "junctiond over loopback vs in-process file:// (fsync always and never), the durable and "
+      "non-durable goals, request-reply p50 vs the TCP round trip: one run, ratios");
+  daemon->add_option("--dir", options.dir, "Directory to create the scratch directory in");
+  daemon->add_option("--msgs", options.bus.msgs, "Messages per load")
+      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1'000'000'000}));
+  daemon->add_option("--request-msgs", options.request_msgs, "Requests of the req load")
+      ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{100'000'000}));
+  daemon->add_option("--size", options.bus.size, "Bytes of data per message (>= 16)")
+      ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 20));
+  daemon->add_option("--producers", options.bus.producers, "Producer threads")
+      ->check(CLI::Range(1, 256));
+  daemon->add_option("--consumers", options.bus.consumers, "Consumer threads")
+      ->check(CLI::Range(1, 256));
+  daemon->add_option("--partitions", options.bus.partitions, "Partitions")
+      ->check(CLI::Range(1, 1024));
+  daemon->add_option("--in-flight", options.bus.in_flight, "Publishes in flight per producer")
+      ->check(CLI::Range(1, 65536));
 }
 
 int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {
   if (bench.got_subcommand("log")) return RunBenchLog(context, options);
   if (bench.got_subcommand("broker")) return RunBenchBroker(context, options);
+  if (bench.got_subcommand("daemon")) return RunBenchDaemon(context, options);
   if (int code = RunBusBenchCommand(context, bench, options.bus); code >= 0) return code;
   context.err << "junction: bench: unknown scenario\n";
   return kExitUsage;

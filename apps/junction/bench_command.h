@@ -16,12 +16,13 @@
 namespace junction::cli {
 
 struct BenchOptions {
-  std::string dir;                     // parent of the scratch directory; "": default
-  double seconds = 3;                  // each timed run
-  std::string log_bytes = "1GiB";      // log size for the read and open scenarios
-  std::uint64_t backlog = 10'000'000;  // broker: messages behind the stalled consumer
-  std::vector<std::string> only;       // broker: the scenarios to run; empty: all
-  BusBenchFlags bus;                   // pub, sub, pubsub, queue, req, baseline
+  std::string dir;                      // parent of the scratch directory; "": default
+  double seconds = 3;                   // each timed run
+  std::string log_bytes = "1GiB";       // log size for the read and open scenarios
+  std::uint64_t backlog = 10'000'000;   // broker: messages behind the stalled consumer
+  std::vector<std::string> only;        // broker: the scenarios to run; empty: all
+  BusBenchFlags bus;                    // pub, sub, pubsub, queue, req, baseline, daemon
+  std::uint64_t request_msgs = 20'000;  // daemon: requests of its req load
 };
 
 // Adds `bench` and its subcommands to `app`; parsing fills `options`, which

@@ -58,6 +58,7 @@ Result<config::Config> LoadConfig(const config::Schema& schema, const GlobalOpti
     load.flags.push_back({"broker.data_dir", broker.data_dir, "--data-dir"});
   }
   if (!broker.listen.empty()) load.flags.push_back({"broker.listen", broker.listen, "--listen"});
+  if (!broker.admin.empty()) load.flags.push_back({"broker.admin", broker.admin, "--admin"});
   if (!broker.fsync.empty()) load.flags.push_back({"storage.fsync", broker.fsync, "--fsync"});
   if (broker.shards >= 0) {
     load.flags.push_back({"broker.shards", std::to_string(broker.shards), "--shards"});
@@ -80,11 +81,7 @@ int Fail(const Status& status) {
   return kExitFailure;
 }
 
-int RunBroker(const config::Config& config, const BrokerFlags& flags) {
-  if (!flags.admin.empty()) {
-    return Fail(UnimplementedError(
-        "--admin: the admin HTTP endpoint (/metrics, /livez, /readyz) is not built yet"));
-  }
+int RunBroker(const config::Config& config) {
   Result<server::ServerOptions> options = server::OptionsFromConfig(config);
   if (!options.ok()) return Fail(options.status());
   return server::RunDaemon(*options, stdout);
@@ -112,7 +109,7 @@ int RunParsed(CLI::App& app, const GlobalOptions& options, const BenchOptions& b
   } else if (app.got_subcommand("bench")) {
     code = RunBench(context, *app.get_subcommand("bench"), bench);
   } else if (app.got_subcommand("broker")) {
-    code = RunBroker(*config, broker);
+    code = RunBroker(*config);
   } else {
     code = RunMessaging(context, app, messaging);
   }
@@ -157,7 +154,7 @@ int Run(int argc, char** argv) {
     broker_command->add_option("--listen", broker.listen,
                                "HOST:PORT of the wire protocol (broker.listen)");
     broker_command->add_option("--admin", broker.admin,
-                               "HOST:PORT of the admin HTTP endpoint (not built yet)");
+                               "HOST:PORT of /metrics, /livez, /readyz (broker.admin; empty: off)");
     broker_command->add_option("--fsync", broker.fsync,
                                "always | never | interval=200ms (storage.fsync)");
     broker_command->add_option("--shards", broker.shards,

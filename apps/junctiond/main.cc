@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   std::string config_file;
   std::string data_dir;
   std::string listen;
+  std::string admin;
   std::string fsync;
   std::string log_level;
   int shards = -1;
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
                  "Configuration file (default: $JUNCTION_CONFIG, else ./junction.toml)");
   app.add_option("--data-dir", data_dir, "Directory of topics and groups (broker.data_dir)");
   app.add_option("--listen", listen, "HOST:PORT of the wire protocol (broker.listen)");
+  app.add_option("--admin", admin,
+                 "HOST:PORT of /metrics, /livez, /readyz (broker.admin; empty: off)");
   app.add_option("--fsync", fsync, "always | never | interval=200ms (storage.fsync)");
   app.add_option("--shards", shards, "Event-loop threads, 0: one per CPU (broker.shards)");
   app.add_option("--log-level", log_level, "Lowest level of log lines on stderr")
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   load.env = config::ProcessEnvironment();
   if (!data_dir.empty()) load.flags.push_back({"broker.data_dir", data_dir, "--data-dir"});
   if (!listen.empty()) load.flags.push_back({"broker.listen", listen, "--listen"});
+  if (!admin.empty()) load.flags.push_back({"broker.admin", admin, "--admin"});
   if (!fsync.empty()) load.flags.push_back({"storage.fsync", fsync, "--fsync"});
   if (shards >= 0) load.flags.push_back({"broker.shards", std::to_string(shards), "--shards"});
   if (!log_level.empty()) load.flags.push_back({"log.level", log_level, "--log-level"});

@@ -1,6 +1,7 @@
 #include "server/daemon.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "junction/log.h"
+#include "server/admin.h"
 #include "storage/config.h"
 
 namespace junction::server {
@@ -22,6 +24,9 @@ Status AddConfigKeys(config::Schema& schema) {
                         "junctiond: HOST:PORT of the wire protocol (loopback by default)")));
   JUNCTION_RETURN_IF_ERROR(schema.Add(config::IntKey(
       "broker.shards", 0, 0, 256, "junctiond: event-loop threads (0: one per CPU)")));
+  JUNCTION_RETURN_IF_ERROR(schema.Add(config::StringKey(
+      "broker.admin", "",
+      "junctiond: HOST:PORT of /metrics, /livez, /readyz (loopback; empty: no admin port)")));
   JUNCTION_RETURN_IF_ERROR(schema.Add(
       config::IntKey("broker.max_connections", static_cast<std::int64_t>(d.max_connections), 1,
                      1'000'000, "junctiond: open connections at most")));
@@ -39,6 +44,7 @@ Result<ServerOptions> OptionsFromConfig(const config::Config& config) {
   ServerOptions o;
   o.data_dir = config.GetString("broker.data_dir");
   o.listen = config.GetString("broker.listen");
+  o.admin_address = config.GetString("broker.admin");
   o.shards = static_cast<std::size_t>(config.GetInt("broker.shards"));
   o.max_connections = static_cast<std::size_t>(config.GetInt("broker.max_connections"));
   std::uint64_t frame = config.GetByteSize("broker.max_frame_bytes");
@@ -66,6 +72,20 @@ Result<ServerOptions> OptionsFromConfig(const config::Config& config) {
 }
 
 int RunDaemon(const ServerOptions& options, std::FILE* banner) {
+  // Each connection is a descriptor: take every one the hard limit allows
+  // (as nginx and nats-server do), and say so when that is fewer than
+  // broker.max_connections needs.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &files);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY &&
+      files.rlim_cur < options.max_connections + 256) {
+    log::Warn("junctiond: the open-files limit is below broker.max_connections",
+              {{"limit", static_cast<std::uint64_t>(files.rlim_cur)},
+               {"max_connections", static_cast<std::uint64_t>(options.max_connections)}});
+  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -76,6 +96,17 @@ int RunDaemon(const ServerOptions& options, std::FILE* banner) {
   if (!server.ok()) {
     std::fprintf(stderr, "junctiond: %s\n", server.status().message().c_str());
     return 1;
+  }
+  std::unique_ptr<AdminServer> admin;
+  if (!options.admin_address.empty()) {
+    Result<std::unique_ptr<AdminServer>> started =
+        AdminServer::Start(options.admin_address, **server);
+    if (!started.ok()) {
+      std::fprintf(stderr, "junctiond: %s\n", started.status().message().c_str());
+      (void)(*server)->Stop();
+      return 1;
+    }
+    admin = std::move(*started);
   }
   if (banner != nullptr) {
     std::string url = "junction://" + (*server)->address();
@@ -90,6 +121,10 @@ int RunDaemon(const ServerOptions& options, std::FILE* banner) {
                  "once.\n",
                  url.c_str(), options.data_dir.string().c_str(), options.fsync.c_str(), url.c_str(),
                  url.c_str(), url.c_str());
+    if (admin) {
+      std::fprintf(banner, "Metrics: http://%s/metrics (and /livez, /readyz).\n",
+                   admin->address().c_str());
+    }
     std::fflush(banner);
   }
   int received = 0;
@@ -113,6 +148,7 @@ int RunDaemon(const ServerOptions& options, std::FILE* banner) {
     std::_Exit(130);
   }
   stopper.join();
+  admin.reset();  // after the stop: /readyz answered 503 while it ran
   server->reset();
   if (!stop_status.ok()) {
     std::fprintf(stderr, "junctiond: stopped with an error: %s\n", stop_status.message().c_str());

@@ -11,7 +11,7 @@
 
 namespace junction::server {
 
-// broker.data_dir, broker.listen, broker.shards, broker.max_connections,
+// broker.data_dir, broker.listen, broker.admin, broker.shards, broker.max_connections,
 // broker.max_frame_bytes, broker.max_message_bytes, broker.heartbeat
 // (the fsync policy is storage.fsync).
 Status AddConfigKeys(config::Schema& schema);

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include "server/endpoint.h"
+
 #include <pthread.h>
 
 #include <future>
@@ -28,8 +30,6 @@
 namespace junction::server {
 namespace asio = boost::asio;
 using asio::ip::tcp;
-
-namespace {
 
 // "127.0.0.1:7522", "[::1]:7522", "localhost:7522" as an endpoint.
 Result<tcp::endpoint> ParseListen(std::string_view text) {
@@ -62,8 +62,6 @@ Result<tcp::endpoint> ParseListen(std::string_view text) {
   }
   return tcp::endpoint(address, static_cast<std::uint16_t>(port));
 }
-
-}  // namespace
 
 struct Server::Impl {
   std::vector<std::unique_ptr<asio::io_context>> shards;
@@ -213,8 +211,8 @@ std::uint16_t Server::port() const { return impl_->bound.port(); }
 
 ServerStats Server::stats() const {
   const ServerContext& c = *impl_->context;
-  return {c.accepted.load(), c.open.load(), c.refused.load(), c.frames.load(),
-          c.protocol_errors.load()};
+  return {c.accepted.load(),        c.open.load(),     c.refused.load(), c.frames.load(),
+          c.protocol_errors.load(), !c.stopping.load()};
 }
 
 Status Server::Stop(Duration drain) {

@@ -59,6 +59,7 @@ struct ServerStats {
   std::uint64_t connections_refused = 0;  // not Junction, limit reached, bad handshake
   std::uint64_t frames_received = 0;
   std::uint64_t protocol_errors = 0;  // connections closed for breaking the protocol
+  bool accepting = true;              // false once Stop() began
 };
 
 class Server {

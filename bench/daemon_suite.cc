@@ -1,0 +1,121 @@
+#include "bench/daemon_suite.h"
+
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "bench/bus_bench.h"
+#include "bench/log_scenarios.h"
+#include "server/server.h"
+
+namespace junction::bench {
+namespace {
+
+constexpr double kDaemonGoal = 0.80;
+constexpr double kDurableGoal = 1'000'000;
+constexpr double kPubSubGoal = 2'000'000;
+constexpr double kRequestGoal = 2.2;  // x the raw round trip
+
+void Progress(const DaemonSuiteOptions& options, const std::string& line) {
+  if (options.progress) options.progress(line);
+}
+
+BusBenchOptions Load(const DaemonSuiteOptions& options, BusScenario scenario, std::string url) {
+  BusBenchOptions load;
+  load.url = std::move(url);
+  load.scenario = scenario;
+  load.msgs = scenario == BusScenario::kRequestReply ? options.request_msgs : options.msgs;
+  load.size = options.size;
+  load.producers = options.producers;
+  load.consumers = options.consumers;
+  load.partitions = options.partitions;
+  load.in_flight = scenario == BusScenario::kRequestReply ? 1 : options.in_flight;
+  return load;
+}
+
+// A junctiond in this process on a fresh directory of `scratch`.
+Result<std::unique_ptr<server::Server>> StartDaemon(ScratchDir& scratch, const std::string& name,
+                                                    const std::string& fsync) {
+  JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path dir, scratch.FreshSubdir(name));
+  server::ServerOptions options;
+  options.data_dir = dir;
+  options.fsync = fsync;
+  options.listen = "127.0.0.1:0";
+  options.shards = 2;
+  return server::Server::Start(options);
+}
+
+Result<BusBenchResult> Run(const DaemonSuiteOptions& options, BusScenario scenario,
+                           const std::string& url) {
+  Progress(options, fmt::format("{} on {}", BusScenarioName(scenario), url));
+  return RunBusBench(Load(options, scenario, url));
+}
+
+std::string Shape(const DaemonSuiteOptions& o) {
+  return fmt::format("{}p x{} {}c {}part", o.producers, o.in_flight, o.consumers, o.partitions);
+}
+
+}  // namespace
+
+Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
+  std::filesystem::path parent = options.dir.empty() ? DefaultScratchParent() : options.dir;
+  JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Create(parent));
+  DaemonSuiteResult result;
+  result.dir = scratch->path();
+  JUNCTION_ASSIGN_OR_RETURN(result.filesystem, DescribeFilesystem(scratch->path()));
+
+  Progress(options, "baseline: loopback TCP round trip");
+  JUNCTION_ASSIGN_OR_RETURN(BaselineResult baseline, RunBaseline(scratch->path(), Seconds(2)));
+  double rtt_us = baseline.tcp_round_trip->ValueAtQuantile(0.5) / 1000.0;
+  result.rows.push_back(Measured("baseline: tcp round trip 100 B p50", rtt_us, "us"));
+  result.rows.push_back(Measured("baseline: write+fdatasync 100 B p50",
+                                 baseline.fdatasync->ValueAtQuantile(0.5) / 1000.0, "us"));
+
+  for (const char* policy : {"always", "never"}) {
+    std::string fsync = policy;
+    JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<server::Server> daemon,
+                              StartDaemon(*scratch, "daemon-" + fsync, fsync));
+    std::string daemon_url = "junction://" + daemon->address();
+    // The second load runs only where its goal is stated: request-reply
+    // with fsync=always, the non-durable pub/sub with fsync=never.
+    BusScenario second = fsync == "always" ? BusScenario::kRequestReply : BusScenario::kPubSub;
+    Result<BusBenchResult> via = Run(options, BusScenario::kQueue, daemon_url);
+    Result<BusBenchResult> other =
+        via.ok() ? Run(options, second, daemon_url) : Result<BusBenchResult>(via.status());
+    Status stopped = daemon->Stop();
+    JUNCTION_RETURN_IF_ERROR(via.status());
+    JUNCTION_RETURN_IF_ERROR(other.status());
+    JUNCTION_RETURN_IF_ERROR(stopped);
+
+    JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path local, scratch->FreshSubdir("file-" + fsync));
+    JUNCTION_ASSIGN_OR_RETURN(
+        BusBenchResult in_process,
+        Run(options, BusScenario::kQueue, "file://" + local.string() + "?fsync=" + fsync));
+
+    std::string tag = fmt::format("fsync={} {}", fsync, Shape(options));
+    double ratio_value = via->ops_per_second();
+    double peer = in_process.ops_per_second();
+    result.rows.push_back(WithGoal(
+        Compared("queue via junctiond / file:// " + tag, ratio_value, "msgs/s", peer),
+        fmt::format(">= {:.2f}", kDaemonGoal), peer > 0 && ratio_value / peer >= kDaemonGoal));
+    if (fsync == "always") {
+      result.rows.push_back(
+          WithGoal(Measured("queue via junctiond, durable " + tag, via->ops_per_second(), "msgs/s"),
+                   ">= 1000000", via->ops_per_second() >= kDurableGoal));
+      result.rows.push_back(Measured("queue via junctiond p50 (send->received) " + tag,
+                                     via->latency->ValueAtQuantile(0.5) / 1000.0, "us"));
+      double p50 = other->latency->ValueAtQuantile(0.5) / 1000.0;
+      result.rows.push_back(WithGoal(
+          Compared("req via junctiond p50 / tcp round trip", p50, "us", rtt_us),
+          fmt::format("<= {:.1f}x", kRequestGoal), rtt_us > 0 && p50 / rtt_us <= kRequestGoal));
+    } else {
+      result.rows.push_back(WithGoal(
+          Measured("pubsub via junctiond, non-durable " + tag, other->ops_per_second(), "msgs/s"),
+          ">= 2000000", other->ops_per_second() >= kPubSubGoal));
+    }
+  }
+  return result;
+}
+
+}  // namespace junction::bench

@@ -1,0 +1,48 @@
+#pragma once
+
+// `junction bench daemon`: junctiond against the in-process broker and the
+// machine's floors, in one run (issue 5's goals, bench/README.md):
+//
+//  * for fsync=always and fsync=never: the `queue` load (bus_bench.h)
+//    through a junctiond started in this process (junction:// over loopback,
+//    2 shards, file:// on the scratch disk) next to the same load on an
+//    in-process file:// bus; goal: the daemon reaches 0.80 of in-process;
+//  * the same queue and the non-durable `pubsub` load against the absolute
+//    goals (1,000,000 and 2,000,000 msg/s of 100 B on this machine);
+//  * request-reply p50 through the daemon against the loopback TCP round
+//    trip measured just before (goal: at most 2.2x).
+//
+// Blocking; runs on the calling thread plus the threads the loads start.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "bench/log_suite.h"  // BenchRow, FilesystemInfo
+#include "junction/result.h"
+
+namespace junction::bench {
+
+struct DaemonSuiteOptions {
+  std::filesystem::path dir;  // parent of the scratch directory; empty: the default
+  std::uint64_t msgs = 200'000;
+  std::size_t size = 100;
+  int producers = 1;
+  int consumers = 1;
+  std::uint32_t partitions = 1;
+  std::uint32_t in_flight = 64;
+  std::uint64_t request_msgs = 20'000;
+  std::function<void(std::string_view)> progress;
+};
+
+struct DaemonSuiteResult {
+  std::filesystem::path dir;
+  FilesystemInfo filesystem;
+  std::vector<BenchRow> rows;
+};
+
+Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options);
+
+}  // namespace junction::bench

@@ -1,0 +1,118 @@
+// The admin endpoint over real loopback HTTP: /metrics in the Prometheus
+// text format with the server's figures, /livez, /readyz (503 once the
+// server stops), 404, 405, and a request head over the limit refused.
+
+#include "server/admin.h"
+
+#include <chrono>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+namespace junction::server {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+// Sends `request` on a fresh connection and returns everything until the
+// server closes it.
+std::string Exchange(const std::string& address, const std::string& request) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  std::size_t colon = address.rfind(':');
+  socket.connect(tcp::endpoint(asio::ip::make_address(address.substr(0, colon)),
+                               static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))));
+  asio::write(socket, asio::buffer(request));
+  std::string response;
+  boost::system::error_code ec;
+  asio::read(socket, asio::dynamic_buffer(response), ec);  // until EOF
+  return response;
+}
+
+std::string Get(const std::string& address, const std::string& target) {
+  return Exchange(address,
+                  "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+}
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.bus_url = "mem://";
+    options.listen = "127.0.0.1:0";
+    options.shards = 1;
+    Result<std::unique_ptr<Server>> server = Server::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    Result<std::unique_ptr<AdminServer>> admin = AdminServer::Start("127.0.0.1:0", *server_);
+    ASSERT_TRUE(admin.ok()) << admin.status();
+    admin_ = std::move(*admin);
+  }
+  void TearDown() override {
+    admin_.reset();
+    if (server_) {
+      EXPECT_TRUE(server_->Stop().ok());
+    }
+  }
+
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<AdminServer> admin_;
+};
+
+TEST_F(AdminTest, MetricsAreThePrometheusTextOfTheServersFigures) {
+  std::string response = Get(admin_->address(), "/metrics");
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
+  EXPECT_NE(response.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_NE(response.find("# TYPE junctiond_connections_open gauge\njunctiond_connections_open 0"),
+            std::string::npos)
+      << response;
+  EXPECT_NE(response.find("# TYPE junctiond_frames_received_total counter"), std::string::npos);
+  EXPECT_NE(response.find("junctiond_accepting 1"), std::string::npos);
+  EXPECT_NE(response.find("process_resident_memory_bytes "), std::string::npos);
+}
+
+TEST_F(AdminTest, LivenessAndReadinessFollowTheServer) {
+  EXPECT_TRUE(Get(admin_->address(), "/livez").starts_with("HTTP/1.1 200"));
+  EXPECT_TRUE(Get(admin_->address(), "/readyz").starts_with("HTTP/1.1 200"));
+  ASSERT_TRUE(server_->Stop().ok());
+  std::string stopping = Get(admin_->address(), "/readyz");
+  EXPECT_TRUE(stopping.starts_with("HTTP/1.1 503")) << stopping;
+  EXPECT_NE(stopping.find("stopping"), std::string::npos);
+  EXPECT_TRUE(Get(admin_->address(), "/livez").starts_with("HTTP/1.1 200"));
+  EXPECT_NE(Get(admin_->address(), "/metrics").find("junctiond_accepting 0"), std::string::npos);
+}
+
+TEST_F(AdminTest, UnknownPathsMethodsAndOversizedHeadsAreRefused) {
+  EXPECT_TRUE(Get(admin_->address(), "/nope").starts_with("HTTP/1.1 404"));
+  std::string post =
+      Exchange(admin_->address(), "POST /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(post.starts_with("HTTP/1.1 405")) << post;
+  std::string huge = Exchange(admin_->address(), "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: " +
+                                                     std::string(16 * 1024, 'a') + "\r\n\r\n");
+  EXPECT_TRUE(huge.starts_with("HTTP/1.1 400")) << huge.substr(0, 200);
+  // Still serving.
+  EXPECT_TRUE(Get(admin_->address(), "/livez").starts_with("HTTP/1.1 200"));
+}
+
+TEST(AdminStartTest, BadAddressesAreClearErrors) {
+  ServerOptions options;
+  options.bus_url = "mem://";
+  options.listen = "127.0.0.1:0";
+  options.shards = 1;
+  Result<std::unique_ptr<Server>> server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Result<std::unique_ptr<AdminServer>> bad = AdminServer::Start("nonsense", **server);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  Result<std::unique_ptr<AdminServer>> taken = AdminServer::Start((*server)->address(), **server);
+  EXPECT_EQ(taken.status().code(), StatusCode::kUnavailable) << taken.status();
+  EXPECT_TRUE((*server)->Stop().ok());
+}
+
+}  // namespace
+}  // namespace junction::server
