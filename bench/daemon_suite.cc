@@ -91,7 +91,8 @@ Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
     JUNCTION_ASSIGN_OR_RETURN(std::filesystem::path local, scratch->FreshSubdir("file-" + fsync));
     JUNCTION_ASSIGN_OR_RETURN(
         BusBenchResult in_process,
-        Run(options, BusScenario::kQueue, "file://" + local.string() + "?fsync=" + fsync));
+        Run(options, BusScenario::kQueue,
+            "file://" + std::filesystem::absolute(local).string() + "?fsync=" + fsync));
 
     std::string tag = fmt::format("fsync={} {}", fsync, Shape(options));
     double ratio_value = via->ops_per_second();

@@ -201,6 +201,26 @@ TEST_F(MessagingTest, BenchScenariosThroughTheDaemonCountEveryMessage) {
   EXPECT_NE(fsync.err.find("--fsync applies to file:// URLs"), std::string::npos) << fsync.err;
 }
 
+TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
+  Outcome run =
+      Junction("--json --log-level=error bench daemon --msgs 1000 --request-msgs 100 --dir .");
+  ASSERT_EQ(run.code, 0) << run.err;
+  boost::json::array rows = boost::json::parse(run.out).as_array();
+  int with_goal = 0;
+  for (const boost::json::value& row : rows) {
+    const boost::json::object& r = row.as_object();
+    EXPECT_GT(r.at("value").as_double(), 0) << r.at("scenario").as_string();
+    if (r.at("goal").is_string()) {
+      ++with_goal;
+      EXPECT_TRUE(r.at("met").is_bool());
+    }
+    if (r.at("scenario").as_string().starts_with("queue via junctiond / file://")) {
+      EXPECT_GT(r.at("ratio").as_double(), 0);  // both sides measured in this run
+    }
+  }
+  EXPECT_EQ(with_goal, 5);  // 0.80 for each fsync, 1M durable, 2.2x request-reply, 2M pubsub
+}
+
 TEST_F(MessagingTest, BenchBaselineMeasuresTheRoundTripAndFdatasync) {
   Outcome run = Junction("--json bench baseline --seconds 0.2 --dir .");
   ASSERT_EQ(run.code, 0) << run.err;
