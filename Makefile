@@ -9,7 +9,7 @@ SHELL := /bin/bash
 JOBS ?= 2
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup build release run test unit tsan fuzz-smoke fuzz format format-check lint clean
+.PHONY: setup build release run test unit tsan fuzz-smoke fuzz soak format format-check lint clean
 
 setup:
 	@scripts/setup
@@ -41,6 +41,13 @@ fuzz-smoke: setup
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz -j $(JOBS)
 	@ctest --preset fuzz
+
+# Longer fault runs than `make test` has time for: the slow consumer for
+# 60 s, the kill -9 test three times over.
+soak: build
+	@SOAK_SECONDS=60 ctest --preset debug -R DaemonSlowConsumerTest --output-on-failure -V \
+		| grep -E "published|Passed|Failed"
+	@ctest --preset debug -R DaemonKillTest --repeat until-fail:3 --output-on-failure | tail -3
 
 fuzz: setup
 	@cmake --preset fuzz >/dev/null

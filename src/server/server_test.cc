@@ -420,3 +420,46 @@ TEST(ServerRestartTest, TheClientReconnectsAndResubscribes) {
 
 }  // namespace
 }  // namespace junction::server
+
+namespace junction::server {
+namespace {
+
+TEST(ServerRestartTest, APublishWhileDisconnectedHonoursItsDeadlineAndIsNeverSentLater) {
+  std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "server_publish_deadline_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ServerOptions options;
+  options.bus_url = "file://" + dir.string();
+  options.listen = "127.0.0.1:0";
+  options.shards = 1;
+  Result<std::unique_ptr<Server>> first = Server::Start(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  options.listen = (*first)->address();
+  Result<std::unique_ptr<Bus>> bus = Bus::Open("junction://" + (*first)->address());
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  ASSERT_TRUE(RunSync((*bus)->Publish("orders", Event("before"))).ok());
+  ASSERT_TRUE((*first)->Stop().ok());
+  first->reset();
+
+  // Nobody listens: the publish gives up at its deadline, having sent nothing.
+  Result<PublishResult> lost =
+      RunSync((*bus)->Publish("orders", Event("while-down"), {},
+                              Deadline::After(RealClock(), std::chrono::milliseconds(300))));
+  EXPECT_EQ(lost.status().code(), StatusCode::kDeadlineExceeded) << lost.status();
+
+  Result<std::unique_ptr<Server>> second = Server::Start(options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  Result<PublishResult> after = RunSync((*bus)->Publish(
+      "orders", Event("after"), {}, Deadline::After(RealClock(), std::chrono::seconds(20))));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->offset, Offset(1));  // "while-down" was never stored
+
+  EXPECT_TRUE(RunSync((*bus)->Close()).ok());
+  bus->reset();
+  EXPECT_TRUE((*second)->Stop().ok());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace junction::server

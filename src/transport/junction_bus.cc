@@ -59,9 +59,19 @@ awaitable<Status> CreateTopicOn(Conn* conn, std::string topic, TopicOptions opti
   }));
 }
 
+// A publish whose deadline passed after it was handed to the connection: it
+// may still be stored (it goes out again on reconnection); publishing it
+// again with the same message id stores it once.
+Status PublishDeadlineExceeded() {
+  return DeadlineExceededError(
+      "no answer from junctiond by the deadline; the message may still be stored (publish it "
+      "again with the same id: it is stored once)");
+}
+
 awaitable<Result<std::vector<PublishResult>>> SendPublish(Conn* conn, std::string topic,
                                                           std::vector<Message> messages,
-                                                          PublishOptions options) {
+                                                          PublishOptions options,
+                                                          Deadline deadline) {
   Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
       messages, WallMs(conn->clock),
       std::min<std::uint32_t>(conn->peer_max_frame - 4096, c::kMaxBatchBytesLimit));
@@ -73,7 +83,9 @@ awaitable<Result<std::vector<PublishResult>>> SendPublish(Conn* conn, std::strin
         w.Raw(*batch);
         w.End();
       });
-  Result<Answer> a = co_await waiter->Wait();
+  std::optional<Result<Answer>> answer = co_await waiter->WaitUntil(deadline, conn->clock);
+  if (!answer) co_return PublishDeadlineExceeded();
+  Result<Answer>& a = *answer;
   if (!a.ok()) co_return a.status();
   if (a->type != c::FrameType::kPublished) co_return Unexpected(*a, c::FrameType::kPublished);
   std::vector<PublishResult> results;
@@ -94,7 +106,8 @@ constexpr std::size_t kCoalesceBytes = 256 * 1024;
 
 awaitable<void> SendBuffer(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
   Result<std::vector<PublishResult>> results =
-      co_await SendPublish(conn, buffer->topic, std::move(buffer->messages), {});
+      co_await SendPublish(conn, buffer->topic, std::move(buffer->messages), {},
+                           Deadline::Infinite());  // each caller has its own deadline
   for (const PublishBuffer::Caller& caller : buffer->callers) {
     if (!results.ok()) {
       caller.done->Set(results.status());
@@ -119,7 +132,7 @@ void FlushPublishes(Conn* conn) {
 
 awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string topic,
                                                         std::vector<Message> messages,
-                                                        PublishOptions options) {
+                                                        PublishOptions options, Deadline deadline) {
   // This bus's own limit (BusOptions::max_message_bytes) and the message
   // rules, checked per message so that one bad message never fails the
   // publishes gathered with it; the daemon checks again.
@@ -134,9 +147,18 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
     if (Status valid = m.Validate(); !valid.ok()) co_return valid;
     bytes += size;
   }
+  // While reconnecting, a publish with a deadline waits for the connection
+  // first, so that one that gives up is never sent later.
+  if (!conn->ready && !deadline.is_infinite()) {
+    bool connected = co_await conn->WaitConnected(deadline);
+    if (!connected && conn->broken.ok()) {
+      co_return DeadlineExceededError(
+          "junctiond is not reachable (reconnecting); nothing was sent");
+    }
+  }
   bool plain = !options.partition && !options.deliver_at && !options.delay;
   if (!plain || bytes >= kCoalesceBytes) {
-    co_return co_await SendPublish(conn, std::move(topic), std::move(messages), options);
+    co_return co_await SendPublish(conn, std::move(topic), std::move(messages), options, deadline);
   }
   auto it = conn->publishes.find(topic);
   if (it != conn->publishes.end() && it->second->bytes + bytes > kCoalesceBytes) {
@@ -160,7 +182,10 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
     conn->publishes_posted = true;
     asio::post(conn->executor, [conn] { FlushPublishes(conn); });
   }
-  co_return co_await done->Wait();
+  std::optional<Result<std::vector<PublishResult>>> results =
+      co_await done->WaitUntil(deadline, conn->clock);
+  if (!results) co_return PublishDeadlineExceeded();
+  co_return std::move(*results);
 }
 
 awaitable<Result<std::uint64_t>> OpenStreamOn(Conn* conn, std::string topic,
@@ -469,8 +494,8 @@ class JunctionBus final : public Bus {
     JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
     std::vector<Message> one;
     one.push_back(std::move(message));
-    Result<std::vector<PublishResult>> r =
-        co_await conn_->On(PublishOn(conn_.get(), std::string(topic), std::move(one), options));
+    Result<std::vector<PublishResult>> r = co_await conn_->On(
+        PublishOn(conn_.get(), std::string(topic), std::move(one), options, deadline));
     if (!r.ok()) co_return r.status();
     co_return r->front();
   }
@@ -482,7 +507,7 @@ class JunctionBus final : public Bus {
     JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
     if (messages.empty()) co_return std::vector<PublishResult>{};
     co_return co_await conn_->On(
-        PublishOn(conn_.get(), std::string(topic), std::move(messages), options));
+        PublishOn(conn_.get(), std::string(topic), std::move(messages), options, deadline));
   }
 
   Awaitable<Result<std::unique_ptr<Subscription>>> Subscribe(std::string_view topic,

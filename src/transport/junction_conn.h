@@ -62,6 +62,21 @@ class Signal {
     }
     co_return std::move(*value_);
   }
+  // Wait(), or nullopt once `deadline` (on `clock`) has passed. A finite
+  // deadline is looked at every 20 ms (it may be on a virtual clock).
+  awaitable<std::optional<T>> WaitUntil(Deadline deadline, const Clock& clock) {
+    while (!value_) {
+      if (deadline.Expired(clock)) co_return std::nullopt;
+      if (deadline.is_infinite()) {
+        wake_.expires_at(asio::steady_timer::time_point::max());
+      } else {
+        wake_.expires_after(std::chrono::milliseconds(20));
+      }
+      boost::system::error_code ignored;
+      co_await wake_.async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
+    co_return std::move(*value_);
+  }
 
  private:
   asio::steady_timer wake_;
