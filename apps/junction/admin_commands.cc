@@ -145,7 +145,7 @@ void AddAdminCommands(CLI::App& app, MessagingOptions& options,
   for (const char* name : {"ls", "info", "rm", "purge"}) {
     CLI::App* command = topics->add_subcommand(name, "(not built yet)");
     server(command);
-    command->allow_extras();
+    command->add_option("args", options.unbuilt_args);
   }
 
   CLI::App* groups = app.add_subcommand("groups", "Inspect and move consumer groups");
@@ -163,14 +163,16 @@ void AddAdminCommands(CLI::App& app, MessagingOptions& options,
       ->required();
   CLI::App* groups_ls = groups->add_subcommand("ls", "(not built yet)");
   server(groups_ls);
-  groups_ls->allow_extras();
+  groups_ls->add_option("args", options.unbuilt_args);
 
   CLI::App* dlq = app.add_subcommand("dlq", "Dead-letter topics (not built yet)");
   dlq->require_subcommand(1);
   for (const char* name : {"ls", "peek", "redrive"}) {
     CLI::App* command = dlq->add_subcommand(name, "(not built yet)");
     server(command);
-    command->allow_extras();
+    command->add_option("args", options.unbuilt_args);
+    command->add_flag("--dry-run", options.dry_run, "List what would be redriven");
+    command->add_option("--limit", options.limit, "At most this many messages");
   }
 }
 
