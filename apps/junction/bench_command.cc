@@ -70,38 +70,21 @@ void PrintJson(const Context& context, const std::vector<bench::BenchRow>& resul
 
 // `title` is the first line; a warning follows when the scratch directory is
 // on tmpfs.
-void PrintTable(const Context& context, const std::vector<bench::BenchRow>& rows,
-                const bench::FilesystemInfo& filesystem, const std::string& title) {
-  const std::vector<std::string> header = {"SCENARIO", "VALUE", "UNIT", "FLOOR/PEER",
-                                           "RATIO",    "GOAL",  "MET"};
+void PrintBenchTable(const Context& context, const std::vector<bench::BenchRow>& rows,
+                     const bench::FilesystemInfo& filesystem, const std::string& title) {
   std::vector<std::vector<std::string>> cells;
   for (const bench::BenchRow& row : rows) {
     cells.push_back({row.scenario, FormatNumber(row.value), row.unit, OptionalNumber(row.peer),
                      row.ratio ? FormatRatio(*row.ratio) : "-", row.goal.empty() ? "-" : row.goal,
                      MetText(row.met)});
   }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    width[i] = header[i].size();
-    for (const auto& line : cells) width[i] = std::max(width[i], line[i].size());
-  }
-  auto print = [&](const std::vector<std::string>& line) {
-    std::string text;
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      bool numeric = i == 1 || i == 3 || i == 4;
-      std::string pad(width[i] - line[i].size(), ' ');
-      text += numeric ? pad + line[i] : line[i] + (i + 1 < line.size() ? pad : "");
-      if (i + 1 < line.size()) text += "  ";
-    }
-    context.out << text << '\n';
-  };
   context.out << title << '\n';
   if (filesystem.is_tmpfs) {
     context.out << "warning: tmpfs: fdatasync costs nothing here; these figures say nothing "
                    "about a disk\n";
   }
-  print(header);
-  for (const auto& line : cells) print(line);
+  PrintTable(context, {"SCENARIO", "VALUE", "UNIT", "FLOOR/PEER", "RATIO", "GOAL", "MET"}, cells,
+             {1, 3, 4});
 }
 
 int RunBenchLog(const Context& context, const BenchOptions& options) {
@@ -124,11 +107,11 @@ int RunBenchLog(const Context& context, const BenchOptions& options) {
   if (context.json) {
     PrintJson(context, result->rows, result->filesystem);
   } else {
-    PrintTable(context, result->rows, result->filesystem,
-               "junction bench log: " + result->dir.string() + " on " +
-                   result->filesystem.ToString() + ", " + FormatNumber(options.seconds) +
-                   " s per run; floor/peer: plain write+fdatasync at the same bytes per fsync "
-                   "(appends), plain pread (read)");
+    PrintBenchTable(context, result->rows, result->filesystem,
+                    "junction bench log: " + result->dir.string() + " on " +
+                        result->filesystem.ToString() + ", " + FormatNumber(options.seconds) +
+                        " s per run; floor/peer: plain write+fdatasync at the same bytes per fsync "
+                        "(appends), plain pread (read)");
   }
   return kExitOk;
 }
@@ -155,11 +138,11 @@ int RunBenchBroker(const Context& context, const BenchOptions& options) {
   if (context.json) {
     PrintJson(context, result->rows, result->filesystem);
   } else {
-    PrintTable(context, result->rows, result->filesystem,
-               "junction bench broker: " + result->dir.string() + " on " +
-                   result->filesystem.ToString() + ", " + FormatNumber(options.seconds) +
-                   " s per run; peer: the log's own appends (100 B, 64 in flight, "
-                   "fsync=always) for throughput, write+fdatasync of 256 B for latency");
+    PrintBenchTable(context, result->rows, result->filesystem,
+                    "junction bench broker: " + result->dir.string() + " on " +
+                        result->filesystem.ToString() + ", " + FormatNumber(options.seconds) +
+                        " s per run; peer: the log's own appends (100 B, 64 in flight, "
+                        "fsync=always) for throughput, write+fdatasync of 256 B for latency");
   }
   return kExitOk;
 }
@@ -184,12 +167,12 @@ int RunBenchDaemon(const Context& context, const BenchOptions& options) {
   if (context.json) {
     PrintJson(context, result->rows, result->filesystem);
   } else {
-    PrintTable(context, result->rows, result->filesystem,
-               "junction bench daemon: " + result->dir.string() + " on " +
-                   result->filesystem.ToString() + ", " + std::to_string(suite.msgs) + " msgs of " +
-                   std::to_string(suite.size) +
-                   " B per load; junctiond in this process over loopback (2 shards) vs "
-                   "file:// in process, same disk, same run");
+    PrintBenchTable(context, result->rows, result->filesystem,
+                    "junction bench daemon: " + result->dir.string() + " on " +
+                        result->filesystem.ToString() + ", " + std::to_string(suite.msgs) +
+                        " msgs of " + std::to_string(suite.size) +
+                        " B per load; junctiond in this process over loopback (2 shards) vs "
+                        "file:// in process, same disk, same run");
   }
   return kExitOk;
 }

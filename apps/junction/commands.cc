@@ -43,6 +43,32 @@ std::string Padded(std::string text, std::size_t width) {
   return text;
 }
 
+void PrintTable(const Context& context, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows,
+                const std::vector<std::size_t>& right) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    width[i] = header[i].size();
+    for (const auto& row : rows) width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      std::string pad(width[i] - cells[i].size(), ' ');
+      bool last = i + 1 == cells.size();
+      if (std::find(right.begin(), right.end(), i) != right.end()) {
+        text += pad + cells[i];
+      } else {
+        text += cells[i] + (last ? "" : pad);
+      }
+      if (!last) text += "  ";
+    }
+    return text;
+  };
+  context.out << Styled(context, kBold, line(header)) << '\n';
+  for (const auto& row : rows) context.out << line(row) << '\n';
+}
+
 int Fail(const Context& context, std::string_view what, const Status& status) {
   context.err << "junction: " << what << ": " << status.message() << '\n';
   return kExitFailure;

@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "junction/config.h"
 #include "junction/status.h"
@@ -28,6 +29,11 @@ inline constexpr std::string_view kReset = "\x1b[0m";
 std::string Styled(const Context& context, std::string_view style, std::string_view text);
 // `text` padded with spaces to `width` columns (never cut).
 std::string Padded(std::string text, std::size_t width);
+// Prints an aligned table: `header` in bold, then `rows`; the columns
+// whose index is in `right` are right-aligned (numbers).
+void PrintTable(const Context& context, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows,
+                const std::vector<std::size_t>& right = {});
 // Prints "junction: <what>: <message>" on stderr; returns kExitFailure.
 int Fail(const Context& context, std::string_view what, const Status& status);
 

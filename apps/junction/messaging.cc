@@ -144,41 +144,6 @@ Awaitable<int> Publish(const Context& context, Bus& bus, const MessagingOptions&
   co_return n == total ? kExitOk : kExitFailure;
 }
 
-void PrintDelivery(const Context& context, const MessagingOptions& options,
-                   const Delivery& delivery, std::uint64_t number) {
-  const Message& message = delivery.message();
-  if (options.raw) {
-    context.out << message.data << '\n';
-  } else if (context.json) {
-    boost::json::object object;
-    object["topic"] = delivery.topic();
-    object["partition"] = delivery.partition().value();
-    object["offset"] = delivery.offset().value();
-    object["attempt"] = delivery.attempt().value();
-    object["event"] = boost::json::parse(cloudevents::EncodeJson(message));
-    boost::json::object headers;
-    for (const auto& [name, value] : message.headers) headers[name] = value;
-    object["headers"] = std::move(headers);
-    context.out << boost::json::serialize(object) << '\n';
-  } else {
-    std::ostringstream line;
-    line << '[' << number << "] " << delivery.topic() << " partition "
-         << delivery.partition().value() << " offset " << delivery.offset().value() << " attempt "
-         << delivery.attempt().value() << "  id=" << message.id << " type=" << message.type;
-    if (message.key) line << " key=" << *message.key;
-    context.out << Styled(context, kDim, line.str()) << '\n';
-    for (const auto& [name, value] : message.headers) {
-      if (name == kHeaderAttempt) continue;  // on the line above
-      std::string line = "  " + name;
-      line += ": ";
-      line += value;
-      context.out << Styled(context, kDim, line) << '\n';
-    }
-    context.out << message.data << '\n';
-  }
-  context.out.flush();
-}
-
 Awaitable<int> Subscribe(const Context& context, Bus& bus, const MessagingOptions& options,
                          const std::atomic<bool>& stop) {
   SubscribeOptions subscribe;
@@ -219,7 +184,8 @@ Awaitable<int> Subscribe(const Context& context, Bus& bus, const MessagingOption
       break;
     }
     ++received;
-    PrintDelivery(context, options, *delivery, received);
+    PrintMessage(context, options, delivery->topic(), delivery->partition(), delivery->offset(),
+                 delivery->attempt(), delivery->message(), received);
     if (!options.group.empty()) {
       Status acked = co_await delivery->Ack();
       if (!acked.ok()) context.err << "junction: sub: ack: " << acked.message() << '\n';

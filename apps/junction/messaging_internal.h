@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,12 @@ Result<Deadline> WaitDeadline(std::string_view text);
 // `allow_offset`.
 Result<StartPosition> ParseStart(std::string_view text, bool allow_offset = false);
 
+// One message as `sub` prints it: the body alone (--raw), a JSON line
+// (--json), or a line saying where it is (`attempt` when delivered), its
+// headers, and its body.
+void PrintMessage(const Context& context, const MessagingOptions& options, std::string_view topic,
+                  PartitionId partition, Offset offset, std::optional<DeliveryCount> attempt,
+                  const Message& message, std::uint64_t number);
 // "0.52 s", "12.3 ms".
 std::string FormatSeconds(double seconds);
 

@@ -9,15 +9,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <sstream>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/json.hpp>
 
 #include "cli.h"
 #include "junction/clock.h"
+#include "junction/cloudevents.h"
 #include "junction/config.h"
 #include "messaging_internal.h"
 
@@ -221,6 +224,42 @@ std::string FormatSeconds(double seconds) {
     std::snprintf(text, sizeof text, "%.2f s", seconds);
   }
   return text;
+}
+
+void PrintMessage(const Context& context, const MessagingOptions& options, std::string_view topic,
+                  PartitionId partition, Offset offset, std::optional<DeliveryCount> attempt,
+                  const Message& message, std::uint64_t number) {
+  if (options.raw) {
+    context.out << message.data << '\n';
+  } else if (context.json) {
+    boost::json::object object;
+    object["topic"] = topic;
+    object["partition"] = partition.value();
+    object["offset"] = offset.value();
+    if (attempt) object["attempt"] = attempt->value();
+    object["event"] = boost::json::parse(cloudevents::EncodeJson(message));
+    boost::json::object headers;
+    for (const auto& [name, value] : message.headers) headers[name] = value;
+    object["headers"] = std::move(headers);
+    context.out << boost::json::serialize(object) << '\n';
+  } else {
+    std::ostringstream line;
+    line << '[' << number << "] " << topic << " partition " << partition.value() << " offset "
+         << offset.value();
+    if (attempt) line << " attempt " << attempt->value();
+    line << "  id=" << message.id << " type=" << message.type;
+    if (message.key) line << " key=" << *message.key;
+    context.out << Styled(context, kDim, line.str()) << '\n';
+    for (const auto& [name, value] : message.headers) {
+      if (name == kHeaderAttempt) continue;  // on the line above
+      std::string line = "  " + name;
+      line += ": ";
+      line += value;
+      context.out << Styled(context, kDim, line) << '\n';
+    }
+    context.out << message.data << '\n';
+  }
+  context.out.flush();
 }
 
 }  // namespace junction::cli

@@ -246,6 +246,40 @@ struct GroupInfo {
   std::uint64_t backlog = 0;               // stored, not yet acked (all partitions)
   std::uint64_t dead_lettered = 0;         // since the bus opened
   std::uint64_t dropped_by_retention = 0;  // unacked messages retention deleted
+  std::string dead_letter_topic;           // where its dead letters go
+};
+
+struct PartitionInfo {
+  PartitionId partition;
+  Offset log_start;    // the first offset still stored (retention and purges move it)
+  Offset next_offset;  // the offset the next message stored gets
+  std::uint64_t bytes = 0;
+  std::uint64_t messages() const { return next_offset - log_start; }
+};
+
+struct TopicInfo {
+  std::string name;
+  TopicOptions options{};
+  std::vector<PartitionInfo> partitions{};
+  std::vector<std::string> groups{};  // its durable groups, by name
+  std::uint32_t subscribers = 0;      // open subscriptions: group members and ephemeral ones
+  std::uint64_t messages() const {    // stored, over all partitions
+    std::uint64_t n = 0;
+    for (const PartitionInfo& p : partitions) n += p.messages();
+    return n;
+  }
+  std::uint64_t bytes() const {
+    std::uint64_t n = 0;
+    for (const PartitionInfo& p : partitions) n += p.bytes;
+    return n;
+  }
+};
+
+// A stored message read without a group (Bus::ReadTopic).
+struct TopicRecord {
+  PartitionId partition;
+  Offset offset;
+  Message message;
 };
 
 struct BusOptions {
@@ -329,6 +363,30 @@ class Bus {
                                  StartPosition position, Deadline deadline) = 0;
   virtual Awaitable<Result<GroupInfo>> DescribeGroup(std::string_view topic, std::string_view group,
                                                      Deadline deadline) = 0;
+
+  // ---- Administration (what `junction topics|groups|dlq` use) ----
+
+  // Every topic, by name.
+  virtual Awaitable<Result<std::vector<TopicInfo>>> ListTopics(Deadline deadline) = 0;
+  virtual Awaitable<Result<TopicInfo>> DescribeTopic(std::string_view topic, Deadline deadline) = 0;
+  // The durable groups of `topic` (empty: of every topic), by topic, then name.
+  virtual Awaitable<Result<std::vector<GroupInfo>>> ListGroups(std::string_view topic,
+                                                               Deadline deadline) = 0;
+  // Up to `max` stored messages of one partition, from `from` on (from the
+  // log start when `from` is below it), without a group: nothing is
+  // delivered or acked. Empty at the end of the partition.
+  virtual Awaitable<Result<std::vector<TopicRecord>>> ReadTopic(std::string_view topic,
+                                                                PartitionId partition, Offset from,
+                                                                std::size_t max,
+                                                                Deadline deadline) = 0;
+  // Deletes the topic, its messages and its groups. FailedPrecondition while
+  // a subscription of it is open. Publishing to it meanwhile is Unavailable;
+  // afterwards, the name is free (an auto-created topic starts at offset 0).
+  virtual Awaitable<Status> DeleteTopic(std::string_view topic, Deadline deadline) = 0;
+  // Deletes every message stored so far; offsets go on from where they
+  // were, and every group moves past what was deleted (its deliveries in
+  // flight become stale, as after Seek).
+  virtual Awaitable<Status> PurgeTopic(std::string_view topic, Deadline deadline) = 0;
 
   // The reply, or DeadlineExceeded, or NoResponders (IsNoResponders).
   virtual Awaitable<Result<Message>> Request(std::string_view topic, Message request,

@@ -124,7 +124,7 @@ Status Broker::Recover() {
     groups_by_id_[id] = group.get();
     topic->second->groups.emplace(name, std::move(group));
   }
-  return OkStatus();
+  return RemoveOrphanTopicDirs();
 }
 
 Result<Topic*> Broker::OpenTopic(const std::string& name, const TopicOptions& options) {
@@ -137,7 +137,7 @@ Result<Topic*> Broker::OpenTopic(const std::string& name, const TopicOptions& op
   }
   storage::Log::Context context{*options_.env, *options_.clock, shard_, blocking_};
   for (std::uint32_t p = 0; p < options.partitions; ++p) {
-    std::filesystem::path dir = options_.dir / "topics" / name / std::to_string(p);
+    std::filesystem::path dir = TopicDir(name) / std::to_string(p);
     JUNCTION_RETURN_IF_ERROR(CreateDirsDurably(*options_.env, dir));
     Result<std::unique_ptr<storage::Log>> log = storage::Log::Open(context, dir, log_options);
     if (!log.ok()) {
@@ -156,6 +156,7 @@ asio::awaitable<Status> Broker::CreateTopic(std::string name, TopicOptions optio
   JUNCTION_CO_RETURN_IF_ERROR(ValidateName("topic", name));
   JUNCTION_CO_RETURN_IF_ERROR(ValidateTopicOptions(options));
   if (auto it = topics_.find(name); it != topics_.end()) {
+    if (it->second->deleting) co_return UnavailableError("topic '" + name + "' is being deleted");
     if (SameTopicOptions(it->second->options, options)) co_return OkStatus();
     co_return AlreadyExistsError("topic '" + name + "' exists with other options");
   }
@@ -165,13 +166,20 @@ asio::awaitable<Status> Broker::CreateTopic(std::string name, TopicOptions optio
   update.emplace_back(TopicKey(name), EncodeTopicOptions(options));
   JUNCTION_CO_RETURN_IF_ERROR(co_await state_->Put(std::move(update)));
   if (topics_.contains(name)) co_return OkStatus();  // created meanwhile
+  // Files a deletion could not remove must not come back as this topic's.
+  if (options_.env->FileExists(TopicDir(name))) {
+    JUNCTION_CO_RETURN_IF_ERROR(RemoveOrphanTopicDirs());
+  }
   Result<Topic*> topic = OpenTopic(name, options);
   co_return topic.status();
 }
 
 asio::awaitable<Result<Topic*>> Broker::FindOrCreate(const std::string& name, bool auto_create,
                                                      const TopicOptions& defaults) {
-  if (auto it = topics_.find(name); it != topics_.end()) co_return it->second.get();
+  if (auto it = topics_.find(name); it != topics_.end()) {
+    if (it->second->deleting) co_return UnavailableError("topic '" + name + "' is being deleted");
+    co_return it->second.get();
+  }
   if (!auto_create) {
     co_return NotFoundError("topic '" + name +
                             "' does not exist; create it first (auto_create_topics is off)");

@@ -124,6 +124,15 @@ class Broker {
   boost::asio::awaitable<Status> Seek(std::string topic, std::string group, StartPosition position);
   Result<GroupInfo> DescribeGroup(std::string_view topic, std::string_view group);
 
+  // Administration (broker_admin.cc); Bus's calls of the same names.
+  Result<std::vector<TopicInfo>> ListTopics() const;
+  Result<TopicInfo> DescribeTopic(std::string_view topic) const;
+  Result<std::vector<GroupInfo>> ListGroups(std::string_view topic) const;
+  Result<std::vector<TopicRecord>> ReadTopic(std::string_view topic, PartitionId partition,
+                                             Offset from, std::size_t max);
+  boost::asio::awaitable<Status> DeleteTopic(std::string topic);
+  boost::asio::awaitable<Status> PurgeTopic(std::string topic);
+
   boost::asio::awaitable<Result<Message>> Request(std::string topic, Message request,
                                                   Deadline deadline);
   Result<std::shared_ptr<ResponderState>> Respond(std::string topic);
@@ -155,6 +164,11 @@ class Broker {
          boost::asio::any_io_executor blocking, std::unique_ptr<StateStore> state);
 
   Status Recover();
+  // Removes what an interrupted DeleteTopic left: topic directories no
+  // topic config names (the config goes first).
+  Status RemoveOrphanTopicDirs();
+  std::filesystem::path TopicDir(std::string_view name) const;
+  static TopicInfo Describe(const Topic& topic);
   Result<Topic*> OpenTopic(const std::string& name, const TopicOptions& options);
   // The topic, created with `defaults` when missing and `auto_create`.
   boost::asio::awaitable<Result<Topic*>> FindOrCreate(const std::string& name, bool auto_create,

@@ -158,6 +158,11 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     Topic& topic, std::vector<std::shared_ptr<StoredMessage>> owned,
     std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition) {
+  ++topic.stores_in_flight;  // DeleteTopic waits for it
+  struct Done {
+    Topic& topic;
+    ~Done() { --topic.stores_in_flight; }
+  } done_guard{topic};
   const std::size_t n = owned.size();
   std::vector<PublishResult> results(n);
   std::vector<bool> done(n, false);

@@ -624,6 +624,7 @@ GroupInfo Group::Describe() const {
   info.in_flight = in_flight_;
   info.dead_lettered = dead_lettered_;
   info.dropped_by_retention = dropped_by_retention_;
+  info.dead_letter_topic = config_.dead_letter_topic;
   for (std::size_t p = 0; p < cursors_.size(); ++p) {
     const AckSet& acked = cursors_[p].acked;
     Offset end = topic_.partitions[p]->high_watermark();

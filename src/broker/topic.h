@@ -144,7 +144,9 @@ struct Topic {
   std::map<std::uint64_t, std::unique_ptr<Group>> ephemerals;
   DedupeWindow dedupe;
   bool dedupe_eviction_logged = false;
-  bool pump_scheduled = false;  // Broker::SchedulePump
+  bool pump_scheduled = false;       // Broker::SchedulePump
+  std::size_t stores_in_flight = 0;  // Broker::Store calls running
+  bool deleting = false;             // Broker::DeleteTopic is running
 
   template <typename F>
   void ForEachGroup(F&& f) {

@@ -86,6 +86,24 @@ std::string FrameTypeName(std::uint8_t type) {
       return "REQUEST_IN";
     case FrameType::kReplyTo:
       return "REPLY_TO";
+    case FrameType::kListTopics:
+      return "LIST_TOPICS";
+    case FrameType::kTopics:
+      return "TOPICS";
+    case FrameType::kDescribeTopic:
+      return "DESCRIBE_TOPIC";
+    case FrameType::kListGroups:
+      return "LIST_GROUPS";
+    case FrameType::kGroups:
+      return "GROUPS";
+    case FrameType::kReadTopic:
+      return "READ_TOPIC";
+    case FrameType::kRecords:
+      return "RECORDS";
+    case FrameType::kDeleteTopic:
+      return "DELETE_TOPIC";
+    case FrameType::kPurgeTopic:
+      return "PURGE_TOPIC";
   }
   return Hex(type);
 }

@@ -72,14 +72,24 @@ enum class FrameType : std::uint8_t {
   kResponding = 0x33,
   kRequestIn = 0x34,
   kReplyTo = 0x35,
+  // Administration (0x40-0x5F).
+  kListTopics = 0x40,
+  kTopics = 0x41,
+  kDescribeTopic = 0x42,
+  kListGroups = 0x43,
+  kGroups = 0x44,
+  kReadTopic = 0x45,
+  kRecords = 0x46,
+  kDeleteTopic = 0x47,
+  kPurgeTopic = 0x48,
 };
 
 // The frame's name ("PUBLISH"), or "0x4f" for a type this version does not know.
 std::string FrameTypeName(std::uint8_t type);
 // Whether `type` is defined by this version.
 bool IsKnownFrameType(std::uint8_t type);
-// Types reserved for administrative frames (0x40-0x5F): unknown ones are
-// refused per request, not with a close.
+// Types reserved for administrative frames (0x40-0x5F): the ones this
+// version does not know are refused per request, not with a close.
 inline bool IsReservedAdminType(std::uint8_t type) { return type >= 0x40 && type <= 0x5F; }
 
 // ERROR codes about the connection (below 100: a request's StatusCode).
@@ -425,5 +435,45 @@ struct ReplyToFrame {
 };
 void BeginReplyTo(FrameWriter& w, std::uint32_t correlation, std::uint64_t request_id);
 Result<ReplyToFrame> DecodeReplyTo(std::span<const std::byte> payload);
+
+// ---- Administration (wire_admin.cc) ----
+
+// LIST_TOPICS is empty; DESCRIBE_TOPIC, DELETE_TOPIC and PURGE_TOPIC carry a
+// topic name alone; LIST_GROUPS a topic name ("" for every topic).
+void EncodeTopicOnly(FrameWriter& w, FrameType type, std::uint32_t correlation,
+                     std::string_view topic);
+Result<std::string_view> DecodeTopicOnly(std::span<const std::byte> payload,
+                                         std::string_view frame);
+
+// TOPICS: the answer to LIST_TOPICS and DESCRIBE_TOPIC (one topic).
+void EncodeTopics(FrameWriter& w, std::uint32_t correlation, std::span<const TopicInfo> topics);
+Result<std::vector<TopicInfo>> DecodeTopics(std::span<const std::byte> payload);
+
+// GROUPS: the answer to LIST_GROUPS.
+void EncodeGroups(FrameWriter& w, std::uint32_t correlation, std::span<const GroupInfo> groups);
+Result<std::vector<GroupInfo>> DecodeGroups(std::span<const std::byte> payload);
+
+struct ReadTopicFrame {
+  std::string_view topic;
+  PartitionId partition;
+  Offset from;
+  std::uint64_t max_messages = 0;
+};
+void EncodeReadTopic(FrameWriter& w, std::uint32_t correlation, const ReadTopicFrame& read);
+Result<ReadTopicFrame> DecodeReadTopic(std::span<const std::byte> payload);
+
+// RECORDS: BeginRecords, one offset per message (EncodeRecordOffset), then,
+// when there is at least one, the batch of the messages (FrameWriter::Raw),
+// and End.
+void BeginRecords(FrameWriter& w, std::uint32_t correlation, PartitionId partition,
+                  std::size_t count);
+inline void EncodeRecordOffset(FrameWriter& w, Offset offset) { w.U64(offset.value()); }
+struct RecordsFrame {
+  PartitionId partition;
+  std::span<const std::byte> batch;  // empty when there are no records
+};
+// Reads RECORDS: the offsets (into `offsets`, cleared first) and the batch.
+Result<RecordsFrame> DecodeRecords(std::span<const std::byte> payload,
+                                   std::vector<Offset>& offsets);
 
 }  // namespace junction::codec

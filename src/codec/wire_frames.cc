@@ -6,19 +6,11 @@
 
 #include "codec/record_batch.h"
 #include "codec/wire.h"
+#include "codec/wire_internal.h"
 
 namespace junction::codec {
 
 namespace {
-
-template <typename T>
-Result<T> Finish(PayloadReader& r, std::string_view frame, T value) {
-  r.End();
-  if (!r.ok()) return r.status(frame);
-  return value;
-}
-
-std::uint32_t ToU32(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
 
 void PutPosition(FrameWriter& w, const StartPosition& p) {
   w.U8(static_cast<std::uint8_t>(p.kind));
@@ -37,6 +29,10 @@ StartPosition GetPosition(PayloadReader& r) {
   p.time = r.Time("start_time");
   return p;
 }
+
+}  // namespace
+
+namespace internal {
 
 void PutTopicOptions(FrameWriter& w, const TopicOptions& options) {
   w.Varint(options.partitions);
@@ -60,7 +56,38 @@ TopicOptions GetTopicOptions(PayloadReader& r) {
   return o;
 }
 
-}  // namespace
+void PutGroupInfo(FrameWriter& w, const GroupInfo& info) {
+  w.Str(info.topic);
+  w.Str(info.group);
+  w.Varint(info.members);
+  w.Varint(info.in_flight);
+  w.Varint(info.backlog);
+  w.Varint(info.dead_lettered);
+  w.Varint(info.dropped_by_retention);
+  w.Str(info.dead_letter_topic);
+}
+
+GroupInfo GetGroupInfo(PayloadReader& r) {
+  GroupInfo g;
+  g.topic = std::string(r.Str("topic"));
+  g.group = std::string(r.Str("group"));
+  g.members = ToU32(r.VarintAtMost("members", 0xFFFFFFFF));
+  g.in_flight = r.Varint("in_flight");
+  g.backlog = r.Varint("backlog");
+  g.dead_lettered = r.Varint("dead_lettered");
+  g.dropped_by_retention = r.Varint("dropped_by_retention");
+  g.dead_letter_topic = std::string(r.Str("dead_letter_topic"));
+  return g;
+}
+
+}  // namespace internal
+
+using internal::Finish;
+using internal::GetGroupInfo;
+using internal::GetTopicOptions;
+using internal::PutGroupInfo;
+using internal::PutTopicOptions;
+using internal::ToU32;
 
 void EncodeHello(FrameWriter& w, const Hello& hello) {
   w.Begin(FrameType::kHello, 0);
@@ -502,26 +529,13 @@ Result<DescribeGroupFrame> DecodeDescribeGroup(std::span<const std::byte> payloa
 
 void EncodeGroupInfo(FrameWriter& w, std::uint32_t correlation, const GroupInfo& info) {
   w.Begin(FrameType::kGroupInfo, correlation);
-  w.Str(info.topic);
-  w.Str(info.group);
-  w.Varint(info.members);
-  w.Varint(info.in_flight);
-  w.Varint(info.backlog);
-  w.Varint(info.dead_lettered);
-  w.Varint(info.dropped_by_retention);
+  PutGroupInfo(w, info);
   w.End();
 }
 
 Result<GroupInfo> DecodeGroupInfo(std::span<const std::byte> payload) {
   PayloadReader r(payload);
-  GroupInfo g;
-  g.topic = std::string(r.Str("topic"));
-  g.group = std::string(r.Str("group"));
-  g.members = ToU32(r.VarintAtMost("members", 0xFFFFFFFF));
-  g.in_flight = r.Varint("in_flight");
-  g.backlog = r.Varint("backlog");
-  g.dead_lettered = r.Varint("dead_lettered");
-  g.dropped_by_retention = r.Varint("dropped_by_retention");
+  GroupInfo g = GetGroupInfo(r);
   return Finish(r, "GROUP_INFO", std::move(g));
 }
 

@@ -369,12 +369,13 @@ TEST(WireTest, ErrorFramesMapToStatuses) {
 TEST(WireTest, GroupInfoSeekAndRequestFramesRoundTrip) {
   std::vector<std::byte> out;
   FrameWriter w(out);
-  GroupInfo info{"orders", "billing", 2, 5, 100, 1, 0};
+  GroupInfo info{"orders", "billing", 2, 5, 100, 1, 0, "orders.billing.dlq"};
   EncodeGroupInfo(w, 4, info);
   Result<GroupInfo> g = DecodeGroupInfo(std::span(out).subspan(kFrameHeaderSize));
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->group, "billing");
   EXPECT_EQ(g->backlog, 100u);
+  EXPECT_EQ(g->dead_letter_topic, "orders.billing.dlq");
 
   out.clear();
   Timestamp t = Timestamp(Duration(1'800'000'000'123'456'789));
@@ -414,12 +415,94 @@ TEST(WireTest, CapabilitiesTravelAsBits) {
   EXPECT_FALSE(CapabilitiesFromBits(0x200).ok());
 }
 
+TEST(WireTest, AdminFramesRoundTrip) {
+  std::vector<std::byte> out;
+  FrameWriter w(out);
+  TopicInfo topic{.name = "orders",
+                  .options = {.partitions = 2, .retention_bytes = 1u << 30},
+                  .partitions = {{PartitionId(0), Offset(5), Offset(9), 4096},
+                                 {PartitionId(1), Offset(0), Offset(3), 512}},
+                  .groups = {"billing", "shipping"},
+                  .subscribers = 3};
+  std::vector<TopicInfo> topics{topic, TopicInfo{.name = "empty"}};
+  topics[1].partitions.push_back({PartitionId(0), Offset(0), Offset(0), 0});
+  EncodeTopics(w, 3, topics);
+  Result<std::vector<TopicInfo>> t = DecodeTopics(std::span(out).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->size(), 2u);
+  EXPECT_EQ((*t)[0].name, "orders");
+  EXPECT_EQ((*t)[0].options.retention_bytes, 1u << 30);
+  EXPECT_EQ((*t)[0].partitions[1].partition, PartitionId(1));
+  EXPECT_EQ((*t)[0].messages(), 7u);
+  EXPECT_EQ((*t)[0].bytes(), 4608u);
+  EXPECT_EQ((*t)[0].groups, (std::vector<std::string>{"billing", "shipping"}));
+  EXPECT_EQ((*t)[0].subscribers, 3u);
+  EXPECT_EQ((*t)[1].messages(), 0u);
+
+  out.clear();
+  std::vector<GroupInfo> groups{{"orders", "billing", 1, 2, 3, 4, 5, "orders.billing.dlq"}};
+  EncodeGroups(w, 4, groups);
+  Result<std::vector<GroupInfo>> g = DecodeGroups(std::span(out).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->size(), 1u);
+  EXPECT_EQ((*g)[0].dropped_by_retention, 5u);
+
+  out.clear();
+  EncodeReadTopic(w, 5, {"orders", PartitionId(1), Offset(7), 100});
+  Result<ReadTopicFrame> r = DecodeReadTopic(std::span(out).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->topic, "orders");
+  EXPECT_EQ(r->partition, PartitionId(1));
+  EXPECT_EQ(r->from, Offset(7));
+  EXPECT_EQ(r->max_messages, 100u);
+
+  out.clear();
+  std::vector<std::byte> batch = OneRecordBatch("q");
+  BeginRecords(w, 6, PartitionId(1), 1);
+  EncodeRecordOffset(w, Offset(7));
+  w.Raw(batch);
+  w.End();
+  std::vector<Offset> offsets;
+  Result<RecordsFrame> rec = DecodeRecords(std::span(out).subspan(kFrameHeaderSize), offsets);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(offsets, std::vector<Offset>{Offset(7)});
+  EXPECT_EQ(rec->batch.size(), batch.size());
+
+  out.clear();
+  BeginRecords(w, 6, PartitionId(0), 0);
+  w.End();
+  EXPECT_TRUE(DecodeRecords(std::span(out).subspan(kFrameHeaderSize), offsets).ok());
+  EXPECT_TRUE(offsets.empty());
+}
+
+TEST(WireTest, AdminFramesWithLyingCountsFailBeforeReserving) {
+  std::vector<std::byte> out;
+  FrameWriter w(out);
+  w.Begin(FrameType::kTopics, 1);
+  w.Varint(1'000'000'000);  // topics, with nothing after
+  w.End();
+  Result<std::vector<TopicInfo>> t = DecodeTopics(std::span(out).subspan(kFrameHeaderSize));
+  EXPECT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("topics"), std::string::npos) << t.status();
+
+  out.clear();
+  w.Begin(FrameType::kRecords, 1);
+  w.Varint(0);
+  w.Varint(1'000'000);  // offsets
+  w.U64(1);
+  w.End();
+  std::vector<Offset> offsets;
+  EXPECT_FALSE(DecodeRecords(std::span(out).subspan(kFrameHeaderSize), offsets).ok());
+  EXPECT_LT(offsets.capacity(), 16u);
+}
+
 TEST(WireTest, FrameTypesHaveNames) {
   EXPECT_EQ(FrameTypeName(0x11), "PUBLISH");
   EXPECT_EQ(FrameTypeName(0x4f), "0x4f");
   EXPECT_TRUE(IsKnownFrameType(0x35));
   EXPECT_FALSE(IsKnownFrameType(0x36));
   EXPECT_TRUE(IsReservedAdminType(0x40));
+  EXPECT_EQ(FrameTypeName(0x48), "PURGE_TOPIC");
   EXPECT_EQ(ConnectionErrorName(ConnectionError::kTooManyConnections), "TOO_MANY_CONNECTIONS");
 }
 

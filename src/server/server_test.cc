@@ -221,7 +221,7 @@ TEST_F(ServerTest, ReservedAdminTypesAreRefusedWithoutAClose) {
   client.Handshake();
   std::vector<std::byte> out;
   c::FrameWriter w(out);
-  w.Begin(static_cast<c::FrameType>(0x41), 5);
+  w.Begin(static_cast<c::FrameType>(0x5f), 5);  // reserved, not defined
   w.End();
   c::EncodePing(w, c::FrameType::kPing, 9);
   client.Send(out);

@@ -64,6 +64,8 @@ void Session::Spawn(A a) {
   asio::co_spawn(executor_, run(shared_from_this(), std::move(a)), asio::detached);
 }
 
+void Session::SpawnTask(awaitable<void> task) { Spawn(std::move(task)); }
+
 void Session::Done() {
   --outstanding_;
   Wake();
@@ -486,11 +488,7 @@ bool Session::Dispatch(const c::Frame& frame) {
     default:
       break;
   }
-  if (c::IsReservedAdminType(frame.header.type)) {
-    SendError(corr, UnimplementedError("frame type " + c::FrameTypeName(frame.header.type) +
-                                       " is not implemented by this server"));
-    return true;
-  }
+  if (c::IsReservedAdminType(frame.header.type)) return OnAdmin(frame);
   CloseWith(c::ConnectionError::kUnknownFrameType,
             c::IsKnownFrameType(frame.header.type)
                 ? c::FrameTypeName(frame.header.type) + " is not sent by clients"

@@ -6,6 +6,7 @@
 // resume here.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -30,6 +31,13 @@ namespace junction::server {
 
 class Session;
 
+// Milliseconds since the Unix epoch on `clock`: the stamp of batches a
+// session encodes.
+inline std::int64_t WallMs(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
 // What every session shares: the bus, the options, the counters, and the
 // list of open sessions (for Stop). Thread-safe.
 struct ServerContext {
@@ -42,6 +50,9 @@ struct ServerContext {
   std::atomic<std::uint64_t> frames{0};
   std::atomic<std::uint64_t> protocol_errors{0};
   std::atomic<bool> stopping{false};
+  // Topics deleted so far: a session whose known_topics_ predate one
+  // forgets them.
+  std::atomic<std::uint64_t> topics_deleted{0};
 
   std::mutex mu;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
@@ -135,6 +146,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // client asked for that; true when the call should be tried again.
   boost::asio::awaitable<bool> CreateMissing(const Status& status, const std::string& topic);
 
+  // The administrative frames (session_admin.cc).
+  bool OnAdmin(const codec::Frame& frame);
+  void SpawnTask(boost::asio::awaitable<void> task);
+  boost::asio::awaitable<void> HandleListTopics(std::uint32_t correlation,
+                                                std::optional<std::string> topic);
+  boost::asio::awaitable<void> HandleListGroups(std::uint32_t correlation, std::string topic);
+  boost::asio::awaitable<void> HandleRemoval(std::uint32_t correlation, codec::FrameType type,
+                                             std::string topic);
+  boost::asio::awaitable<void> HandleReadTopic(std::uint32_t correlation, std::string topic,
+                                               PartitionId partition, Offset from,
+                                               std::uint64_t max_messages);
+
   bool OnAck(const codec::Frame& frame);
   bool OnFetch(const codec::Frame& frame);
 
@@ -169,6 +192,7 @@ class Session : public std::enable_shared_from_this<Session> {
   TopicOptions default_topic_{};
   // Topics this connection stored to: no copy is kept for a retry there.
   std::unordered_set<std::string> known_topics_;
+  std::uint64_t known_as_of_ = 0;  // context_->topics_deleted when known_topics_ was valid
   MonoTime started_;
   std::optional<MonoTime> close_requested_;
 };

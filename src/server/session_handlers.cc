@@ -22,11 +22,6 @@ namespace {
 // Room kept free in a DELIVER frame for its headers.
 constexpr std::size_t kDeliverSlack = 4u << 10;
 
-std::int64_t WallMs(const Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 awaitable<void> Session::HandleCreateTopic(std::uint32_t correlation, std::string topic,
@@ -45,6 +40,10 @@ awaitable<bool> Session::CreateMissing(const Status& status, const std::string& 
 awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string topic,
                                        std::vector<Message> messages, PublishOptions options) {
   Bus& bus = *context_->bus;
+  if (std::uint64_t deleted = context_->topics_deleted.load(); deleted != known_as_of_) {
+    known_topics_.clear();  // one of them may be gone
+    known_as_of_ = deleted;
+  }
   if (messages.size() == 1) {
     // Kept until stored: a publish to a missing topic is tried again.
     bool retry = auto_create_ && !known_topics_.contains(topic);

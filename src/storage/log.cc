@@ -1,6 +1,7 @@
 #include "storage/log.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -102,7 +103,7 @@ void Log::StartAppend(std::vector<std::byte> batch, AppendHandler handler) {
 }
 
 void Log::MaybeStartFlush() {
-  if (flushing_ || state_ != LogState::kOpen) return;
+  if (flushing_ || purging_ || state_ != LogState::kOpen) return;
   // While completions run, their coroutines append again; gather those into
   // one flush, but start it once enough has queued, so that the disk works
   // while the rest of the completions run.
@@ -434,15 +435,7 @@ Result<std::size_t> Log::EnforceRetention(std::optional<Offset> keep_from) {
     ++drop;
   }
   if (drop == 0) return std::size_t{0};
-  std::vector<std::filesystem::path> doomed;
-  for (std::size_t i = 0; i < drop; ++i) {
-    doomed.push_back(dir_ / SegmentFileName(segments_[i].base, kLogSuffix));
-    doomed.push_back(dir_ / SegmentFileName(segments_[i].base, kIndexSuffix));
-    open_.erase(segments_[i].base);
-  }
-  segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(drop));
-  log_start_ = segments_.front().base;
-  if (cursor_ && cursor_->segment < log_start_) cursor_.reset();
+  std::vector<std::filesystem::path> doomed = DropSegments(drop);
   boost::asio::post(
       context_.blocking, [&env = context_.env, doomed = std::move(doomed), dir = dir_] {
         for (const auto& path : doomed) {
@@ -460,14 +453,80 @@ Result<std::size_t> Log::EnforceRetention(std::optional<Offset> keep_from) {
   return drop;
 }
 
+std::vector<std::filesystem::path> Log::DropSegments(std::size_t count) {
+  std::vector<std::filesystem::path> doomed;
+  for (std::size_t i = 0; i < count; ++i) {
+    doomed.push_back(dir_ / SegmentFileName(segments_[i].base, kLogSuffix));
+    doomed.push_back(dir_ / SegmentFileName(segments_[i].base, kIndexSuffix));
+    open_.erase(segments_[i].base);
+  }
+  segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(count));
+  log_start_ = segments_.front().base;
+  if (cursor_ && cursor_->segment < log_start_) cursor_.reset();
+  return doomed;
+}
+
+boost::asio::awaitable<void> Log::WaitIdle() {
+  co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void()>(
+      [this](auto handler) { idle_waiters_.emplace_back(std::move(handler)); },
+      boost::asio::use_awaitable);
+}
+
+boost::asio::awaitable<Result<Offset>> Log::Purge() {
+  auto refused = [this] {
+    return FailedPreconditionError(state_ == LogState::kOpen && closing_ ? "log is closing"
+                                   : state_ == LogState::kClosed
+                                       ? "log is closed"
+                                       : "log is not writable: " + error_.ToString())
+        .WithContext(dir_.string());
+  };
+  if (state_ != LogState::kOpen || closing_ || purging_) {
+    if (purging_) co_return FailedPreconditionError("a purge is already running");
+    co_return refused();
+  }
+  purging_ = true;  // holds new flushes back; appends queue in pending_
+  while (flushing_) co_await WaitIdle();
+  if (state_ != LogState::kOpen) {  // the flush we waited for failed
+    purging_ = false;
+    co_return refused();
+  }
+  const Offset at = high_watermark_;
+  const bool roll = segments_.back().base < at;
+  Status status;
+  if (roll || segments_.size() > 1) {
+    std::vector<std::filesystem::path> doomed;
+    if (roll) {
+      segments_.push_back(SegmentInfo{at, at, 0, std::numeric_limits<std::int64_t>::min(), 0});
+    }
+    doomed = DropSegments(segments_.size() - 1);
+    co_await boost::asio::post(context_.blocking, boost::asio::use_awaitable);
+    if (roll) status = writer_->Roll(at);
+    for (const auto& path : doomed) {
+      if (!status.ok()) break;
+      if (Status s = context_.env.RemoveFile(path); !s.ok() && s.code() != StatusCode::kNotFound) {
+        status = s;
+      }
+    }
+    if (status.ok()) status = context_.env.SyncDir(dir_);
+    co_await boost::asio::post(context_.shard, boost::asio::use_awaitable);
+  }
+  purging_ = false;
+  if (!status.ok()) {
+    // Which files survive a crash is unknown: no more writes, as after a
+    // failed flush (OnFlushDone fails the appends waiting).
+    OnFlushDone(FlushOutcome{status.WithContext("purge"), {}, false}, {});
+    co_return status;
+  }
+  log::Info("purged", {{"dir", dir_.string()}, {"log_start", at.value()}});
+  MaybeStartFlush();
+  if (!flushing_) NotifyIdle();
+  co_return at;
+}
+
 boost::asio::awaitable<Status> Log::Close() {
   if (state_ == LogState::kClosed) co_return OkStatus();
   closing_ = true;
-  while (flushing_ || !pending_.empty()) {
-    co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void()>(
-        [this](auto handler) { idle_waiters_.emplace_back(std::move(handler)); },
-        boost::asio::use_awaitable);
-  }
+  while (flushing_ || purging_ || !pending_.empty()) co_await WaitIdle();
   if (sync_timer_) sync_timer_->cancel();
   Status status;
   if (writer_) {

@@ -150,6 +150,14 @@ class Log {
   // files are removed on the blocking executor.
   Result<std::size_t> EnforceRetention(std::optional<Offset> keep_from = std::nullopt);
 
+  // Deletes every acknowledged record: seals the active segment, starts an
+  // empty one at the high watermark and removes every older segment, files
+  // and all, before it completes (so a crash after it never brings them
+  // back). Returns the new log start. Appends made meanwhile wait and land
+  // after it. FailedPrecondition unless open; a failure to roll or remove
+  // makes the log read-only (the Log's rule for write errors).
+  boost::asio::awaitable<Result<Offset>> Purge();
+
   // Waits for the flush in flight, syncs, writes the clean-shutdown marker
   // and closes the files. Later appends fail with FailedPrecondition.
   boost::asio::awaitable<Status> Close();
@@ -214,6 +222,9 @@ class Log {
   // A read found damage at `at`: the log turns kCorrupt (appends refused,
   // reads at or past `at` fail) and says so once. Returns `why`.
   Status MarkCorrupt(Offset at, Status why);
+  // Forgets the first `count` segments; returns their files, for removal.
+  std::vector<std::filesystem::path> DropSegments(std::size_t count);
+  boost::asio::awaitable<void> WaitIdle();
 
   Context context_;
   std::filesystem::path dir_;
@@ -235,6 +246,7 @@ class Log {
   bool flushing_ = false;
   bool completing_ = false;  // completion handlers are running: hold new flushes
   bool closing_ = false;
+  bool purging_ = false;      // Purge: no flush starts
   bool sync_wanted_ = false;  // kInterval: a sync is due
   std::vector<boost::asio::any_completion_handler<void()>> idle_waiters_;
   std::unique_ptr<boost::asio::steady_timer> sync_timer_;

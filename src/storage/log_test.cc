@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "codec/record_batch.h"
 #include "core/fault_injection_env.h"
@@ -195,6 +196,71 @@ TEST_F(LogTest, UncleanReopenRecoversEverythingAcknowledged) {
   std::vector<std::string> values = ReadAll(*log, Offset(0));
   ASSERT_EQ(values.size(), 80u);
   EXPECT_EQ(values[79], "79");
+}
+
+Result<Offset> RunPurge(boost::asio::io_context& io, Log& log) {
+  std::optional<Result<Offset>> out;
+  boost::asio::co_spawn(io, log.Purge(),
+                        [&](const std::exception_ptr&, Result<Offset> r) { out = std::move(r); });
+  io.restart();
+  io.run();
+  return *std::move(out);
+}
+
+TEST_F(LogTest, PurgeDeletesEveryRecordAndOffsetsGoOn) {
+  LogOptions options{.segment_bytes = 4096};
+  {
+    auto log = *OpenLog(options);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(Append(*log, Batch(std::string(100, 'p'))).ok());
+    ASSERT_GT(log->status().segments, 1u);
+    Result<Offset> start = RunPurge(io_, *log);
+    ASSERT_TRUE(start.ok()) << start.status();
+    EXPECT_EQ(*start, Offset(100));
+    LogStatus s = log->status();
+    EXPECT_EQ(s.log_start, Offset(100));
+    EXPECT_EQ(s.segments, 1u);
+    EXPECT_EQ(s.size_bytes, 0u);
+    EXPECT_EQ(log->Read(Offset(0), 100).status().code(), StatusCode::kOutOfRange);
+    EXPECT_FALSE(env_.FileExists("/p/00000000000000000000.log"));
+    EXPECT_EQ(Append(*log, Batch("after"))->base_offset, Offset(100));
+    EXPECT_EQ(ReadAll(*log, Offset(100)), std::vector<std::string>{"after"});
+    // Purging an empty tail changes nothing but is fine.
+    ASSERT_TRUE(RunPurge(io_, *log).ok());
+    EXPECT_EQ(Append(*log, Batch("later"))->base_offset, Offset(101));
+  }  // no Close: the purge must be durable by itself
+  env_.SimulateCrash(CrashMode::kDropUnsynced, 1);
+  auto log = *OpenLog(options);
+  EXPECT_EQ(log->status().log_start, Offset(101));
+  EXPECT_EQ(log->high_watermark(), Offset(102));
+  EXPECT_EQ(ReadAll(*log, Offset(101)), (std::vector<std::string>{"later"}));
+}
+
+TEST_F(LogTest, AppendsMadeDuringAPurgeLandAfterIt) {
+  auto log = *OpenLog();
+  ASSERT_TRUE(Append(*log, Batch("old")).ok());
+  std::optional<Result<Offset>> purged;
+  std::optional<Result<AppendResult>> appended;
+  boost::asio::co_spawn(io_, log->Purge(),
+                        [&](const std::exception_ptr&, Result<Offset> r) { purged = r; });
+  // Runs once the purge has started (co_spawn posts the coroutine's start).
+  boost::asio::post(
+      io_, [&] { log->AsyncAppend(Batch("new"), [&](Result<AppendResult> r) { appended = r; }); });
+  io_.restart();
+  io_.run();
+  ASSERT_TRUE(purged && purged->ok());
+  ASSERT_TRUE(appended && appended->ok()) << appended->status();
+  EXPECT_EQ(**purged, Offset(1));
+  EXPECT_EQ(ReadAll(*log, log->status().log_start), std::vector<std::string>{"new"});
+}
+
+TEST_F(LogTest, AFailedPurgeMakesTheLogReadOnly) {
+  auto log = *OpenLog();
+  ASSERT_TRUE(Append(*log, Batch("a")).ok());
+  env_.FailNth(FaultOp::kAny, 1, ENOSPC, {.sticky = true});
+  Result<Offset> purged = RunPurge(io_, *log);
+  EXPECT_FALSE(purged.ok());
+  EXPECT_EQ(log->status().state, LogState::kReadOnly);
+  EXPECT_EQ(Append(*log, Batch("b")).status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(LogTest, SecondOpenOfTheSameDirectoryIsRefused) {

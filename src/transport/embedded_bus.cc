@@ -162,6 +162,20 @@ Awaitable<Status> CloseResponderOn(Core* c, std::shared_ptr<broker::ResponderSta
 Awaitable<Result<GroupInfo>> DescribeOn(Core* c, std::string topic, std::string group) {
   co_return c->broker->DescribeGroup(topic, group);
 }
+Awaitable<Result<std::vector<TopicInfo>>> ListTopicsOn(Core* c) {
+  co_return c->broker->ListTopics();
+}
+Awaitable<Result<TopicInfo>> DescribeTopicOn(Core* c, std::string topic) {
+  co_return c->broker->DescribeTopic(topic);
+}
+Awaitable<Result<std::vector<GroupInfo>>> ListGroupsOn(Core* c, std::string topic) {
+  co_return c->broker->ListGroups(topic);
+}
+Awaitable<Result<std::vector<TopicRecord>>> ReadTopicOn(Core* c, std::string topic,
+                                                        PartitionId partition, Offset from,
+                                                        std::size_t max) {
+  co_return c->broker->ReadTopic(topic, partition, from, max);
+}
 Awaitable<Result<std::shared_ptr<broker::ResponderState>>> RespondOn(Core* c, std::string topic) {
   co_return c->broker->Respond(std::move(topic));
 }
@@ -379,6 +393,41 @@ class EmbeddedBus final : public Bus {
     JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
     co_return co_await OnShard(*core_,
                                DescribeOn(core_.get(), std::string(topic), std::string(group)));
+  }
+
+  Awaitable<Result<std::vector<TopicInfo>>> ListTopics(Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_, ListTopicsOn(core_.get()));
+  }
+
+  Awaitable<Result<TopicInfo>> DescribeTopic(std::string_view topic, Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_, DescribeTopicOn(core_.get(), std::string(topic)));
+  }
+
+  Awaitable<Result<std::vector<GroupInfo>>> ListGroups(std::string_view topic,
+                                                       Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_, ListGroupsOn(core_.get(), std::string(topic)));
+  }
+
+  Awaitable<Result<std::vector<TopicRecord>>> ReadTopic(std::string_view topic,
+                                                        PartitionId partition, Offset from,
+                                                        std::size_t max,
+                                                        Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_,
+                               ReadTopicOn(core_.get(), std::string(topic), partition, from, max));
+  }
+
+  Awaitable<Status> DeleteTopic(std::string_view topic, Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_, core_->broker->DeleteTopic(std::string(topic)));
+  }
+
+  Awaitable<Status> PurgeTopic(std::string_view topic, Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await OnShard(*core_, core_->broker->PurgeTopic(std::string(topic)));
   }
 
   Awaitable<Result<Message>> Request(std::string_view topic, Message request,

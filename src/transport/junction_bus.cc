@@ -422,6 +422,89 @@ awaitable<Result<GroupInfo>> DescribeOn(Conn* conn, std::string topic, std::stri
   co_return std::move(*info);
 }
 
+// ---- Administration ----
+
+// The answer of an administrative call, or DeadlineExceeded once `deadline`
+// passed (the call may still run on the daemon).
+awaitable<Result<Answer>> AdminAnswer(Conn* conn, std::shared_ptr<Waiter> waiter, Deadline deadline,
+                                      c::FrameType expected) {
+  std::optional<Result<Answer>> answer = co_await waiter->WaitUntil(deadline, conn->clock);
+  if (!answer) co_return DeadlineExceededError("no answer from junctiond by the deadline");
+  if (!answer->ok()) co_return answer->status();
+  if ((*answer)->type != expected) co_return Unexpected(**answer, expected);
+  co_return std::move(**answer);
+}
+
+awaitable<Result<std::vector<TopicInfo>>> TopicsOn(Conn* conn, std::optional<std::string> topic,
+                                                   Deadline deadline) {
+  std::shared_ptr<Waiter> waiter =
+      SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+        if (topic) {
+          c::EncodeTopicOnly(w, c::FrameType::kDescribeTopic, corr, *topic);
+        } else {
+          w.Begin(c::FrameType::kListTopics, corr);
+          w.End();
+        }
+      });
+  Result<Answer> a = co_await AdminAnswer(conn, std::move(waiter), deadline, c::FrameType::kTopics);
+  if (!a.ok()) co_return a.status();
+  Result<std::vector<TopicInfo>> topics = c::DecodeTopics(a->payload);
+  if (!topics.ok()) co_return UnavailableError("junctiond: " + topics.status().message());
+  co_return std::move(*topics);
+}
+
+awaitable<Result<std::vector<GroupInfo>>> GroupsOn(Conn* conn, std::string topic,
+                                                   Deadline deadline) {
+  std::shared_ptr<Waiter> waiter =
+      SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+        c::EncodeTopicOnly(w, c::FrameType::kListGroups, corr, topic);
+      });
+  Result<Answer> a = co_await AdminAnswer(conn, std::move(waiter), deadline, c::FrameType::kGroups);
+  if (!a.ok()) co_return a.status();
+  Result<std::vector<GroupInfo>> groups = c::DecodeGroups(a->payload);
+  if (!groups.ok()) co_return UnavailableError("junctiond: " + groups.status().message());
+  co_return std::move(*groups);
+}
+
+awaitable<Result<std::vector<TopicRecord>>> ReadTopicOn(Conn* conn, std::string topic,
+                                                        PartitionId partition, Offset from,
+                                                        std::size_t max, Deadline deadline) {
+  std::shared_ptr<Waiter> waiter =
+      SendFrame(conn, OnLoss::kResend, [&](c::FrameWriter& w, auto corr) {
+        c::EncodeReadTopic(w, corr, {topic, partition, from, max});
+      });
+  Result<Answer> a =
+      co_await AdminAnswer(conn, std::move(waiter), deadline, c::FrameType::kRecords);
+  if (!a.ok()) co_return a.status();
+  std::vector<Offset> offsets;
+  Result<c::RecordsFrame> f = c::DecodeRecords(a->payload, offsets);
+  if (!f.ok()) co_return UnavailableError("junctiond: " + f.status().message());
+  std::vector<Message> messages;
+  if (!offsets.empty()) {
+    Status s =
+        broker::DecodeMessageBatch(f->batch, c::kMaxBatchBytesLimit, offsets.size(), messages);
+    if (!s.ok()) co_return UnavailableError("junctiond sent a malformed RECORDS: " + s.message());
+  }
+  if (messages.size() != offsets.size() || f->partition != partition) {
+    co_return UnavailableError("junctiond sent RECORDS that do not match the read");
+  }
+  std::vector<TopicRecord> records;
+  records.reserve(messages.size());
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    records.push_back(TopicRecord{partition, offsets[i], std::move(messages[i])});
+  }
+  co_return records;
+}
+
+// Deleting or purging: not sent again after a lost connection (a purge
+// repeated later would delete what was stored in between).
+awaitable<Status> RemovalOn(Conn* conn, c::FrameType type, std::string topic, Deadline deadline) {
+  std::shared_ptr<Waiter> waiter =
+      SendFrame(conn, OnLoss::kFail,
+                [&](c::FrameWriter& w, auto corr) { c::EncodeTopicOnly(w, type, corr, topic); });
+  co_return (co_await AdminAnswer(conn, std::move(waiter), deadline, c::FrameType::kOk)).status();
+}
+
 awaitable<Result<Message>> RequestOn(Conn* conn, std::string topic, Message request,
                                      Deadline deadline) {
   Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
@@ -531,6 +614,48 @@ class JunctionBus final : public Bus {
                                              Deadline deadline) override {
     JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
     co_return co_await conn_->On(DescribeOn(conn_.get(), std::string(topic), std::string(group)));
+  }
+
+  Awaitable<Result<std::vector<TopicInfo>>> ListTopics(Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await conn_->On(TopicsOn(conn_.get(), std::nullopt, deadline));
+  }
+
+  Awaitable<Result<TopicInfo>> DescribeTopic(std::string_view topic, Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    Result<std::vector<TopicInfo>> topics =
+        co_await conn_->On(TopicsOn(conn_.get(), std::string(topic), deadline));
+    if (!topics.ok()) co_return topics.status();
+    if (topics->size() != 1) co_return UnavailableError("junctiond described not one topic");
+    co_return std::move(topics->front());
+  }
+
+  Awaitable<Result<std::vector<GroupInfo>>> ListGroups(std::string_view topic,
+                                                       Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await conn_->On(GroupsOn(conn_.get(), std::string(topic), deadline));
+  }
+
+  Awaitable<Result<std::vector<TopicRecord>>> ReadTopic(std::string_view topic,
+                                                        PartitionId partition, Offset from,
+                                                        std::size_t max,
+                                                        Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    if (max == 0) co_return std::vector<TopicRecord>{};
+    co_return co_await conn_->On(
+        ReadTopicOn(conn_.get(), std::string(topic), partition, from, max, deadline));
+  }
+
+  Awaitable<Status> DeleteTopic(std::string_view topic, Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await conn_->On(
+        RemovalOn(conn_.get(), c::FrameType::kDeleteTopic, std::string(topic), deadline));
+  }
+
+  Awaitable<Status> PurgeTopic(std::string_view topic, Deadline deadline) override {
+    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    co_return co_await conn_->On(
+        RemovalOn(conn_.get(), c::FrameType::kPurgeTopic, std::string(topic), deadline));
   }
 
   Awaitable<Result<Message>> Request(std::string_view topic, Message request,
