@@ -49,10 +49,10 @@ struct MessagingOptions {
   std::string retention_bytes;
   std::string retention_age;
   std::string dedupe_window;
-  std::string to;  // groups seek: earliest | latest | <offset> | <RFC 3339 time>
-  std::vector<std::string> unbuilt_args;  // of the commands that say "not built yet"
-  bool dry_run = false;                   // dlq redrive (not built yet)
-  std::uint64_t limit = 0;                // dlq (not built yet)
+  std::string to;           // groups seek: earliest | latest | <offset> | <RFC 3339 time>
+  bool yes = false;         // topics rm|purge: really
+  bool dry_run = false;     // dlq redrive
+  std::uint64_t limit = 0;  // dlq peek|redrive: at most this many (0: the default)
 };
 
 // Adds the `url` key ("Bus URL of the messaging commands").

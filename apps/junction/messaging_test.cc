@@ -8,13 +8,23 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include "cli_test_util.h"
+#include "junction/bus.h"
+#include "junction/clock.h"
 #include "tests/support/daemon_process.h"
 
 namespace junction::cli {
@@ -29,6 +39,7 @@ class MessagingTest : public CliTest {
     std::string url = broker_.Start({JUNCTION_CLI_PATH, "broker", "--shards=1", "--log-level=warn"},
                                     dir_ / "data");
     ASSERT_FALSE(url.empty()) << ReadFile("data.stderr");
+    url_ = url;
     env_ = "JUNCTION_URL=" + url;
   }
 
@@ -69,9 +80,51 @@ class MessagingTest : public CliTest {
     return -1;
   }
 
+  // Runs `op` against the daemon through the library, on a bus of its own.
+  template <typename T>
+  T OnBus(const std::function<Awaitable<T>(Bus&)>& op) {
+    Result<std::unique_ptr<Bus>> bus = Bus::Open(url_);
+    EXPECT_TRUE(bus.ok()) << bus.status();
+    boost::asio::io_context io;
+    std::optional<T> out;
+    boost::asio::co_spawn(io, op(**bus), [&](const std::exception_ptr& e, T value) {
+      if (e) std::rethrow_exception(e);
+      out = std::move(value);
+    });
+    io.run();
+    boost::asio::co_spawn(io, (*bus)->Close(), boost::asio::detached);
+    io.restart();
+    io.run();
+    return *std::move(out);
+  }
+
   testing::DaemonProcess broker_;
+  std::string url_;
   std::string env_;
 };
+
+// Dead-letters `n` messages of `topic` as group `group` (one attempt each).
+Awaitable<Status> DeadLetter(Bus& bus, std::string topic, std::string group, int n) {
+  SubscribeOptions options;
+  options.group = group;
+  options.max_deliveries = 1;
+  Result<std::unique_ptr<Subscription>> sub =
+      co_await bus.Subscribe(topic, options, Deadline::After(RealClock(), 20s));
+  if (!sub.ok()) co_return sub.status();
+  for (int i = 0; i < n; ++i) {
+    Result<Delivery> d = co_await (*sub)->Next(Deadline::After(RealClock(), 20s));
+    if (!d.ok()) co_return d.status();
+    if (Status s = co_await d->Nack(std::nullopt, "boom"); !s.ok()) co_return s;
+  }
+  std::string dlq = topic + "." + group + ".dlq";
+  for (int tries = 0; tries < 2000; ++tries) {  // stored in the background
+    Result<TopicInfo> info = co_await bus.DescribeTopic(dlq, Deadline::After(RealClock(), 20s));
+    if (info.ok() && info->messages() == static_cast<std::uint64_t>(n)) break;
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, 10ms);
+    co_await t.async_wait(boost::asio::use_awaitable);
+  }
+  co_return co_await (*sub)->Close();
+}
 
 TEST_F(MessagingTest, PublishedMessagesReachAGroupInOrderAndItsAcksEmptyTheBacklog) {
   Outcome created = Junction("topics create orders --partitions 3");
@@ -151,6 +204,71 @@ TEST_F(MessagingTest, ReplyRunsItsCommandPerRequest) {
   EXPECT_EQ(WaitFor(replier, 30s), 0) << ReadFile("background.err");
 }
 
+TEST_F(MessagingTest, TopicsGroupsAndDeadLettersAreAdministeredFromTheShell) {
+  ASSERT_EQ(Junction("topics create orders --partitions 2 --dedupe-window 0s").code, 0);
+  ASSERT_EQ(Junction("pub orders 'order {{n}}' --count 4").code, 0);
+  ASSERT_EQ(Junction("pub payments 'payment {{n}}' --count 1").code, 0);
+  Outcome ls = Junction("topics ls");
+  ASSERT_EQ(ls.code, 0) << ls.err;
+  EXPECT_EQ(ls.out.rfind("TOPIC", 0), 0u) << ls.out;
+  EXPECT_NE(ls.out.find("orders"), std::string::npos) << ls.out;
+  Outcome info = Junction("--json topics info orders");
+  ASSERT_EQ(info.code, 0) << info.err;
+  boost::json::object orders = boost::json::parse(info.out).as_object();
+  EXPECT_EQ(orders.at("messages").as_int64(), 4);
+  EXPECT_EQ(orders.at("partitions").as_int64(), 2);
+
+  ASSERT_TRUE(OnBus<Status>([](Bus& bus) { return DeadLetter(bus, "orders", "billing", 2); }).ok());
+  ASSERT_TRUE(
+      OnBus<Status>([](Bus& bus) { return DeadLetter(bus, "payments", "billing", 1); }).ok());
+  Outcome dlq = Junction("--json dlq ls");
+  ASSERT_EQ(dlq.code, 0) << dlq.err;
+  EXPECT_NE(
+      dlq.out.find(
+          R"("dlq":"orders.billing.dlq","sources":["orders/billing"],"messages":2,"waiting":2)"),
+      std::string::npos)
+      << dlq.out;
+  Outcome peek = Junction("--json dlq peek orders.billing.dlq");
+  ASSERT_EQ(peek.code, 0) << peek.err;
+  EXPECT_NE(peek.out.find(R"("junction-dlq-topic":"orders")"), std::string::npos) << peek.out;
+  EXPECT_NE(peek.out.find(R"("junction-dlq-last-error":"boom")"), std::string::npos) << peek.out;
+
+  Outcome dry = Junction("dlq redrive orders.billing.dlq --dry-run");
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("would redrive 2 messages from orders.billing.dlq (orders: 2)"),
+            std::string::npos)
+      << dry.out;
+  Outcome redrive = Junction("dlq redrive orders.billing.dlq");
+  ASSERT_EQ(redrive.code, 0) << redrive.err;
+  EXPECT_NE(redrive.out.find("redrove 2 messages from orders.billing.dlq (orders: 2)"),
+            std::string::npos)
+      << redrive.out;
+  Outcome again = Junction("dlq redrive orders.billing.dlq");
+  EXPECT_NE(again.out.find("redrove 0 messages"), std::string::npos) << again.out;
+  info = Junction("--json topics info orders");
+  EXPECT_EQ(boost::json::parse(info.out).at("messages").as_int64(), 6) << "redriven once each";
+  // payments keeps the default 2-minute dedupe window: its dead letter stays.
+  Outcome kept = Junction("dlq redrive payments.billing.dlq");
+  EXPECT_EQ(kept.code, 0) << kept.err;
+  EXPECT_NE(kept.out.find("redrove 0 messages from payments.billing.dlq; 1 kept"),
+            std::string::npos)
+      << kept.out;
+
+  Outcome groups = Junction("groups ls orders");
+  ASSERT_EQ(groups.code, 0) << groups.err;
+  EXPECT_NE(groups.out.find("orders.billing.dlq"), std::string::npos) << groups.out;
+
+  Outcome unsure = Junction("topics purge orders");
+  EXPECT_EQ(unsure.code, 2);
+  EXPECT_NE(unsure.err.find("add --yes"), std::string::npos) << unsure.err;
+  ASSERT_EQ(Junction("topics purge orders --yes").code, 0);
+  info = Junction("--json topics info orders");
+  EXPECT_EQ(boost::json::parse(info.out).at("messages").as_int64(), 0);
+  Outcome rm = Junction("topics rm orders --yes");
+  ASSERT_EQ(rm.code, 0) << rm.err;
+  EXPECT_EQ(Junction("topics info orders").code, 1);
+}
+
 TEST_F(MessagingTest, FailuresAreClearAndExitOne) {
   Outcome nobody = Junction("req nobody hello");
   EXPECT_EQ(nobody.code, 1);
@@ -169,9 +287,9 @@ TEST_F(MessagingTest, FailuresAreClearAndExitOne) {
   EXPECT_EQ(header.code, 1);
   EXPECT_NE(header.err.find("expected name:value"), std::string::npos) << header.err;
 
-  Outcome unbuilt = Junction("topics ls");
-  EXPECT_EQ(unbuilt.code, 1);
-  EXPECT_NE(unbuilt.err.find("not built yet"), std::string::npos) << unbuilt.err;
+  Outcome unknown = Junction("topics info nope");
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_EQ(unknown.err, "junction: topics info nope: topic 'nope' does not exist\n");
 
   Outcome unreachable = Run("pub t x --server junction://127.0.0.1:1?connect_timeout_ms=500");
   EXPECT_EQ(unreachable.code, 1);
