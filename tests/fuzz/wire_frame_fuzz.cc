@@ -188,22 +188,22 @@ void RoundTrip(const c::Frame& frame) {
       (void)c::DecodeTopicOnly(frame.payload, "DESCRIBE_TOPIC");
       return;
     case c::FrameType::kTopics: {
-      Result<std::vector<TopicInfo>> topics = c::DecodeTopics(frame.payload);
+      Result<std::vector<junction::TopicInfo>> topics = c::DecodeTopics(frame.payload);
       if (!topics.ok()) return;
       std::vector<std::byte> out;
       c::FrameWriter w(out);
       c::EncodeTopics(w, 1, *topics);
-      Result<std::vector<TopicInfo>> again = c::DecodeTopics(PayloadOf(out));
+      Result<std::vector<junction::TopicInfo>> again = c::DecodeTopics(PayloadOf(out));
       JUNCTION_CHECK(again.ok() && again->size() == topics->size()) << "TOPICS round trip";
       return;
     }
     case c::FrameType::kGroups: {
-      Result<std::vector<GroupInfo>> groups = c::DecodeGroups(frame.payload);
+      Result<std::vector<junction::GroupInfo>> groups = c::DecodeGroups(frame.payload);
       if (!groups.ok()) return;
       std::vector<std::byte> out;
       c::FrameWriter w(out);
       c::EncodeGroups(w, 1, *groups);
-      Result<std::vector<GroupInfo>> again = c::DecodeGroups(PayloadOf(out));
+      Result<std::vector<junction::GroupInfo>> again = c::DecodeGroups(PayloadOf(out));
       JUNCTION_CHECK(again.ok() && again->size() == groups->size()) << "GROUPS round trip";
       return;
     }
@@ -211,7 +211,7 @@ void RoundTrip(const c::Frame& frame) {
       (void)c::DecodeReadTopic(frame.payload);
       return;
     case c::FrameType::kRecords: {
-      std::vector<Offset> offsets;
+      std::vector<junction::Offset> offsets;
       (void)c::DecodeRecords(frame.payload, offsets);
       return;
     }
