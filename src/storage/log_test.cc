@@ -241,10 +241,11 @@ TEST_F(LogTest, AppendsMadeDuringAPurgeLandAfterIt) {
   std::optional<Result<Offset>> purged;
   std::optional<Result<AppendResult>> appended;
   boost::asio::co_spawn(io_, log->Purge(),
-                        [&](const std::exception_ptr&, Result<Offset> r) { purged = r; });
+                        [&](const std::exception_ptr&, const Result<Offset>& r) { purged = r; });
   // Runs once the purge has started (co_spawn posts the coroutine's start).
-  boost::asio::post(
-      io_, [&] { log->AsyncAppend(Batch("new"), [&](Result<AppendResult> r) { appended = r; }); });
+  boost::asio::post(io_, [&] {
+    log->AsyncAppend(Batch("new"), [&](const Result<AppendResult>& r) { appended = r; });
+  });
   io_.restart();
   io_.run();
   ASSERT_TRUE(purged && purged->ok());
