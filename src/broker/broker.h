@@ -83,9 +83,15 @@ class Broker {
   // closed broker or a bad topic name; bad options or messages.
   Status CheckTopic(std::string_view topic) const;
   Status CheckMessages(std::span<const Message> messages, const PublishOptions& options) const;
-  boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(std::string topic,
-                                                                     std::vector<Message> messages,
-                                                                     PublishOptions options);
+  // `received`: the record batch the messages came in off the wire, when
+  // DecodeMessageBatch found it storable (else empty). When the whole call
+  // goes to one partition as one batch (no duplicate, no delay, not past the
+  // batch target), those bytes are what the log stores: only base_offset,
+  // the batch times and the checksum are written (codec::StampBatchTime).
+  // Otherwise the messages are encoded again, as for any other publish.
+  boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(
+      std::string topic, std::vector<Message> messages, PublishOptions options,
+      std::vector<std::byte> received = {});
   // Publish for the shard's mailbox: each message passed CheckPublish with
   // these options (messages do not change after), so none is validated
   // again; a closed broker still refuses. The messages come boxed as the
@@ -93,7 +99,7 @@ class Broker {
   // set here), so none is moved again on its way to the log.
   boost::asio::awaitable<Result<std::vector<PublishResult>>> PublishChecked(
       std::string topic, std::vector<std::shared_ptr<StoredMessage>> messages,
-      PublishOptions options);
+      PublishOptions options, std::vector<std::byte> received = {});
 
   boost::asio::awaitable<Result<std::shared_ptr<Member>>> Subscribe(std::string topic,
                                                                     SubscribeOptions options);
@@ -179,7 +185,8 @@ class Broker {
   Result<Group*> FindGroup(std::uint64_t group_id);
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Store(
       Topic& topic, std::vector<std::shared_ptr<StoredMessage>> messages,
-      std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition);
+      std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition,
+      std::vector<std::byte> received = {});
   boost::asio::awaitable<Status> PersistLoop();
   // Lets `topic`'s groups read what was just stored, two turns of the shard
   // from now (see broker_publish.cc).

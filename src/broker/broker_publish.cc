@@ -121,21 +121,22 @@ Status Broker::CheckMessages(std::span<const Message> messages,
   return ValidateMessages(messages, options_.max_message_bytes);
 }
 
-asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(std::string topic_name,
-                                                                    std::vector<Message> messages,
-                                                                    PublishOptions options) {
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(
+    std::string topic_name, std::vector<Message> messages, PublishOptions options,
+    std::vector<std::byte> received) {
   JUNCTION_CO_RETURN_IF_ERROR(CheckPublish(topic_name, messages, options));
   std::vector<std::shared_ptr<StoredMessage>> boxed;
   boxed.reserve(messages.size());
   for (Message& message : messages) {
     boxed.push_back(std::make_shared<StoredMessage>(std::move(message)));
   }
-  co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options);
+  co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options,
+                                    std::move(received));
 }
 
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
     std::string topic_name, std::vector<std::shared_ptr<StoredMessage>> messages,
-    PublishOptions options) {
+    PublishOptions options, std::vector<std::byte> received) {
   if (closed_) co_return FailedPreconditionError("the bus is closed");
   std::optional<std::int64_t> deliver_at_ms;
   if (options.delay) deliver_at_ms = NowMs() + ToMillis(*options.delay);
@@ -152,12 +153,14 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishChecked(
                                    " does not exist; topic '" + topic_name + "' has " +
                                    std::to_string(topic->partitions.size()));
   }
-  co_return co_await Store(*topic, std::move(messages), deliver_at_ms, options.partition);
+  co_return co_await Store(*topic, std::move(messages), deliver_at_ms, options.partition,
+                           std::move(received));
 }
 
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     Topic& topic, std::vector<std::shared_ptr<StoredMessage>> owned,
-    std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition) {
+    std::optional<std::int64_t> deliver_at_ms, std::optional<PartitionId> partition,
+    std::vector<std::byte> received) {
   ++topic.stores_in_flight;  // DeleteTopic waits for it
   struct Done {
     Topic& topic;
@@ -268,7 +271,19 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   };
   std::vector<Chunk> chunks;
   Status status;
+  // The batch as it came, when it holds exactly what goes to one partition
+  // (every message, in order: none was a duplicate) and needs no broker field.
+  const bool as_received = !received.empty() && by_partition.size() == 1 &&
+                           by_partition.begin()->second.size() == n && !deliver_at_ms &&
+                           received.size() <= kBatchTarget;
+  if (as_received) {
+    auto& [p, indexes] = *by_partition.begin();
+    for (std::size_t i : indexes) owned[i]->timestamp_ms = now_ms;
+    codec::StampBatchTime(received, now_ms);
+    chunks.push_back(Chunk{p, &indexes, 0, n, std::move(received), std::nullopt});
+  }
   for (auto& [p, indexes] : by_partition) {
+    if (as_received) break;
     for (std::size_t begin = 0; begin < indexes.size() && status.ok();) {
       codec::RecordBatchBuilder builder;
       std::size_t end = begin;

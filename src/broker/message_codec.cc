@@ -243,8 +243,9 @@ Result<std::vector<std::byte>> EncodeMessageBatch(std::span<const Message> messa
 }
 
 Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
-                          std::size_t max_messages, std::vector<Message>& out) {
+                          std::size_t max_messages, std::vector<Message>& out, bool* storable) {
   out.clear();
+  if (storable != nullptr) *storable = false;
   Result<codec::BatchHeader> header = codec::ParseBatchHeader(batch, max_batch_bytes);
   if (!header.ok()) return InvalidArgumentError("record batch: " + header.status().message());
   if (header->record_count > max_messages) {
@@ -255,13 +256,25 @@ Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_ba
   Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch, max_batch_bytes);
   if (!records.ok()) return InvalidArgumentError("record batch: " + records.status().message());
   out.reserve(records->size());
+  bool as_received =
+      header->producer_id == ProducerId() && header->base_sequence == SequenceNumber();
   for (std::size_t i = 0; i < records->size(); ++i) {
-    Result<StoredMessage> stored = DecodeMessage((*records)[i]);
+    const codec::Record& record = (*records)[i];
+    Result<StoredMessage> stored = DecodeMessage(record);
     if (!stored.ok()) {
       return InvalidArgumentError("record " + std::to_string(i) + ": " + stored.status().message());
     }
+    if (as_received) {
+      auto broker_field = [](const codec::RecordHeader& h) {
+        return h.key.starts_with(kBrokerFieldPrefix);
+      };
+      as_received = record.offset == header->base_offset + i &&
+                    record.timestamp_ms == header->first_timestamp_ms &&
+                    std::none_of(record.headers.begin(), record.headers.end(), broker_field);
+    }
     out.push_back(std::move(stored->message));
   }
+  if (storable != nullptr) *storable = as_received;
   return OkStatus();
 }
 

@@ -70,7 +70,15 @@ Result<std::vector<std::byte>> EncodeMessageBatch(
 // Verifies a batch (structure, checksum) and decodes every record into
 // `out` (cleared first). InvalidArgument naming the record on any failure;
 // `max_messages` caps the record count before anything is decoded.
+//
+// `storable` (when given) is set to whether the broker may store these bytes
+// as they came, with only base_offset, the batch times and the checksum
+// written (codec::StampBatchTime): no producer id or sequence, offset deltas
+// 0, 1, 2, ..., every record at the batch's first timestamp (delta zero), and
+// no broker field ("x-" header) in any record, since those are the broker's
+// to write. EncodeMessageBatch's batches are storable.
 Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
-                          std::size_t max_messages, std::vector<Message>& out);
+                          std::size_t max_messages, std::vector<Message>& out,
+                          bool* storable = nullptr);
 
 }  // namespace junction::broker

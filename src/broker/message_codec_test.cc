@@ -76,6 +76,37 @@ TEST(MessageCodecTest, FullAndMinimalMessagesRoundTripThroughABatch) {
   EXPECT_EQ(records[1].value, std::nullopt);
 }
 
+// Which received batches the broker may store as they came.
+TEST(MessageCodecTest, OnlyBatchesWithoutBrokerFieldsOrOwnTimesAreStorable) {
+  Message second = MinimalMessage();
+  second.id = "2";
+  auto storable = [](const std::vector<std::byte>& batch) {
+    std::vector<Message> out;
+    bool as_is = true;
+    Status s = DecodeMessageBatch(batch, codec::kDefaultMaxBatchBytes, 100, out, &as_is);
+    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_EQ(out.size(), 2u);
+    return as_is;
+  };
+  auto build = [&](codec::RecordBatchBuilder::Options options, std::int64_t second_time,
+                   std::optional<std::int64_t> deliver_at) {
+    codec::RecordBatchBuilder builder(options);
+    AddMessage(builder, FullMessage(), 1000, std::nullopt);
+    AddMessage(builder, second, second_time, deliver_at);
+    return *builder.Build();
+  };
+  // What clients send (EncodeMessageBatch): one time, no broker field.
+  std::vector<Message> both = {FullMessage(), second};
+  EXPECT_TRUE(storable(*EncodeMessageBatch(both, 1000)));
+  EXPECT_TRUE(storable(build({}, 1000, std::nullopt)));
+  // A record of its own time, a broker field, an idempotent producer's
+  // identity or sequence: the broker writes those, so it encodes again.
+  EXPECT_FALSE(storable(build({}, 1001, std::nullopt)));
+  EXPECT_FALSE(storable(build({}, 1000, 5000)));
+  EXPECT_FALSE(storable(build({.producer_id = ProducerId(3)}, 1000, std::nullopt)));
+  EXPECT_FALSE(storable(build({.base_sequence = SequenceNumber(9)}, 1000, std::nullopt)));
+}
+
 TEST(MessageCodecTest, RecordLayoutFollowsTheFormatDocument) {
   Message m = MinimalMessage();
   m.time = ParseRfc3339("2024-01-02T03:04:05.5Z").value();

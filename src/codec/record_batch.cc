@@ -258,6 +258,13 @@ void SetBaseOffset(std::span<std::byte> batch, Offset base_offset) {
   StoreLE<std::uint64_t>(batch.data() + f::kBaseOffset, base_offset.value());
 }
 
+void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms) {
+  JUNCTION_CHECK(batch.size() >= kBatchHeaderSize) << "StampBatchTime on a short batch";
+  StoreLE<std::int64_t>(batch.data() + f::kFirstTimestamp, timestamp_ms);
+  StoreLE<std::int64_t>(batch.data() + f::kMaxTimestamp, timestamp_ms);
+  StoreLE<std::uint64_t>(batch.data() + f::kChecksum, ComputeBatchChecksum(batch));
+}
+
 RecordBatchBuilder::RecordBatchBuilder(Options options) : options_(options) {}
 
 void RecordBatchBuilder::Add(

@@ -91,6 +91,14 @@ Result<BatchHeader> VerifyBatch(std::span<const std::byte> batch,
 // REQUIRES: batch.size() >= kBatchHeaderSize.
 void SetBaseOffset(std::span<std::byte> batch, Offset base_offset);
 
+// Stamps a batch with the time its broker stored it (Kafka's "log append
+// time"): first_timestamp and max_timestamp become `timestamp_ms` and the
+// checksum is computed again; no record is touched. Every record then reads
+// as timestamp_ms plus its timestamp_delta, so a batch whose deltas are all
+// zero reads as stored at timestamp_ms throughout.
+// REQUIRES: batch.size() >= kBatchHeaderSize.
+void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms);
+
 struct RecordHeader {
   std::string key;
   std::optional<std::string> value;

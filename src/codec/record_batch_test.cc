@@ -59,6 +59,33 @@ TEST(RecordBatchTest, BaseOffsetIsOutsideTheChecksum) {
   EXPECT_TRUE(VerifyBatch(batch).ok());
 }
 
+TEST(RecordBatchTest, StampingTheTimeKeepsTheRecordsAndTheChecksumValid) {
+  RecordBatchBuilder builder;
+  builder.Add({Offset(0), 1'000, "k", "a", {{"h", "v"}}});
+  builder.Add({Offset(1), 1'000, std::nullopt, "b", {}});
+  std::vector<std::byte> batch = *builder.Build();
+  const std::vector<std::byte> before = batch;
+  StampBatchTime(batch, 1'700'000'000'123);
+  Result<BatchHeader> h = VerifyBatch(batch);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->first_timestamp_ms, 1'700'000'000'123);
+  EXPECT_EQ(h->max_timestamp_ms, 1'700'000'000'123);
+  Result<std::vector<Record>> records = DecodeRecords(batch);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].timestamp_ms, 1'700'000'000'123);
+  EXPECT_EQ((*records)[1].timestamp_ms, 1'700'000'000'123);
+  EXPECT_EQ((*records)[1].value, "b");
+  // Only the two timestamps and the checksum changed.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    bool stamped = (i >= batch_field::kChecksum && i < batch_field::kAttributes) ||
+                   (i >= batch_field::kFirstTimestamp && i < batch_field::kProducerId);
+    if (!stamped) {
+      EXPECT_EQ(batch[i], before[i]) << "byte " << i;
+    }
+  }
+}
+
 TEST(RecordBatchTest, EveryFlippedBitOutsideTheBaseOffsetIsDetected) {
   std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
   for (std::size_t i = 0; i < batch.size(); ++i) {

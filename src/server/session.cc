@@ -394,13 +394,19 @@ bool Session::Dispatch(const c::Frame& frame) {
       Result<c::PublishFrame> f = c::DecodePublish(frame.payload);
       if (!f.ok()) return malformed(f.status());
       std::vector<Message> messages;
-      Status decoded =
-          broker::DecodeMessageBatch(f->batch, o.max_frame_bytes, kMaxMessagesPerBatch, messages);
+      bool storable = false;
+      Status decoded = broker::DecodeMessageBatch(f->batch, o.max_frame_bytes, kMaxMessagesPerBatch,
+                                                  messages, &storable);
       if (!decoded.ok()) {
         SendError(corr, decoded);
         return true;
       }
-      Spawn(HandlePublish(corr, std::string(f->topic), std::move(messages), f->options));
+      // One message goes through the bus's mailbox, stored with whatever
+      // else is being published to its topic: the batch is of no use there.
+      std::vector<std::byte> batch;
+      if (storable && messages.size() > 1) batch.assign(f->batch.begin(), f->batch.end());
+      Spawn(HandlePublish(corr, std::string(f->topic), std::move(messages), std::move(batch),
+                          f->options));
       return true;
     }
     case c::FrameType::kSubscribe: {

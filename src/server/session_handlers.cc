@@ -10,6 +10,7 @@
 
 #include "broker/message_codec.h"
 #include "server/session.h"
+#include "transport/embedded_bus.h"
 
 namespace junction::server {
 namespace asio = boost::asio;
@@ -38,7 +39,8 @@ awaitable<bool> Session::CreateMissing(const Status& status, const std::string& 
 }
 
 awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string topic,
-                                       std::vector<Message> messages, PublishOptions options) {
+                                       std::vector<Message> messages, std::vector<std::byte> batch,
+                                       PublishOptions options) {
   Bus& bus = *context_->bus;
   if (std::uint64_t deleted = context_->topics_deleted.load(); deleted != known_as_of_) {
     known_topics_.clear();  // one of them may be gone
@@ -67,10 +69,12 @@ awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string to
   }
   bool retry = auto_create_ && !known_topics_.contains(topic);
   std::vector<Message> copy = retry ? messages : std::vector<Message>{};
-  Result<std::vector<PublishResult>> r =
-      co_await bus.PublishBatch(topic, std::move(messages), options, Deadline::Infinite());
+  std::vector<std::byte> batch_copy = retry ? batch : std::vector<std::byte>{};
+  Result<std::vector<PublishResult>> r = co_await transport::PublishReceived(
+      bus, topic, std::move(messages), std::move(batch), options);
   if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
-    r = co_await bus.PublishBatch(topic, std::move(copy), options, Deadline::Infinite());
+    r = co_await transport::PublishReceived(bus, topic, std::move(copy), std::move(batch_copy),
+                                            options);
   }
   if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
   if (!r.ok()) {

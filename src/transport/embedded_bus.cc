@@ -371,6 +371,16 @@ class EmbeddedBus final : public Bus {
         *core_, core_->broker->Publish(std::string(topic), std::move(messages), options));
   }
 
+  // PublishReceived's (embedded_bus.h).
+  Awaitable<Result<std::vector<PublishResult>>> PublishReceived(std::string_view topic,
+                                                                std::vector<Message> messages,
+                                                                std::vector<std::byte> batch,
+                                                                PublishOptions options) {
+    co_return co_await OnShard(
+        *core_,
+        core_->broker->Publish(std::string(topic), std::move(messages), options, std::move(batch)));
+  }
+
   Awaitable<Result<std::unique_ptr<Subscription>>> Subscribe(std::string_view topic,
                                                              SubscribeOptions options,
                                                              Deadline deadline) override {
@@ -470,6 +480,17 @@ Awaitable<Result<std::unique_ptr<broker::Broker>>> OpenBroker(broker::BrokerOpti
 }
 
 }  // namespace
+
+Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::string_view topic,
+                                                              std::vector<Message> messages,
+                                                              std::vector<std::byte> batch,
+                                                              PublishOptions options) {
+  if (auto* embedded = dynamic_cast<EmbeddedBus*>(&bus)) {
+    co_return co_await embedded->PublishReceived(topic, std::move(messages), std::move(batch),
+                                                 options);
+  }
+  co_return co_await bus.PublishBatch(topic, std::move(messages), options, Deadline::Infinite());
+}
 
 Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options) {
   if (!options.shard_cpus.empty()) {

@@ -6,8 +6,11 @@
 // the shard and resume on the caller's executor; calls made on the shard run
 // in place.
 
+#include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "junction/bus.h"
 #include "storage/options.h"
@@ -23,6 +26,16 @@ struct EmbeddedConfig {
   // many (with 4, 8 partitions under load waited for each other's fsyncs).
   std::size_t blocking_threads = 8;
 };
+
+// For junctiond (src/server): PublishBatch (no deadline) of `messages`,
+// which came off the wire in the record batch `batch`, for which
+// broker::DecodeMessageBatch said storable. On an embedded bus the broker
+// stores those bytes as they came when the whole batch goes to one
+// partition (broker::Broker::Publish); on any other bus this is PublishBatch.
+Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::string_view topic,
+                                                              std::vector<Message> messages,
+                                                              std::vector<std::byte> batch,
+                                                              PublishOptions options);
 
 // Blocking: opens (recovers) the broker before returning.
 Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options);

@@ -6,14 +6,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -23,6 +21,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "junction/bus.h"
+#include "tests/support/temp_dir.h"
 
 namespace junction {
 namespace {
@@ -33,25 +32,7 @@ using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
 constexpr Deadline kForever = Deadline::Infinite();
 constexpr Deadline kNow = Deadline::Past();
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "junction-executor-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string url() const { return "file://" + path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using test_support::TempDir;
 
 Message Msg(const std::string& id) {
   Message message;
@@ -116,7 +97,7 @@ std::unique_ptr<Bus> OpenOn(asio::io_context& io, const std::string& url) {
 }
 
 TEST(EmbeddedOnCallersExecutor, DestroyedWithoutCloseClosesThereAndKeepsAcks) {
-  TempDir dir;
+  TempDir dir("junction-executor");
   ASSERT_FALSE(dir.path().empty());
   asio::io_context io;
   std::unique_ptr<Bus> bus = OpenOn(io, dir.url());
@@ -156,7 +137,7 @@ TEST(EmbeddedOnCallersExecutor, DestroyedWithoutCloseClosesThereAndKeepsAcks) {
 }
 
 TEST(EmbeddedOnCallersExecutor, CallsFromAnotherThreadStillWork) {
-  TempDir dir;
+  TempDir dir("junction-executor");
   ASSERT_FALSE(dir.path().empty());
   asio::io_context bus_io;
   std::unique_ptr<Bus> bus = OpenOn(bus_io, dir.url());
@@ -203,7 +184,7 @@ TEST(EmbeddedOnCallersExecutor, CallsFromAnotherThreadStillWork) {
 }
 
 TEST(EmbeddedOnCallersExecutor, OpenFailureLeavesNothingBehind) {
-  TempDir dir;
+  TempDir dir("junction-executor");
   ASSERT_FALSE(dir.path().empty());
   std::filesystem::path file = dir.path() / "not-a-directory";
   { std::ofstream(file) << "x"; }
