@@ -56,6 +56,11 @@ struct BusBenchOptions {
   std::uint32_t partitions = 1;  // of the topic the run creates
   // Publishes (requests) each producer keeps in flight.
   std::uint32_t in_flight = 64;
+  // Messages per publish call: above 1 each call is one PublishBatch of
+  // `batch` messages (the last may be shorter), built once its last message
+  // is due; every message's latency still counts from its own intended time.
+  // Not for req.
+  std::uint32_t batch = 1;
   double rate = 0;    // intended messages per second over all producers; 0: unpaced
   std::string topic;  // empty: "bench.<scenario>.<random>"
   // No progress for this long fails the run (what was counted is reported).

@@ -92,6 +92,7 @@ int RunScenario(const Context& context, bench::BusScenario scenario, const BusBe
   options.in_flight = flags.in_flight != 0
                           ? flags.in_flight
                           : (scenario == bench::BusScenario::kRequestReply ? 1 : 64);
+  options.batch = flags.batch;
   options.rate = flags.rate;
   options.topic = flags.topic;
   std::string name(bench::BusScenarioName(scenario));
@@ -118,6 +119,7 @@ int RunScenario(const Context& context, bench::BusScenario scenario, const BusBe
     object["consumers"] = options.consumers;
     object["partitions"] = options.partitions;
     object["in_flight"] = options.in_flight;
+    object["batch"] = options.batch;
     object["rate"] = options.rate;
     object["ops"] = result->ops;
     object["errors"] = result->errors;
@@ -133,7 +135,8 @@ int RunScenario(const Context& context, bench::BusScenario scenario, const BusBe
   }
   context.out << Styled(context, kBold, "junction bench " + name) << ": " << options.url << ", "
               << Grouped(options.msgs) << " msgs of " << options.size << " B, " << options.producers
-              << " producer(s) x " << options.in_flight << " in flight, "
+              << " producer(s) x " << options.in_flight << " in flight"
+              << (options.batch > 1 ? " of " + std::to_string(options.batch) + " msgs" : "") << ", "
               << (scenario == bench::BusScenario::kPub
                       ? std::string()
                       : std::to_string(options.consumers) + " consumer(s), ")
@@ -198,6 +201,10 @@ void AddBusBenchCommands(CLI::App& bench, BusBenchFlags& flags) {
         ->add_option("--in-flight", flags.in_flight,
                      "Publishes (requests) in flight per producer (default 64; req 1)")
         ->check(CLI::Range(1, 65536));
+    command
+        ->add_option("--batch", flags.batch,
+                     "Messages per publish call (one PublishBatch each; default 1)")
+        ->check(CLI::Range(1, 100000));
     command->add_option("--rate", flags.rate, "Intended msgs/s over all producers (0: unpaced)")
         ->check(CLI::Range(0.0, 1e9));
     command->add_option("--fsync", flags.fsync, "file:// only: always | never | interval=200ms");
