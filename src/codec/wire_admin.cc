@@ -60,7 +60,9 @@ void EncodeTopics(FrameWriter& w, std::uint32_t correlation, std::span<const Top
 
 Result<std::vector<TopicInfo>> DecodeTopics(std::span<const std::byte> payload) {
   PayloadReader r(payload);
-  std::vector<TopicInfo> topics(Count(r, "topics", 8));
+  // The smallest topic is 7 bytes: an empty name, partitions, has,
+  // dedupe_window, no partitions, no groups, subscribers (one byte each).
+  std::vector<TopicInfo> topics(Count(r, "topics", 7));
   for (TopicInfo& t : topics) {
     t.name = std::string(r.Str("name"));
     t.options = GetTopicOptions(r);

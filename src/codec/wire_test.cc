@@ -415,6 +415,24 @@ TEST(WireTest, CapabilitiesTravelAsBits) {
   EXPECT_FALSE(CapabilitiesFromBits(0x200).ok());
 }
 
+// The fuzzer's find: TOPICS holding only the smallest topics (7 bytes each)
+// were refused by a count bound that assumed 8.
+TEST(WireTest, TopicsOfTheSmallestSizeRoundTrip) {
+  std::vector<std::byte> out;
+  FrameWriter w(out);
+  std::vector<TopicInfo> topics(9);
+  for (TopicInfo& t : topics) t.options.dedupe_window = Duration::zero();  // one byte
+  EncodeTopics(w, 1, topics);
+  EXPECT_EQ(out.size(), kFrameHeaderSize + 1 + 9 * 7);
+  Result<std::vector<TopicInfo>> back = DecodeTopics(std::span(out).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->size(), 9u);
+  // One more topic than the bytes left can hold is still refused before
+  // anything is reserved.
+  out[kFrameHeaderSize] = std::byte{10};
+  EXPECT_FALSE(DecodeTopics(std::span(out).subspan(kFrameHeaderSize)).ok());
+}
+
 TEST(WireTest, AdminFramesRoundTrip) {
   std::vector<std::byte> out;
   FrameWriter w(out);
