@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -50,6 +51,7 @@ struct Run {
   std::atomic<int> ready{0};  // consumers subscribed (responders open)
   std::atomic<bool> go{false};
   std::atomic<bool> stop{false};
+  bool per_client = false;  // each client opens a bus of its own (BusBenchOptions::bus_per_client)
   std::mutex mutex;
   std::string first_error;  // guarded by mutex
 
@@ -104,7 +106,7 @@ Awaitable<void> SleepUntil(boost::asio::steady_timer& timer, std::int64_t nanos)
 
 // One slot of a producer's window with --batch above 1: claims `batch`
 // message numbers at a time and publishes them with one PublishBatch.
-Awaitable<void> ProduceBatchLoop(Run& run, obs::LatencyHistogram& latency) {
+Awaitable<void> ProduceBatchLoop(Run& run, Bus& bus, obs::LatencyHistogram& latency) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   const BusBenchOptions& o = run.options;
   std::vector<std::int64_t> intended;
@@ -121,7 +123,7 @@ Awaitable<void> ProduceBatchLoop(Run& run, obs::LatencyHistogram& latency) {
       messages.push_back(MakeMessage(run, first + i, intended[i]));
     }
     PublishOptions options;  // named: GCC 12 mis-handles aggregate temporaries in co_await
-    Result<std::vector<PublishResult>> published = co_await run.bus.PublishBatch(
+    Result<std::vector<PublishResult>> published = co_await bus.PublishBatch(
         run.topic, std::move(messages), options, Deadline::After(RealClock(), kCallTimeout));
     if (!published.ok()) {
       run.Failed(published.status(), count);
@@ -138,7 +140,7 @@ Awaitable<void> ProduceBatchLoop(Run& run, obs::LatencyHistogram& latency) {
 
 // One slot of a producer's window: claims message numbers until none are
 // left and publishes (or requests) each.
-Awaitable<void> ProduceLoop(Run& run, obs::LatencyHistogram& latency) {
+Awaitable<void> ProduceLoop(Run& run, Bus& bus, obs::LatencyHistogram& latency) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   const BusBenchOptions& o = run.options;
   while (!run.stop) {
@@ -148,8 +150,8 @@ Awaitable<void> ProduceLoop(Run& run, obs::LatencyHistogram& latency) {
     if (o.rate > 0) co_await SleepUntil(timer, intended);
     Message message = MakeMessage(run, n, intended);
     if (o.scenario == BusScenario::kRequestReply) {
-      Result<Message> reply = co_await run.bus.Request(run.topic, std::move(message),
-                                                       Deadline::After(RealClock(), kCallTimeout));
+      Result<Message> reply = co_await bus.Request(run.topic, std::move(message),
+                                                   Deadline::After(RealClock(), kCallTimeout));
       if (!reply.ok()) {
         run.Failed(reply.status());
         continue;
@@ -158,7 +160,7 @@ Awaitable<void> ProduceLoop(Run& run, obs::LatencyHistogram& latency) {
       run.Completed(reply->data.size());
       continue;
     }
-    Result<PublishResult> published = co_await run.bus.Publish(
+    Result<PublishResult> published = co_await bus.Publish(
         run.topic, std::move(message), {}, Deadline::After(RealClock(), kCallTimeout));
     if (!published.ok()) {
       run.Failed(published.status());
@@ -181,7 +183,7 @@ Awaitable<void> AckOne(Run& run, Delivery delivery) {
   run.Completed(bytes);
 }
 
-Awaitable<void> ConsumeLoop(Run& run, obs::LatencyHistogram& latency) {
+Awaitable<void> ConsumeLoop(Run& run, Bus& bus, obs::LatencyHistogram& latency) {
   const BusBenchOptions& o = run.options;
   SubscribeOptions subscribe;
   if (o.scenario != BusScenario::kPubSub) {
@@ -189,7 +191,7 @@ Awaitable<void> ConsumeLoop(Run& run, obs::LatencyHistogram& latency) {
     subscribe.start = StartPosition::Earliest();
     subscribe.max_in_flight = 1024;
   }
-  Result<std::unique_ptr<Subscription>> subscription = co_await run.bus.Subscribe(
+  Result<std::unique_ptr<Subscription>> subscription = co_await bus.Subscribe(
       run.topic, std::move(subscribe), Deadline::After(RealClock(), kCallTimeout));
   if (!subscription.ok()) {
     run.Failed(subscription.status());
@@ -221,9 +223,9 @@ Awaitable<void> ConsumeLoop(Run& run, obs::LatencyHistogram& latency) {
   if (!closed.ok() && !run.stop) run.Failed(closed);
 }
 
-Awaitable<void> RespondLoop(Run& run) {
+Awaitable<void> RespondLoop(Run& run, Bus& bus) {
   Result<std::unique_ptr<Responder>> responder =
-      co_await run.bus.Respond(run.topic, Deadline::After(RealClock(), kCallTimeout));
+      co_await bus.Respond(run.topic, Deadline::After(RealClock(), kCallTimeout));
   if (!responder.ok()) {
     run.Failed(responder.status());
     run.stop = true;
@@ -245,6 +247,42 @@ Awaitable<void> RespondLoop(Run& run) {
   }
   Status closed = co_await (*responder)->Close();
   if (!closed.ok() && !run.stop) run.Failed(closed);
+}
+
+Awaitable<void> CloseBus(Run& run, std::unique_ptr<Bus> bus) {
+  Status closed = co_await bus->Close();
+  if (!closed.ok() && !run.stop) run.Failed(closed);
+}
+
+// One client (a producer or a consumer): `slots` coroutines made by `loop`
+// on this thread's io_context, on the run's shared bus or, per client, on a
+// bus of its own opened on that io_context (BusOptions::executor), closed
+// there once the last coroutine returns.
+void RunClient(Run& run, std::uint32_t slots, const std::function<Awaitable<void>(Bus&)>& loop) {
+  boost::asio::io_context io;
+  std::unique_ptr<Bus> own;
+  Bus* bus = &run.bus;
+  if (run.per_client) {
+    BusOptions options;
+    options.executor = io.get_executor();
+    Result<std::unique_ptr<Bus>> opened = Bus::Open(run.options.url, options);
+    if (!opened.ok()) {
+      run.Failed(opened.status());
+      run.stop = true;
+      return;
+    }
+    own = std::move(*opened);
+    bus = own.get();
+  }
+  std::uint32_t running = slots;
+  for (std::uint32_t slot = 0; slot < slots; ++slot) {
+    boost::asio::co_spawn(io, loop(*bus), [&](const std::exception_ptr&) {
+      if (--running == 0 && own) {
+        boost::asio::co_spawn(io, CloseBus(run, std::move(own)), boost::asio::detached);
+      }
+    });
+  }
+  io.run();
 }
 
 Awaitable<Status> CreateAndFill(Run& run) {
@@ -321,6 +359,7 @@ Result<BusBenchResult> RunBusBench(const BusBenchOptions& options) {
   if (options.scenario == BusScenario::kPubSub)
     target *= static_cast<std::uint64_t>(options.consumers);
   Run run(options, *bus, target);
+  run.per_client = options.bus_per_client.value_or(options.url.starts_with("junction://"));
   run.stem = RandomStem();
   run.topic = options.topic.empty()
                   ? "bench." + std::string(BusScenarioName(options.scenario)) + "." + run.stem
@@ -332,6 +371,7 @@ Result<BusBenchResult> RunBusBench(const BusBenchOptions& options) {
 
   BusBenchResult result;
   result.topic = run.topic;
+  result.bus_per_client = run.per_client;
   bool consumers_run = options.scenario != BusScenario::kPub;
   int consumer_count = consumers_run ? options.consumers : 0;
   std::vector<std::unique_ptr<obs::LatencyHistogram>> histograms;
@@ -343,13 +383,10 @@ Result<BusBenchResult> RunBusBench(const BusBenchOptions& options) {
   // is published after it exists.
   for (int i = 0; i < consumer_count; ++i) {
     threads.emplace_back([&run, &options, histogram = histograms[options.producers + i].get()] {
-      boost::asio::io_context io;
-      if (options.scenario == BusScenario::kRequestReply) {
-        boost::asio::co_spawn(io, RespondLoop(run), boost::asio::detached);
-      } else {
-        boost::asio::co_spawn(io, ConsumeLoop(run, *histogram), boost::asio::detached);
-      }
-      io.run();
+      RunClient(run, 1, [&](Bus& bus) {
+        return options.scenario == BusScenario::kRequestReply ? RespondLoop(run, bus)
+                                                              : ConsumeLoop(run, bus, *histogram);
+      });
     });
   }
   auto ready_by = Steady::now() + std::chrono::seconds(30);
@@ -364,14 +401,10 @@ Result<BusBenchResult> RunBusBench(const BusBenchOptions& options) {
   bool producers_run = options.scenario != BusScenario::kSub;
   for (int i = 0; producers_run && i < options.producers && !run.stop; ++i) {
     threads.emplace_back([&run, &options, histogram = histograms[i].get()] {
-      boost::asio::io_context io;
-      for (std::uint32_t slot = 0; slot < options.in_flight; ++slot) {
-        boost::asio::co_spawn(
-            io,
-            options.batch > 1 ? ProduceBatchLoop(run, *histogram) : ProduceLoop(run, *histogram),
-            boost::asio::detached);
-      }
-      io.run();
+      RunClient(run, options.in_flight, [&](Bus& bus) {
+        return options.batch > 1 ? ProduceBatchLoop(run, bus, *histogram)
+                                 : ProduceLoop(run, bus, *histogram);
+      });
     });
   }
 

@@ -6,8 +6,11 @@
 // transports compare.
 //
 // Producers and consumers are threads of their own, each running an
-// io_context (as separate client processes would run their own loops); they
-// share one Bus. Latency is measured from the *intended* send time: with
+// io_context (as separate client processes would run their own loops). On
+// junction:// each opens a Bus of its own on that io_context
+// (BusOptions::executor: one connection per client, no thread hop between
+// the client and its socket); elsewhere they share one Bus
+// (`bus_per_client` chooses). Latency is measured from the *intended* send time: with
 // --rate, message n of a producer is due at start + n / rate and a late send
 // counts its lateness (no coordinated omission); without a rate a message is
 // due when a window slot frees. End-to-end latencies use the send time that
@@ -20,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -61,7 +65,11 @@ struct BusBenchOptions {
   // is due; every message's latency still counts from its own intended time.
   // Not for req.
   std::uint32_t batch = 1;
-  double rate = 0;    // intended messages per second over all producers; 0: unpaced
+  double rate = 0;  // intended messages per second over all producers; 0: unpaced
+  // Each producer and consumer opens a Bus of its own on its thread's
+  // io_context (true), or all share one Bus (false); unset: per client on
+  // junction://, shared elsewhere (an embedded broker is one per process).
+  std::optional<bool> bus_per_client;
   std::string topic;  // empty: "bench.<scenario>.<random>"
   // No progress for this long fails the run (what was counted is reported).
   Seconds stall_timeout{30};
@@ -71,6 +79,7 @@ struct BusBenchOptions {
 
 struct BusBenchResult {
   std::string topic;
+  bool bus_per_client = false;  // what the run did (BusBenchOptions::bus_per_client)
   // Completed operations: acked publishes (pub), acked deliveries (sub,
   // queue), deliveries over all consumers (pubsub: msgs x consumers),
   // replies (req).

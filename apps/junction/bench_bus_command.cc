@@ -93,6 +93,7 @@ int RunScenario(const Context& context, bench::BusScenario scenario, const BusBe
                           ? flags.in_flight
                           : (scenario == bench::BusScenario::kRequestReply ? 1 : 64);
   options.batch = flags.batch;
+  if (!flags.bus.empty()) options.bus_per_client = flags.bus == "per-client";
   options.rate = flags.rate;
   options.topic = flags.topic;
   std::string name(bench::BusScenarioName(scenario));
@@ -120,6 +121,7 @@ int RunScenario(const Context& context, bench::BusScenario scenario, const BusBe
     object["partitions"] = options.partitions;
     object["in_flight"] = options.in_flight;
     object["batch"] = options.batch;
+    object["bus_per_client"] = result->bus_per_client;
     object["rate"] = options.rate;
     object["ops"] = result->ops;
     object["errors"] = result->errors;
@@ -141,6 +143,7 @@ int RunScenario(const Context& context, bench::BusScenario scenario, const BusBe
                       ? std::string()
                       : std::to_string(options.consumers) + " consumer(s), ")
               << options.partitions << " partition(s)"
+              << (result->bus_per_client ? ", a bus per client" : ", one shared bus")
               << (options.rate > 0 ? ", rate " + Grouped(options.rate) + "/s" : "") << '\n';
   context.out << "throughput  " << Grouped(result->ops_per_second()) << " ops/s  " << Fixed2(mb)
               << " MB/s  (" << Grouped(result->ops) << " in " << Fixed2(result->seconds) << " s, "
@@ -205,6 +208,11 @@ void AddBusBenchCommands(CLI::App& bench, BusBenchFlags& flags) {
         ->add_option("--batch", flags.batch,
                      "Messages per publish call (one PublishBatch each; default 1)")
         ->check(CLI::Range(1, 100000));
+    command
+        ->add_option("--bus", flags.bus,
+                     "per-client: each producer and consumer opens its own bus on its own thread; "
+                     "shared: one bus for all (default: per-client on junction://)")
+        ->check(CLI::IsMember({"per-client", "shared"}));
     command->add_option("--rate", flags.rate, "Intended msgs/s over all producers (0: unpaced)")
         ->check(CLI::Range(0.0, 1e9));
     command->add_option("--fsync", flags.fsync, "file:// only: always | never | interval=200ms");

@@ -21,6 +21,7 @@ struct BusBenchFlags {
   std::uint32_t partitions = 1;
   std::uint32_t in_flight = 0;  // 0: 64, and 1 for req
   std::uint32_t batch = 1;      // messages per publish call
+  std::string bus;              // per-client | shared | "" (per client on junction://)
   double rate = 0;
   std::string fsync;  // file:// only
   std::string topic;

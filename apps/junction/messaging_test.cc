@@ -302,6 +302,7 @@ TEST_F(MessagingTest, BenchScenariosThroughTheDaemonCountEveryMessage) {
                            " --msgs 600 --producers 2 --consumers 2 --partitions 2");
     ASSERT_EQ(run.code, 0) << scenario << ": " << run.err;
     boost::json::object result = boost::json::parse(run.out).as_object();
+    EXPECT_TRUE(result.at("bus_per_client").as_bool()) << "the default on junction://";
     std::int64_t expected = std::string_view(scenario) == "pubsub" ? 1200 : 600;  // 2 consumers
     EXPECT_EQ(result.at("ops").as_int64(), expected) << scenario;
     EXPECT_EQ(result.at("errors").as_int64(), 0) << scenario;
@@ -325,6 +326,16 @@ TEST_F(MessagingTest, BenchScenariosThroughTheDaemonCountEveryMessage) {
     EXPECT_EQ(result.at("ops").as_int64(), 600) << scenario;
     EXPECT_EQ(result.at("errors").as_int64(), 0) << scenario;
     EXPECT_EQ(result.at("latency").at("count").as_int64(), 600) << scenario;
+  }
+  // One shared bus (one connection, on a thread of its own) for every client.
+  for (const char* scenario : {"queue", "req"}) {
+    Outcome run = Junction(std::string("--json --log-level=warn bench ") + scenario +
+                           " --bus shared --msgs 300 --producers 2 --consumers 2");
+    ASSERT_EQ(run.code, 0) << scenario << ": " << run.err;
+    boost::json::object result = boost::json::parse(run.out).as_object();
+    EXPECT_FALSE(result.at("bus_per_client").as_bool());
+    EXPECT_EQ(result.at("ops").as_int64(), 300) << scenario;
+    EXPECT_EQ(result.at("errors").as_int64(), 0) << scenario;
   }
   Outcome batched_request = Junction("bench req --batch 2 --msgs 10");
   EXPECT_EQ(batched_request.code, 1);

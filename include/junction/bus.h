@@ -288,17 +288,19 @@ struct BusOptions {
   bool auto_create_topics = true;              // else unknown topics are NotFound
   TopicOptions default_topic{};                // for auto-created topics
   std::uint64_t max_message_bytes = 1u << 20;  // data + attributes + headers
-  // mem:// and file:// only: run the broker on this executor instead of a
-  // shard thread of its own. It must run one handler at a time (an
-  // io_context run by one thread, or a strand). Calls made from a coroutine
-  // on it reach the broker without a thread hop, so a single-threaded
-  // service pays no wakeup per publish, delivery or ack; calls from other
-  // executors work as usual. Writes and fdatasyncs still run on the bus's
+  // Run the bus on this executor instead of a thread of its own: the
+  // broker's shard for mem:// and file://, the connection for junction://.
+  // It must run one handler at a time (an io_context run by one thread, or
+  // a strand). Calls made from a coroutine on it reach the broker (or the
+  // socket) without a thread hop, so a single-threaded service pays no
+  // wakeup per publish, delivery or ack; calls from other executors work as
+  // usual. mem:// and file:// still write and fdatasync on the bus's
   // blocking threads.
   // REQUIRES: Bus::Open runs on this executor's thread or while nothing runs
-  // it (Open recovers the broker in place); the executor keeps running until
-  // the Bus and everything it handed out are destroyed (the last of them
-  // closes the broker there).
+  // it (Open recovers the broker, or makes the first connection, in place);
+  // the executor keeps running until the Bus and everything it handed out
+  // are destroyed (the last of them closes the broker or the connection
+  // there).
   std::optional<boost::asio::any_io_executor> executor;
   // mem:// and file:// only: Linux CPU ids the bus's threads may run on;
   // empty (the default) leaves them to the scheduler. `shard_cpus`: the

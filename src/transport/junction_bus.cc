@@ -120,7 +120,7 @@ awaitable<void> SendBuffer(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
 }
 
 void SendBuffered(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
-  asio::co_spawn(conn->executor, SendBuffer(conn, std::move(buffer)), asio::detached);
+  conn->Spawn(SendBuffer(conn, std::move(buffer)));
 }
 
 void FlushPublishes(Conn* conn) {
@@ -180,7 +180,7 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
     conn->publishes.erase(it);
   } else if (!conn->publishes_posted) {
     conn->publishes_posted = true;
-    asio::post(conn->executor, [conn] { FlushPublishes(conn); });
+    conn->Post([conn] { FlushPublishes(conn); });
   }
   std::optional<Result<std::vector<PublishResult>>> results =
       co_await done->WaitUntil(deadline, conn->clock);
@@ -288,9 +288,9 @@ class JunctionDeliveryControl final : public DeliveryControl {
 
 // Closes a client stream from a destructor: posted, not awaited.
 void CloseStreamLater(Conn* conn, std::uint64_t stream) {
-  asio::post(conn->executor, [conn, stream] {
-    asio::co_spawn(conn->executor, CloseStreamOn(conn, stream), asio::detached);
-  });
+  // One post (co_spawn's), so that a call made after the destructor goes
+  // out after the CLOSE_STREAM.
+  conn->Spawn(CloseStreamOn(conn, stream));
 }
 
 class JunctionSubscription final : public Subscription {
@@ -559,9 +559,7 @@ class JunctionBus final : public Bus {
   explicit JunctionBus(std::shared_ptr<Conn> conn) : conn_(std::move(conn)) {}
   ~JunctionBus() override {
     Conn* conn = conn_.get();
-    asio::post(conn->executor, [conn] {
-      if (!conn->closed) asio::co_spawn(conn->executor, CloseOn(conn), asio::detached);
-    });
+    conn->Spawn(CloseOn(conn));  // FailedPrecondition, ignored, when closed already
   }
 
   const Capabilities& capabilities() const override { return capabilities_; }
@@ -688,28 +686,40 @@ class JunctionBus final : public Bus {
   Capabilities capabilities_ = conn_->capabilities;
 };
 
-awaitable<bool> MarkReady(Conn* conn) {
-  conn->ready = conn->connected;  // nothing to reopen on the first connection
-  co_return conn->ready;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Bus>> OpenJunctionBus(JunctionConfig config, const BusOptions& options) {
-  if (options.executor) {
-    return InvalidArgumentError(
-        "BusOptions::executor is for mem:// and file://; junction:// runs its connection on a "
-        "thread of its own");
-  }
   if (!options.shard_cpus.empty() || !options.blocking_cpus.empty()) {
     return InvalidArgumentError(
         "BusOptions::shard_cpus and blocking_cpus are for mem:// and file://");
   }
   const Clock& clock = options.clock != nullptr ? *options.clock : RealClock();
   auto conn = std::make_shared<Conn>(std::move(config), options, clock);
-  Status connected = conn->RunBlocking(conn->Connect());
-  if (!connected.ok()) return connected;
-  conn->RunBlocking(MarkReady(conn.get()));
+  if (conn->own_ctx) {
+    Status connected = conn->RunBlocking(conn->Connect(conn->executor));
+    if (!connected.ok()) return connected;
+    conn->RunBlocking([](Conn* c) -> awaitable<bool> {
+      c->Start();
+      c->ready = true;  // nothing to reopen on the first connection
+      co_return true;
+    }(conn.get()));
+  } else {
+    // On the caller's executor, which nothing may run now but this thread
+    // (BusOptions::executor): the first connection is made on an
+    // io_context of the opening thread, then handed over.
+    asio::io_context opening(1);
+    std::optional<Status> connected;
+    asio::co_spawn(opening, conn->Connect(opening.get_executor()),
+                   [&connected](const std::exception_ptr& e, Status s) {
+                     connected = e ? InternalError("junction://: the connection attempt threw")
+                                   : std::move(s);
+                   });
+    opening.run();
+    if (!connected) connected = InternalError("junction://: the connection attempt did not end");
+    if (!connected->ok()) return *connected;
+    conn->Start();
+    conn->ready = true;
+  }
   return std::unique_ptr<Bus>(std::make_unique<JunctionBus>(std::move(conn)));
 }
 

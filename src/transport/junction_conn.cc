@@ -59,7 +59,7 @@ std::shared_ptr<Waiter> Conn::Send(std::uint32_t corr, std::vector<std::byte> fr
 void Conn::Flush() {
   if (writing || out.empty() || !connected) return;
   writing = true;
-  asio::co_spawn(executor, WriteLoop(this, generation), asio::detached);
+  Spawn(WriteLoop(this, generation));
 }
 
 awaitable<void> Conn::WriteLoop(Conn* self, std::uint64_t generation) {
@@ -105,7 +105,7 @@ void Conn::Lost(const Status& why) {
     it = pending.erase(it);
   }
   for (auto& [id, info] : streams) info.server_id = 0;
-  asio::co_spawn(executor, Reconnect(this), asio::detached);
+  Spawn(Reconnect(this));
 }
 
 void Conn::Fail(const Status& why) {
@@ -118,6 +118,7 @@ void Conn::Fail(const Status& why) {
   for (auto& [corr, r] : waiting) r.waiter->Set(why);
   auto queued = std::exchange(acks, {});
   for (PendingAck& a : queued) a.done->Set(why);
+  if (heartbeat_timer != nullptr) heartbeat_timer->cancel();
   boost::system::error_code ec;
   socket.close(ec);
 }
@@ -133,48 +134,60 @@ awaitable<bool> Conn::WaitConnected(Deadline deadline) {
   co_return ready;
 }
 
-awaitable<Status> Conn::Connect() {
-  tcp::resolver resolver(executor);
+awaitable<Status> Conn::Connect(asio::any_io_executor io) {
+  tcp::resolver resolver(io);
   boost::system::error_code ec;
   auto endpoints = co_await resolver.async_resolve(config.host, std::to_string(config.port),
                                                    asio::redirect_error(use_awaitable, ec));
   if (ec) co_return UnavailableError(where() + ": cannot resolve the host: " + ec.message());
-  socket = tcp::socket(ctx);
+  tcp::socket sock(io);
   decoder = c::FrameDecoder(c::kDefaultMaxFrameBytes);
   // The timeout closes the socket, which ends whatever step is waiting.
   auto done = std::make_shared<bool>(false);
-  asio::steady_timer timeout(executor, config.connect_timeout);
-  timeout.async_wait([this, done](boost::system::error_code e) {
+  asio::steady_timer timeout(io, config.connect_timeout);
+  timeout.async_wait([s = &sock, done](boost::system::error_code e) {
     if (!e && !*done) {
       boost::system::error_code ignored;
-      socket.close(ignored);
+      s->close(ignored);
     }
   });
-  co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
+  co_await asio::async_connect(sock, endpoints, asio::redirect_error(use_awaitable, ec));
   // (Not a conditional expression: GCC 12 mis-compiles co_await in one.)
   Status s;
   if (ec) {
     s = UnavailableError(where() + ": cannot connect: " + ec.message());
   } else {
-    s = co_await Handshake();
+    s = co_await Handshake(sock);
   }
   *done = true;
   timeout.cancel();
   if (!s.ok()) {
-    socket.close(ec);
+    sock.close(ec);
     co_return s;
+  }
+  if (io == executor) {
+    socket = std::move(sock);
+  } else {
+    // Connected on the opening thread's io_context: the descriptor moves to
+    // the connection's executor.
+    tcp protocol = sock.local_endpoint(ec).protocol();
+    if (!ec) socket = tcp::socket(executor, protocol, sock.release(ec));
+    if (ec) co_return UnavailableError(where() + ": cannot hand the socket over: " + ec.message());
   }
   ++generation;
   connected = true;
   last_received = last_sent = std::chrono::steady_clock::now();
-  asio::co_spawn(executor, ReadLoop(this, generation), asio::detached);
-  asio::co_spawn(executor, Heartbeat(this, generation), asio::detached);
   co_return OkStatus();
 }
 
-awaitable<Status> Conn::Handshake() {
+void Conn::Start() {
+  Spawn(ReadLoop(this, generation));
+  Spawn(Heartbeat(this, generation));
+}
+
+awaitable<Status> Conn::Handshake(tcp::socket& sock) {
   boost::system::error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
+  sock.set_option(tcp::no_delay(true), ec);
   std::vector<std::byte> hello(std::begin(c::kPreamble), std::end(c::kPreamble));
   c::FrameWriter w(hello);
   c::EncodeHello(w, {.min_version = c::kWireVersion,
@@ -184,13 +197,13 @@ awaitable<Status> Conn::Handshake() {
                      .auto_create_topics = options.auto_create_topics,
                      .default_topic = options.default_topic,
                      .client = "junction-cpp"});
-  co_await asio::async_write(socket, asio::buffer(hello), asio::redirect_error(use_awaitable, ec));
+  co_await asio::async_write(sock, asio::buffer(hello), asio::redirect_error(use_awaitable, ec));
   std::optional<c::Frame> frame;
   while (!ec && !(frame = decoder.Next())) {
     if (decoder.error()) break;
     std::span<std::byte> room = decoder.Prepare(4096);
-    std::size_t n = co_await socket.async_read_some(asio::buffer(room.data(), room.size()),
-                                                    asio::redirect_error(use_awaitable, ec));
+    std::size_t n = co_await sock.async_read_some(asio::buffer(room.data(), room.size()),
+                                                  asio::redirect_error(use_awaitable, ec));
     decoder.Commit(n);
   }
   if (ec) {
@@ -227,8 +240,11 @@ awaitable<void> Conn::Reconnect(Conn* self) {
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
     if (!self->broken.ok()) co_return;
-    Status s = co_await self->Connect();
-    if (s.ok()) break;
+    Status s = co_await self->Connect(self->executor);
+    if (s.ok()) {
+      self->Start();
+      break;
+    }
     backoff = std::min<Duration>(backoff * 2, std::chrono::seconds(2));
   }
   if (!self->connected) co_return;
@@ -310,6 +326,7 @@ awaitable<void> Conn::ReadLoop(Conn* self, std::uint64_t generation) {
 
 awaitable<void> Conn::Heartbeat(Conn* self, std::uint64_t generation) {
   asio::steady_timer timer(self->executor);
+  self->heartbeat_timer = &timer;
   while (self->connected && self->generation == generation) {
     timer.expires_after(std::max<Duration>(self->heartbeat / 4, std::chrono::milliseconds(25)));
     boost::system::error_code ec;
@@ -327,6 +344,7 @@ awaitable<void> Conn::Heartbeat(Conn* self, std::uint64_t generation) {
       self->Flush();
     }
   }
+  if (self->heartbeat_timer == &timer) self->heartbeat_timer = nullptr;
 }
 
 void Conn::OnFrame(const c::Frame& frame) {
@@ -372,9 +390,9 @@ awaitable<Status> Conn::QueueAck(PendingAck ack) {
   if (!acks_posted) {
     acks_posted = true;
     // Every ack queued in this turn goes in one frame.
-    asio::post(executor, [this] {
+    Post([this] {
       acks_posted = false;
-      asio::co_spawn(executor, SendAcks(this, std::exchange(acks, {})), asio::detached);
+      Spawn(SendAcks(this, std::exchange(acks, {})));
     });
   }
   co_return co_await done->Wait();

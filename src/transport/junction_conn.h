@@ -22,6 +22,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -140,10 +141,19 @@ struct Request {
 };
 
 // The connection: socket, frame decoder, send buffer, the requests waiting
-// for answers, the streams to reopen. Runs on its own io_context thread;
-// everything here happens there. User-facing objects hold it by shared_ptr;
-// coroutines running on its thread hold a raw pointer, so the last
-// reference never drops there.
+// for answers, the streams to reopen. Everything here happens on
+// `executor`: a thread of its own by default, or the caller's executor
+// (BusOptions::executor), where a call made from that executor reaches the
+// connection without a thread hop.
+//
+// Lifetime. User-facing objects hold the Conn by shared_ptr. On its own
+// thread, coroutines hold a raw pointer, so the last reference never drops
+// there (the destructor joins that thread, and the pending coroutines die
+// with its io_context). On the caller's executor there is no thread to
+// join: every coroutine or handler the Conn starts holds it (`Hold`), and
+// closing ends them all (the socket closes, the heartbeat timer is
+// cancelled, every waiter gets its answer), so the Conn is freed there once
+// the last of them returns.
 //
 // A lost connection is opened again with backoff (50 ms doubling to 2 s,
 // with jitter) until the bus closes: publishes in flight are sent again
@@ -151,34 +161,55 @@ struct Request {
 // subscriptions and responders are opened again (the group redelivered
 // what the old member held), fetches are issued again; acks and requests
 // in flight fail with Unavailable.
-struct Conn {
+struct Conn : std::enable_shared_from_this<Conn> {
   Conn(JunctionConfig config, const BusOptions& options, const Clock& clock)
       : config(std::move(config)),
         options(options),
         clock(clock),
-        work(asio::make_work_guard(ctx)),
-        executor(ctx.get_executor()),
-        socket(ctx),
+        own_ctx(options.executor ? nullptr : std::make_unique<asio::io_context>(1)),
+        executor(options.executor ? *options.executor : own_ctx->get_executor()),
+        socket(executor),
         decoder(c::kDefaultMaxFrameBytes) {
+    if (!own_ctx) return;
+    work.emplace(own_ctx->get_executor());
     thread = std::thread([this] {
       ::pthread_setname_np(::pthread_self(), "jn-conn");  // for top and perf
-      ctx.run();
+      own_ctx->run();
     });
   }
 
   ~Conn() {
+    if (!own_ctx) return;
     work.reset();
-    ctx.stop();
+    own_ctx->stop();
     thread.join();
   }
 
-  // Runs `a` on the connection's thread and resumes on the caller's executor.
+  // On the caller's executor: a reference that keeps this Conn alive in a
+  // coroutine or handler it starts. On its own thread: null (that thread
+  // must never drop the last reference: it would join itself).
+  std::shared_ptr<Conn> Hold() { return own_ctx ? nullptr : shared_from_this(); }
+
+  // Starts `a` on the connection's executor, detached (its result ignored),
+  // holding the Conn.
+  template <typename T>
+  void Spawn(awaitable<T> a) {
+    asio::co_spawn(executor, std::move(a), [hold = Hold()](const auto&... /*ignored*/) {});
+  }
+  // Runs `f` on the connection's executor, later, holding the Conn.
+  template <typename F>
+  void Post(F f) {
+    asio::post(executor, [hold = Hold(), f = std::move(f)]() mutable { f(); });
+  }
+
+  // Runs `a` on the connection's executor and resumes on the caller's.
   template <typename T>
   awaitable<T> On(awaitable<T> a) {
     std::optional<T> out = co_await asio::co_spawn(executor, Optional(std::move(a)), use_awaitable);
     co_return std::move(*out);
   }
 
+  // Own thread only: runs `a` there and waits for it.
   template <typename T>
   T RunBlocking(awaitable<T> a) {
     std::optional<T> out = asio::co_spawn(executor, Optional(std::move(a)), asio::use_future).get();
@@ -189,8 +220,13 @@ struct Conn {
     return "junction://" + config.host + ":" + std::to_string(config.port);
   }
 
-  awaitable<Status> Connect();
-  awaitable<Status> Handshake();
+  // Resolves, connects and handshakes on a socket of `io` (the
+  // connection's executor, or the opening thread's own io_context for the
+  // first connection on the caller's executor), which becomes `socket` on
+  // `executor`; Start() then runs the connection.
+  awaitable<Status> Connect(asio::any_io_executor io);
+  awaitable<Status> Handshake(tcp::socket& sock);
+  void Start();
   static awaitable<void> ReadLoop(Conn* self, std::uint64_t generation);
   static awaitable<void> Heartbeat(Conn* self, std::uint64_t generation);
   static awaitable<void> Reconnect(Conn* self);
@@ -220,8 +256,8 @@ struct Conn {
   JunctionConfig config;
   BusOptions options;
   const Clock& clock;
-  asio::io_context ctx{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work;
+  std::unique_ptr<asio::io_context> own_ctx;  // null on the caller's executor
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   asio::any_io_executor executor;
   tcp::socket socket;
   c::FrameDecoder decoder;
@@ -237,6 +273,7 @@ struct Conn {
   bool closed = false;
   std::uint32_t peer_max_frame = c::kDefaultMaxFrameBytes;
   Duration heartbeat{};
+  asio::steady_timer* heartbeat_timer = nullptr;  // the current Heartbeat's: closing cancels it
   MonoTime last_received{};
   MonoTime last_sent{};
   Capabilities capabilities;

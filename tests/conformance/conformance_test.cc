@@ -309,7 +309,8 @@ TEST_P(Conformance, AcksOfDeliveriesThatOutliveTheirBusFailCleanly) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, Conformance,
                          ::testing::Values("mem://", "file://",
-                                           "file://" + std::string(kOnTestExecutor), "junction://"),
+                                           "file://" + std::string(kOnTestExecutor), "junction://",
+                                           "junction://" + std::string(kOnTestExecutor)),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string name = info.param.substr(0, info.param.find(':'));
                            if (info.param.ends_with(kOnTestExecutor)) name += "OnTestExecutor";

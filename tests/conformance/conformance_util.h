@@ -176,14 +176,15 @@ Awaitable<void> Fulfil(std::shared_ptr<Pending<T>> pending, Awaitable<T> operati
 }
 
 // A parameter that ends in this runs the bus on the test's io_context
-// (BusOptions::executor) instead of a shard thread of its own.
+// (BusOptions::executor) instead of a thread of its own: the embedded
+// broker's shard, or the junction:// connection.
 inline constexpr std::string_view kOnTestExecutor = " on the test's executor";
 
 // One suite, one transport per instantiation parameter: "mem://", or
-// "file://" (completed with a fresh temporary directory per test), possibly
-// followed by kOnTestExecutor, or "junction://" (a junctiond started in the
-// test's process on a fresh file:// directory, on the test's clock, and
-// reached over loopback).
+// "file://" (completed with a fresh temporary directory per test), or
+// "junction://" (a junctiond started in the test's process on a fresh
+// file:// directory, on the test's clock, and reached over loopback), the
+// last two possibly followed by kOnTestExecutor.
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override;
