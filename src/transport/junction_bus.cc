@@ -717,8 +717,9 @@ Result<std::unique_ptr<Bus>> OpenJunctionBus(JunctionConfig config, const BusOpt
     opening.run();
     if (!connected) connected = InternalError("junction://: the connection attempt did not end");
     if (!connected->ok()) return *connected;
-    conn->Start();
+    // Every field is set before the first coroutine is posted there.
     conn->ready = true;
+    conn->Start();
   }
   return std::unique_ptr<Bus>(std::make_unique<JunctionBus>(std::move(conn)));
 }
