@@ -157,6 +157,24 @@ TEST_F(ExecutorClientTest, DestroyingTheIoContextFreesALiveConnection) {
   EXPECT_TRUE(ConnectionsOpenReach(0));
 }
 
+TEST_F(ExecutorClientTest, ClosingWhileReconnectingEndsAllItsWork) {
+  asio::io_context ctx;
+  Result<std::unique_ptr<Bus>> bus = Open(ctx);
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  ASSERT_TRUE(server_->Stop().ok());
+  server_.reset();
+  // The daemon is gone: the connection notices and retries with backoff.
+  ctx.restart();
+  ctx.run_for(300ms);
+  auto closed = RunOn(ctx, (*bus)->Close());
+  ASSERT_TRUE(closed);
+  EXPECT_TRUE(closed->ok()) << *closed;
+  bus->reset();
+  ctx.restart();
+  ctx.run_for(10s);
+  EXPECT_TRUE(ctx.stopped()) << "the reconnection kept running after Close";
+}
+
 TEST_F(ExecutorClientTest, ReconnectsOnTheCallersExecutor) {
   asio::io_context ctx;
   Result<std::unique_ptr<Bus>> bus = Open(ctx);

@@ -121,6 +121,7 @@ void Conn::Fail(const Status& why) {
   if (heartbeat_timer != nullptr) heartbeat_timer->cancel();
   boost::system::error_code ec;
   socket.close(ec);
+  if (connecting != nullptr) connecting->close(ec);  // ends a reconnection attempt at once
 }
 
 awaitable<bool> Conn::WaitConnected(Deadline deadline) {
@@ -151,6 +152,7 @@ awaitable<Status> Conn::Connect(asio::any_io_executor io) {
       s->close(ignored);
     }
   });
+  connecting = &sock;
   co_await asio::async_connect(sock, endpoints, asio::redirect_error(use_awaitable, ec));
   // (Not a conditional expression: GCC 12 mis-compiles co_await in one.)
   Status s;
@@ -159,8 +161,10 @@ awaitable<Status> Conn::Connect(asio::any_io_executor io) {
   } else {
     s = co_await Handshake(sock);
   }
+  connecting = nullptr;
   *done = true;
   timeout.cancel();
+  if (s.ok() && !broken.ok()) s = broken;  // the bus closed meanwhile: never revived
   if (!s.ok()) {
     sock.close(ec);
     co_return s;

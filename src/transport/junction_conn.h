@@ -274,6 +274,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::uint32_t peer_max_frame = c::kDefaultMaxFrameBytes;
   Duration heartbeat{};
   asio::steady_timer* heartbeat_timer = nullptr;  // the current Heartbeat's: closing cancels it
+  tcp::socket* connecting = nullptr;  // Connect's socket while it runs: closing closes it
   MonoTime last_received{};
   MonoTime last_sent{};
   Capabilities capabilities;
