@@ -53,6 +53,11 @@ struct BrokerOptions {
   // Group positions changed by plain acks are written at most this often
   // (AckSync, Seek and Close write at once).
   Duration state_flush_interval = std::chrono::milliseconds(20);
+  // Keep each stored batch in the tail cache beside its messages, so that
+  // first deliveries carry it (BrokerDelivery::batch): junctiond sends it
+  // to consumers unchanged. Costs a copy of every batch stored while the
+  // topic has groups; the in-process transports have no use for it.
+  bool keep_stored_batches = false;
 };
 
 struct ResponderState;
@@ -73,6 +78,10 @@ class Broker {
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
+
+  // BrokerOptions::keep_stored_batches, for a broker opened without it.
+  // REQUIRES: on the broker's executor, or before anything runs it.
+  void set_keep_stored_batches(bool keep) { options_.keep_stored_batches = keep; }
 
   boost::asio::awaitable<Status> CreateTopic(std::string name, TopicOptions options);
   // What Publish refuses before storing anything: a closed broker, a bad

@@ -268,6 +268,8 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     std::size_t end = 0;
     std::vector<std::byte> batch;
     std::optional<Result<storage::AppendResult>> appended;
+    // A copy of `batch` for the tail cache (BrokerOptions::keep_stored_batches).
+    std::shared_ptr<StoredBatch> kept;
   };
   std::vector<Chunk> chunks;
   Status status;
@@ -280,7 +282,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     auto& [p, indexes] = *by_partition.begin();
     for (std::size_t i : indexes) owned[i]->timestamp_ms = now_ms;
     codec::StampBatchTime(received, now_ms);
-    chunks.push_back(Chunk{p, &indexes, 0, n, std::move(received), std::nullopt});
+    chunks.push_back(Chunk{p, &indexes, 0, n, std::move(received), std::nullopt, nullptr});
   }
   for (auto& [p, indexes] : by_partition) {
     if (as_received) break;
@@ -298,7 +300,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
         status = batch.status();
         break;
       }
-      chunks.push_back(Chunk{p, &indexes, begin, end, std::move(*batch), std::nullopt});
+      chunks.push_back(Chunk{p, &indexes, begin, end, std::move(*batch), std::nullopt, nullptr});
       begin = end;
     }
   }
@@ -308,7 +310,12 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     // there, as the log acknowledges (a timer's cancel would queue it behind
     // whatever else waits on the shard, and the next store with it).
     std::optional<asio::any_completion_handler<void()>> all_appended;
+    const bool has_groups = !topic.groups.empty() || !topic.ephemerals.empty();
     for (Chunk& chunk : chunks) {
+      if (has_groups && options_.keep_stored_batches) {
+        chunk.kept = std::make_shared<StoredBatch>(
+            Offset(0), static_cast<std::uint32_t>(chunk.end - chunk.begin), chunk.batch);
+      }
       // The completion runs as the log acknowledges the batch, before any
       // group can see the new high watermark: the tail cache has it first.
       topic.partitions[chunk.partition]->AsyncAppend(
@@ -319,7 +326,12 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
               for (std::size_t k = chunk.begin; k < chunk.end; ++k) {
                 stored.push_back(owned[(*chunk.indexes)[k]]);
               }
-              topic.tails[chunk.partition].Append(result->base_offset, std::move(stored));
+              if (chunk.kept != nullptr) {
+                chunk.kept->base_offset = result->base_offset;
+                codec::SetBaseOffset(chunk.kept->bytes, result->base_offset);
+              }
+              topic.tails[chunk.partition].Append(result->base_offset, std::move(stored),
+                                                  std::move(chunk.kept));
             }
             chunk.appended = std::move(result);
             // (Never inside AsyncAppend: the log completes on a later turn,

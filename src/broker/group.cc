@@ -227,11 +227,15 @@ bool Group::FillFromTail(std::uint32_t p) {
   std::size_t bytes = 0;
   Offset end = std::min(tail.end(), log.high_watermark());
   Offset at = cursor.next_read;
+  std::shared_ptr<const StoredBatch> batch;
   for (; at < end && bytes < kReadBytes && HasRoom(); at = Offset(at.value() + 1)) {
     if (cursor.acked.Contains(at)) continue;
     const std::shared_ptr<const StoredMessage>& stored = *tail.Find(at);
     bytes += stored->size();
-    AddEntry(PartitionId(p), at, stored);
+    if (batch == nullptr || at.value() - batch->base_offset.value() >= batch->records) {
+      batch = tail.BatchAt(at);
+    }
+    AddEntry(PartitionId(p), at, stored, batch);
   }
   cursor.next_read = at;
   return true;
@@ -241,7 +245,8 @@ std::string Group::KeyOf(const Entry& entry) const {
   return entry.stored->message.key.value_or(std::string());
 }
 
-void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored) {
+void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored,
+                     std::shared_ptr<const StoredBatch> batch) {
   Key key{p.value(), o.value()};
   if (config_.ordered && !ephemeral_ && blocked_ >= max_entries_ && stored->message.key &&
       !stored->message.key->empty()) {
@@ -256,6 +261,7 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
   entry.partition = p;
   entry.offset = o;
   entry.stored = std::move(stored);
+  entry.batch = std::move(batch);
   auto [it, inserted] = entries_.try_emplace(key);
   if (!inserted) return;
   it->second = BoxEntry(std::move(entry));
@@ -268,11 +274,13 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
       if (queue.size() > 1) {
         added.state = State::kBlocked;
         ++blocked_;
+        added.batch.reset();  // may wait long: it pins nothing meanwhile
         return;
       }
     }
   }
   Activate(added);
+  if (added.state != State::kReady) added.batch.reset();  // delayed: the same
 }
 
 bool Group::NextOfKey(const std::string& message_key) {
@@ -417,7 +425,8 @@ void Group::Dispatch() {
     member->in_flight_bytes += entry.stored->size();
     member->queue.push_back(BrokerDelivery{
         topic_.name, entry.partition, entry.offset, DeliveryCount(entry.attempts), entry.stored,
-        DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, ephemeral_});
+        DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, ephemeral_,
+        std::move(entry.batch)});
     member->Wake();
     if (ephemeral_) {
       Complete(key);  // at most once: handing it out is the ack

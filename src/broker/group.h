@@ -70,6 +70,9 @@ struct BrokerDelivery {
   std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
   bool ephemeral = false;
+  // On a first delivery taken from the tail cache: the stored batch that
+  // holds the message, which junctiond may send as it is. Else null.
+  std::shared_ptr<const StoredBatch> batch;
 };
 
 // The message as the consumer gets it is a copy of the stored one with the
@@ -154,6 +157,9 @@ class Group {
     PartitionId partition;
     Offset offset;
     std::shared_ptr<const StoredMessage> stored;  // its size() counts against credit
+    // The stored batch holding it, from the tail cache, until its first
+    // hand-out (redeliveries carry none: an entry pins no batch for long).
+    std::shared_ptr<const StoredBatch> batch;
     State state = State::kReady;
     std::uint32_t attempts = 0;
     std::uint64_t delivery_id = 0;
@@ -186,7 +192,8 @@ class Group {
   // FillPartition from the topic's tail cache; false when `next_read` is not
   // in it.
   bool FillFromTail(std::uint32_t p);
-  void AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored);
+  void AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored,
+                std::shared_ptr<const StoredBatch> batch = nullptr);
   // Ordered groups: the front of `message_key`'s queue just became its next
   // message; give it its turn (reading it back first if it was held back
   // as a position only). False (logged) when the partition cannot be read;

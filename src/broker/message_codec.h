@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "codec/record_batch.h"
@@ -49,6 +50,18 @@ struct StoredMessage {
 
  private:
   std::size_t size_;
+};
+
+// A record batch as its partition stores it (base_offset written), shared by
+// the tail cache and the first delivery of each of its messages, so that
+// junctiond can send it to consumers unchanged (docs/formats/wire.md,
+// DELIVER). Not changed once shared.
+struct StoredBatch {
+  StoredBatch(Offset base, std::uint32_t count, std::vector<std::byte> batch)
+      : base_offset(base), records(count), bytes(std::move(batch)) {}
+  Offset base_offset;
+  std::uint32_t records;  // offsets [base_offset, base_offset + records)
+  std::vector<std::byte> bytes;
 };
 
 // Adds `message` as one record with the given timestamp. Does not validate:

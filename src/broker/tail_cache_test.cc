@@ -86,5 +86,44 @@ TEST(TailCacheTest, KeepsAtMostItsBoundsOldestOutFirst) {
   EXPECT_EQ(IdAt(huge, 0), "m0");
 }
 
+TEST(TailCacheTest, KeepsTheStoredBatchOfEachAppendUntilItsFirstMessageLeaves) {
+  TailCache tail;
+  auto first = std::make_shared<const StoredBatch>(Offset(10), 3, std::vector<std::byte>(100));
+  auto second = std::make_shared<const StoredBatch>(Offset(13), 2, std::vector<std::byte>(100));
+  tail.Append(Offset(10), Messages(10, 3), first);
+  tail.Append(Offset(13), Messages(13, 2), second);
+  tail.Append(Offset(15), Messages(15, 1));  // stored without a kept batch
+  EXPECT_EQ(tail.BatchAt(Offset(9)), nullptr);
+  EXPECT_EQ(tail.BatchAt(Offset(10)), first);
+  EXPECT_EQ(tail.BatchAt(Offset(12)), first);
+  EXPECT_EQ(tail.BatchAt(Offset(14)), second);
+  EXPECT_EQ(tail.BatchAt(Offset(15)), nullptr);
+  // A batch that does not hold exactly the appended messages is not kept.
+  auto wrong = std::make_shared<const StoredBatch>(Offset(16), 5, std::vector<std::byte>(100));
+  tail.Append(Offset(16), Messages(16, 1), wrong);
+  EXPECT_EQ(tail.BatchAt(Offset(16)), nullptr);
+  // Trimming the batch's first message drops the batch (its other messages
+  // stay, to be encoded when delivered).
+  tail.TrimBefore(Offset(11));
+  EXPECT_EQ(IdAt(tail, 11), "m11");
+  EXPECT_EQ(tail.BatchAt(Offset(11)), nullptr);
+  EXPECT_EQ(tail.BatchAt(Offset(13)), second);
+  tail.Clear();
+  EXPECT_EQ(tail.BatchAt(Offset(13)), nullptr);
+}
+
+TEST(TailCacheTest, KeptBatchesCountAgainstTheByteBound) {
+  TailCache tail;
+  const std::size_t each = TailCache::kMaxBytes / 4;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    // Each message's batch is about as large as it: two per append.
+    auto batch = std::make_shared<const StoredBatch>(Offset(i), 1, std::vector<std::byte>(each));
+    tail.Append(Offset(i), Messages(i, 1, each), batch);
+  }
+  EXPECT_EQ(tail.end(), Offset(4));
+  EXPECT_LE(tail.end().value() - tail.begin().value(), 2u);
+  EXPECT_NE(tail.BatchAt(Offset(3)), nullptr);
+}
+
 }  // namespace
 }  // namespace junction::broker

@@ -1,6 +1,7 @@
 #include "broker/topic.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include <xxhash.h>
 
@@ -27,7 +28,8 @@ Status ValidateName(std::string_view kind, std::string_view name) {
   return OkStatus();
 }
 
-void TailCache::Append(Offset base, std::vector<std::shared_ptr<const StoredMessage>> messages) {
+void TailCache::Append(Offset base, std::vector<std::shared_ptr<const StoredMessage>> messages,
+                       std::shared_ptr<const StoredBatch> batch) {
   if (messages.empty()) return;
   if (messages_.empty() || base != end()) {
     Clear();
@@ -39,6 +41,10 @@ void TailCache::Append(Offset base, std::vector<std::shared_ptr<const StoredMess
     sizes_.push_back(size);
     bytes_ += size;
   }
+  if (batch != nullptr && batch->base_offset == base && batch->records == messages.size()) {
+    bytes_ += batch->bytes.size();
+    batches_.push_back(std::move(batch));
+  }
   while (messages_.size() > kMaxMessages || (bytes_ > kMaxBytes && messages_.size() > 1)) {
     PopFront();
   }
@@ -49,6 +55,17 @@ const std::shared_ptr<const StoredMessage>* TailCache::Find(Offset offset) const
   return &messages_[offset.value() - begin_.value()];
 }
 
+std::shared_ptr<const StoredBatch> TailCache::BatchAt(Offset offset) const {
+  // The last batch starting at or before `offset`.
+  auto it = std::upper_bound(
+      batches_.begin(), batches_.end(), offset,
+      [](Offset o, const std::shared_ptr<const StoredBatch>& b) { return o < b->base_offset; });
+  if (it == batches_.begin()) return nullptr;
+  const std::shared_ptr<const StoredBatch>& b = *std::prev(it);
+  if (offset.value() - b->base_offset.value() >= b->records) return nullptr;
+  return b;
+}
+
 void TailCache::TrimBefore(Offset offset) {
   while (!messages_.empty() && begin_ < offset) PopFront();
   if (messages_.empty() && begin_ < offset) begin_ = offset;
@@ -57,6 +74,7 @@ void TailCache::TrimBefore(Offset offset) {
 void TailCache::Clear() {
   messages_.clear();
   sizes_.clear();
+  batches_.clear();
   bytes_ = 0;
 }
 
@@ -64,6 +82,10 @@ void TailCache::PopFront() {
   bytes_ -= sizes_.front();
   sizes_.pop_front();
   messages_.pop_front();
+  if (!batches_.empty() && batches_.front()->base_offset <= begin_) {
+    bytes_ -= batches_.front()->bytes.size();
+    batches_.pop_front();
+  }
   begin_ = Offset(begin_.value() + 1);
 }
 

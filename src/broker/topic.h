@@ -101,18 +101,24 @@ class DedupeWindow {
 // written. Holds consecutive offsets [begin, end) and at most kMaxMessages /
 // kMaxBytes of them (oldest out first); the broker trims what every group of
 // the topic has read. A group whose next offset is not in it reads the log.
+// Beside the messages it keeps the stored batches that hold them (counted in
+// kMaxBytes too), which their first deliveries carry to junctiond.
 class TailCache {
  public:
   static constexpr std::size_t kMaxMessages = 4096;
   static constexpr std::size_t kMaxBytes = 4u << 20;
 
-  // `base` is the offset of messages[0]. A batch that does not continue the
-  // cache (a failed append in between, or batches completing out of order)
+  // `base` is the offset of messages[0]; `batch` (may be null) is the stored
+  // batch that holds exactly them. A batch that does not continue the cache
+  // (a failed append in between, or batches completing out of order)
   // replaces it: offsets stay consecutive, and what is missing is read from
   // the log.
-  void Append(Offset base, std::vector<std::shared_ptr<const StoredMessage>> messages);
+  void Append(Offset base, std::vector<std::shared_ptr<const StoredMessage>> messages,
+              std::shared_ptr<const StoredBatch> batch = nullptr);
   // The cached message at `offset`, or null.
   const std::shared_ptr<const StoredMessage>* Find(Offset offset) const;
+  // The cached stored batch that holds `offset`, or null.
+  std::shared_ptr<const StoredBatch> BatchAt(Offset offset) const;
   // Forgets messages below `offset`.
   void TrimBefore(Offset offset);
   void Clear();
@@ -126,6 +132,8 @@ class TailCache {
   Offset begin_;
   std::deque<std::shared_ptr<const StoredMessage>> messages_;
   std::deque<std::size_t> sizes_;  // MessageSize of each, for the byte bound
+  // By base offset; a batch leaves when its first message does.
+  std::deque<std::shared_ptr<const StoredBatch>> batches_;
   std::size_t bytes_ = 0;
 };
 

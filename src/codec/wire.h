@@ -31,7 +31,10 @@
 
 namespace junction::codec {
 
-inline constexpr std::uint16_t kWireVersion = 1;
+// The newest version this code speaks, and the oldest (docs/formats/wire.md:
+// version 2 changed only DELIVER's batches).
+inline constexpr std::uint16_t kWireVersion = 2;
+inline constexpr std::uint16_t kMinWireVersion = 1;
 inline constexpr std::size_t kPreambleSize = 8;
 // \x8aJNC\r\n\x1a\n
 inline constexpr std::byte kPreamble[kPreambleSize] = {
@@ -331,26 +334,42 @@ struct FetchFrame {
 void EncodeFetch(FrameWriter& w, std::uint32_t correlation, const FetchFrame& fetch);
 Result<FetchFrame> DecodeFetch(std::span<const std::byte> payload);
 
-// One delivery's place in a DELIVER frame (its message is the record of the
-// same index in the frame's batch).
+// One delivery's place in a DELIVER frame (where its message is: see
+// DeliverBatch).
 struct DeliveryHeader {
   PartitionId partition;
   Offset offset;
   DeliveryCount attempt;
   std::uint64_t delivery_id = 0;
 };
-// DELIVER: BeginDeliver, one EncodeDeliveryHeader per delivery, then the
-// batch (FrameWriter::Raw) and End.
+// A record batch of a DELIVER frame. Unstored (`stored` empty): its
+// records are, in order, the messages of the deliveries that no stored
+// batch of the frame holds. Stored: the batch as partition `*stored` keeps
+// it (base_offset written); the record at a delivery's offset in that
+// partition is the delivery's message, and its other records are not this
+// consumer's. Version 1 frames have one unstored batch.
+struct DeliverBatch {
+  std::optional<PartitionId> stored;
+  std::span<const std::byte> batch;
+};
+// DELIVER: BeginDeliver, one EncodeDeliveryHeader per delivery, then in
+// version 1 the batch (FrameWriter::Raw) and End; in version 2
+// BeginDeliverBatches, one EncodeDeliverBatch per batch, and End.
 void BeginDeliver(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream,
                   std::size_t count);
 void EncodeDeliveryHeader(FrameWriter& w, const DeliveryHeader& d);
-// Reads DELIVER: the stream, the headers (into `out`, cleared first) and the batch.
+void BeginDeliverBatches(FrameWriter& w, std::size_t count);
+void EncodeDeliverBatch(FrameWriter& w, const DeliverBatch& batch);
+// Reads a DELIVER of wire version `version`: the stream, the headers (into
+// `headers`, cleared first) and the batches (into `batches`, cleared first;
+// they point into `payload`). The batches' structure is checked (each ends
+// where its batch_length says), not their records or checksums.
 struct DeliverFrame {
   std::uint64_t stream = 0;
-  std::span<const std::byte> batch;
 };
-Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload,
-                                   std::vector<DeliveryHeader>& out);
+Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload, std::uint16_t version,
+                                   std::vector<DeliveryHeader>& headers,
+                                   std::vector<DeliverBatch>& batches);
 
 enum class AckKind : std::uint8_t { kAck = 1, kAckSync = 2, kNack = 3, kInProgress = 4 };
 struct AckEntry {

@@ -383,9 +383,18 @@ void EncodeDeliveryHeader(FrameWriter& w, const DeliveryHeader& d) {
   w.Varint(d.delivery_id);
 }
 
-Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload,
-                                   std::vector<DeliveryHeader>& out) {
-  out.clear();
+void BeginDeliverBatches(FrameWriter& w, std::size_t count) { w.Varint(count); }
+
+void EncodeDeliverBatch(FrameWriter& w, const DeliverBatch& batch) {
+  w.Varint(batch.stored ? std::uint64_t{batch.stored->value()} + 1 : 0);
+  w.Raw(batch.batch);
+}
+
+Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload, std::uint16_t version,
+                                   std::vector<DeliveryHeader>& headers,
+                                   std::vector<DeliverBatch>& batches) {
+  headers.clear();
+  batches.clear();
   PayloadReader r(payload);
   DeliverFrame f;
   f.stream = r.Varint("stream");
@@ -393,16 +402,33 @@ Result<DeliverFrame> DecodeDeliver(std::span<const std::byte> payload,
   std::size_t room = r.remaining() > kBatchHeaderSize ? r.remaining() - kBatchHeaderSize : 0;
   std::uint64_t count = r.VarintAtMost("count", room / 4);
   if (r.ok() && count == 0) r.Fail("count: zero deliveries");
-  out.reserve(count);
+  headers.reserve(count);
   for (std::uint64_t i = 0; i < count && r.ok(); ++i) {
     DeliveryHeader d;
     d.partition = PartitionId(ToU32(r.VarintAtMost("partition", 0xFFFFFFFF)));
     d.offset = Offset(r.Varint("offset"));
     d.attempt = DeliveryCount(ToU32(r.VarintAtMost("attempt", 0xFFFFFFFF)));
     d.delivery_id = r.Varint("delivery_id");
-    out.push_back(d);
+    headers.push_back(d);
   }
-  f.batch = r.Batch("batch");
+  if (version < 2) {
+    std::span<const std::byte> batch = r.Batch("batch");
+    if (r.ok()) batches.push_back({std::nullopt, batch});
+    return Finish(r, "DELIVER", f);
+  }
+  // A batch takes its source byte and at least a batch header.
+  std::uint64_t n = r.VarintAtMost("batches", r.remaining() / (kBatchHeaderSize + 1));
+  if (r.ok() && n == 0) r.Fail("batches: none");
+  if (r.ok() && n > count) r.Fail("batches: more than deliveries");
+  batches.reserve(n);
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    std::uint64_t source = r.VarintAtMost("source", std::uint64_t{0xFFFFFFFF} + 1);
+    std::span<const std::byte> batch = r.Batch("batch");
+    if (!r.ok()) break;
+    std::optional<PartitionId> stored;
+    if (source > 0) stored = PartitionId(static_cast<std::uint32_t>(source - 1));
+    batches.push_back({stored, batch});
+  }
   return Finish(r, "DELIVER", f);
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "codec/byte_order.h"
@@ -278,7 +279,7 @@ TEST(WireTest, FetchSaysHowManyAndHowLong) {
   EXPECT_FALSE(DecodeFetch(std::span(out).subspan(kFrameHeaderSize)).ok());
 }
 
-TEST(WireTest, DeliverCarriesHeadersThenTheBatch) {
+TEST(WireTest, DeliverCarriesHeadersThenTheBatchInVersionOne) {
   std::vector<std::byte> batch = OneRecordBatch("m");
   std::vector<std::byte> out;
   FrameWriter w(out);
@@ -287,7 +288,9 @@ TEST(WireTest, DeliverCarriesHeadersThenTheBatch) {
   w.Raw(batch);
   w.End();
   std::vector<DeliveryHeader> headers;
-  Result<DeliverFrame> f = DecodeDeliver(std::span(out).subspan(kFrameHeaderSize), headers);
+  std::vector<DeliverBatch> batches;
+  Result<DeliverFrame> f =
+      DecodeDeliver(std::span(out).subspan(kFrameHeaderSize), 1, headers, batches);
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->stream, 9u);
   ASSERT_EQ(headers.size(), 1u);
@@ -295,7 +298,57 @@ TEST(WireTest, DeliverCarriesHeadersThenTheBatch) {
   EXPECT_EQ(headers[0].offset, Offset(300));
   EXPECT_EQ(headers[0].attempt, DeliveryCount(4));
   EXPECT_EQ(headers[0].delivery_id, 77u);
-  EXPECT_EQ(f->batch.size(), batch.size());
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_FALSE(batches[0].stored);
+  EXPECT_EQ(batches[0].batch.size(), batch.size());
+  // The same bytes are not a version 2 frame: no batch count.
+  EXPECT_FALSE(DecodeDeliver(std::span(out).subspan(kFrameHeaderSize), 2, headers, batches).ok());
+}
+
+TEST(WireTest, DeliverCarriesStoredAndUnstoredBatchesInVersionTwo) {
+  std::vector<std::byte> stored = OneRecordBatch("stored");
+  SetBaseOffset(stored, Offset(300));
+  std::vector<std::byte> unstored = OneRecordBatch("unstored");
+  std::vector<std::byte> out;
+  FrameWriter w(out);
+  BeginDeliver(w, 12, 9, 2);
+  EncodeDeliveryHeader(w, {PartitionId(2), Offset(300), DeliveryCount(1), 77});
+  EncodeDeliveryHeader(w, {PartitionId(0), Offset(5), DeliveryCount(3), 78});
+  BeginDeliverBatches(w, 2);
+  EncodeDeliverBatch(w, {PartitionId(2), stored});
+  EncodeDeliverBatch(w, {std::nullopt, unstored});
+  w.End();
+  std::vector<DeliveryHeader> headers;
+  std::vector<DeliverBatch> batches;
+  Result<DeliverFrame> f =
+      DecodeDeliver(std::span(out).subspan(kFrameHeaderSize), 2, headers, batches);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->stream, 9u);
+  ASSERT_EQ(headers.size(), 2u);
+  EXPECT_EQ(headers[1].delivery_id, 78u);
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].stored, PartitionId(2));
+  EXPECT_TRUE(std::ranges::equal(batches[0].batch, stored));
+  EXPECT_FALSE(batches[1].stored);
+  EXPECT_TRUE(std::ranges::equal(batches[1].batch, unstored));
+}
+
+TEST(WireTest, DeliverRefusesMoreBatchesThanDeliveriesAndNone) {
+  std::vector<std::byte> batch = OneRecordBatch("m");
+  for (std::size_t n : {std::size_t{0}, std::size_t{2}}) {
+    std::vector<std::byte> out;
+    FrameWriter w(out);
+    BeginDeliver(w, 12, 9, 1);
+    EncodeDeliveryHeader(w, {PartitionId(0), Offset(0), DeliveryCount(1), 1});
+    BeginDeliverBatches(w, n);
+    for (std::size_t i = 0; i < n; ++i) EncodeDeliverBatch(w, {std::nullopt, batch});
+    w.End();
+    std::vector<DeliveryHeader> headers;
+    std::vector<DeliverBatch> batches;
+    Result<DeliverFrame> f =
+        DecodeDeliver(std::span(out).subspan(kFrameHeaderSize), 2, headers, batches);
+    EXPECT_FALSE(f.ok()) << n;
+  }
 }
 
 TEST(WireTest, AcksAreReadOneAtATime) {

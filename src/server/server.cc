@@ -26,6 +26,7 @@
 #include "core/affinity.h"
 #include "junction/log.h"
 #include "server/session.h"
+#include "transport/embedded_bus.h"
 
 namespace junction::server {
 namespace asio = boost::asio;
@@ -166,6 +167,8 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Result<std::unique_ptr<Bus>> bus = Bus::Open(url, bus_options);
   if (!bus.ok()) return bus.status().WithContext("junctiond: opening " + url);
   context->bus = std::move(*bus);
+  // Deliveries then carry the batches as stored, which sessions send on.
+  transport::KeepStoredBatches(*context->bus);
   impl->context = context;
 
   impl->acceptor.emplace(*impl->shards[0]);

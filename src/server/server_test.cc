@@ -22,10 +22,13 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 
+#include "broker/message_codec.h"
 #include "codec/byte_order.h"
+#include "codec/record_batch.h"
 #include "codec/wire.h"
 #include "core/run_sync.h"
 #include "junction/bus.h"
+#include "transport/junction_deliver.h"
 
 namespace junction::server {
 namespace {
@@ -50,11 +53,12 @@ class RawClient {
   void Send(std::string_view text) {
     Send({reinterpret_cast<const std::byte*>(text.data()), text.size()});
   }
-  // Preamble and HELLO, then the WELCOME frame.
-  c::Frame Handshake() {
+  // Preamble and HELLO (of wire versions up to `version`), then the WELCOME frame.
+  c::Frame Handshake(std::uint16_t version = c::kWireVersion) {
     std::vector<std::byte> out(std::begin(c::kPreamble), std::end(c::kPreamble));
     c::FrameWriter w(out);
-    c::EncodeHello(w, {.client = "server_test"});
+    c::EncodeHello(
+        w, {.min_version = c::kMinWireVersion, .max_version = version, .client = "server_test"});
     Send(out);
     std::optional<c::Frame> welcome = NextFrame();
     EXPECT_TRUE(welcome && welcome->type() == c::FrameType::kWelcome);
@@ -265,9 +269,128 @@ TEST_F(ServerTest, AClientOfAnotherVersionIsToldSo) {
   RawClient client(server_->port());
   std::vector<std::byte> out(std::begin(c::kPreamble), std::end(c::kPreamble));
   c::FrameWriter w(out);
-  c::EncodeHello(w, {.min_version = 2, .max_version = 3, .client = "future"});
+  c::EncodeHello(w, {.min_version = 3, .max_version = 4, .client = "future"});
   client.Send(out);
   EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kUnsupportedVersion));
+}
+
+// A raw client's subscription to "stored" (group "g", from the earliest).
+std::uint64_t SubscribeRaw(RawClient& client) {
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  SubscribeOptions options;
+  options.group = "g";
+  c::EncodeSubscribe(w, 1, "stored", options);
+  client.Send(out);
+  std::optional<c::Frame> f = client.NextFrame();
+  EXPECT_TRUE(f && f->type() == c::FrameType::kSubscribed);
+  if (!f || f->type() != c::FrameType::kSubscribed) return 0;
+  return c::DecodeSubscribed(f->payload).value_or(0);
+}
+
+// Publishes `batch` to "stored" as a raw PUBLISH, and waits for PUBLISHED.
+void PublishRaw(RawClient& client, std::span<const std::byte> batch) {
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  c::BeginPublish(w, 2, "stored", {});
+  w.Raw(batch);
+  w.End();
+  client.Send(out);
+  std::optional<c::Frame> f = client.NextFrame();
+  EXPECT_TRUE(f && f->type() == c::FrameType::kPublished);
+}
+
+// FETCHes up to `max` and decodes the DELIVER (wire version `version`).
+struct Delivered {
+  std::vector<c::DeliveryHeader> headers;
+  std::vector<std::optional<PartitionId>> sources;  // per batch
+  std::vector<std::vector<std::byte>> batches;
+  std::vector<std::string> ids;
+};
+Delivered FetchRaw(RawClient& client, std::uint64_t stream, std::size_t max,
+                   std::uint16_t version) {
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  c::EncodeFetch(w, 3, {stream, max, std::nullopt});
+  client.Send(out);
+  Delivered d;
+  std::optional<c::Frame> f = client.NextFrame();
+  EXPECT_TRUE(f && f->type() == c::FrameType::kDeliver);
+  if (!f || f->type() != c::FrameType::kDeliver) return d;
+  std::vector<c::DeliverBatch> batches;
+  Result<c::DeliverFrame> frame = c::DecodeDeliver(f->payload, version, d.headers, batches);
+  EXPECT_TRUE(frame.ok()) << frame.status();
+  std::vector<Message> messages;
+  Status s =
+      transport::DecodeDeliveredMessages(d.headers, batches, c::kMaxBatchBytesLimit, messages);
+  EXPECT_TRUE(s.ok()) << s;
+  for (const c::DeliverBatch& b : batches) {
+    d.sources.push_back(b.stored);
+    d.batches.emplace_back(b.batch.begin(), b.batch.end());
+  }
+  for (const Message& m : messages) d.ids.push_back(m.id);
+  return d;
+}
+
+std::vector<std::byte> BatchOf(const std::vector<std::string>& ids) {
+  std::vector<Message> messages;
+  for (const std::string& id : ids) {
+    Message m;
+    m.id = id;
+    m.source = "/server_test";
+    m.type = "stored";
+    m.data = "data of " + id;
+    messages.push_back(std::move(m));
+  }
+  return *broker::EncodeMessageBatch(messages, 1'000);
+}
+
+TEST_F(ServerTest, DeliverCarriesTheBatchAsStored) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::uint64_t stream = SubscribeRaw(client);
+  std::vector<std::byte> sent = BatchOf({"a", "b", "c"});
+  PublishRaw(client, sent);
+  Delivered d = FetchRaw(client, stream, 10, c::kWireVersion);
+  EXPECT_EQ(d.ids, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(d.batches.size(), 1u);
+  EXPECT_TRUE(d.sources[0]);
+  // The broker wrote only base_offset, the batch times and the checksum:
+  // every record is byte for byte what the publisher sent.
+  ASSERT_EQ(d.batches[0].size(), sent.size());
+  EXPECT_TRUE(std::equal(sent.begin() + c::kBatchHeaderSize, sent.end(),
+                         d.batches[0].begin() + c::kBatchHeaderSize));
+}
+
+TEST_F(ServerTest, DeliverEncodesWhatIsUnderHalfOfAStoredBatch) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::uint64_t stream = SubscribeRaw(client);
+  PublishRaw(client, BatchOf({"a", "b", "c"}));
+  // One of three records: encoded for this consumer alone.
+  Delivered first = FetchRaw(client, stream, 1, c::kWireVersion);
+  EXPECT_EQ(first.ids, (std::vector<std::string>{"a"}));
+  ASSERT_EQ(first.sources.size(), 1u);
+  EXPECT_FALSE(first.sources[0]);
+  // Two of three: the stored batch, with "a" in it not this fetch's.
+  Delivered rest = FetchRaw(client, stream, 10, c::kWireVersion);
+  EXPECT_EQ(rest.ids, (std::vector<std::string>{"b", "c"}));
+  ASSERT_EQ(rest.sources.size(), 1u);
+  EXPECT_TRUE(rest.sources[0]);
+}
+
+TEST_F(ServerTest, AVersionOneClientGetsItsDeliveriesEncoded) {
+  RawClient client(server_->port());
+  c::Frame welcome = client.Handshake(1);
+  Result<c::Welcome> w = c::DecodeWelcome(welcome.payload);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->version, 1);
+  std::uint64_t stream = SubscribeRaw(client);
+  PublishRaw(client, BatchOf({"a", "b"}));
+  Delivered d = FetchRaw(client, stream, 10, 1);
+  EXPECT_EQ(d.ids, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(d.sources.size(), 1u);
+  EXPECT_FALSE(d.sources[0]);
 }
 
 TEST_F(ServerTest, ConnectionsPastTheLimitAreRefused) {

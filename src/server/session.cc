@@ -248,14 +248,15 @@ awaitable<bool> Session::Handshake() {
     CloseWith(c::ConnectionError::kMalformedFrame, hello.status().message());
     co_return false;
   }
-  if (hello->min_version > c::kWireVersion || hello->max_version < c::kWireVersion) {
+  if (hello->min_version > c::kWireVersion || hello->max_version < c::kMinWireVersion) {
     context_->refused.fetch_add(1);
     CloseWith(c::ConnectionError::kUnsupportedVersion,
               "the client speaks versions " + std::to_string(hello->min_version) + "-" +
                   std::to_string(hello->max_version) + ", this server speaks " +
-                  std::to_string(c::kWireVersion));
+                  std::to_string(c::kMinWireVersion) + "-" + std::to_string(c::kWireVersion));
     co_return false;
   }
+  version_ = std::min(hello->max_version, c::kWireVersion);
   heartbeat_ = std::max(
       {context_->options.heartbeat, hello->heartbeat, Duration(std::chrono::milliseconds(100))});
   peer_max_frame_ = std::min(hello->max_frame_bytes, c::kMaxMaxFrameBytes);
@@ -264,7 +265,7 @@ awaitable<bool> Session::Handshake() {
   decoder_.set_max_frame_bytes(context_->options.max_frame_bytes);
   c::FrameWriter w = writer();
   c::EncodeWelcome(w, frame->header.correlation,
-                   {.version = c::kWireVersion,
+                   {.version = version_,
                     .max_frame_bytes = context_->options.max_frame_bytes,
                     .heartbeat = heartbeat_,
                     .capabilities = c::CapabilityBits(context_->bus->capabilities()),

@@ -26,6 +26,7 @@
 #include "codec/wire.h"
 #include "junction/bus.h"
 #include "server/server.h"
+#include "transport/embedded_bus.h"
 
 namespace junction::server {
 
@@ -71,8 +72,13 @@ class Session : public std::enable_shared_from_this<Session> {
     std::uint64_t next_delivery = 1;
     // Delivered and not yet acked or nacked (groups only).
     std::unordered_map<std::uint64_t, Delivery> deliveries;
-    // Fetched from the bus but not yet sent: what did not fit a frame.
-    std::deque<Delivery> pending;
+    // Fetched from the bus but not yet sent: what did not fit a frame, with
+    // the stored batch that holds each (transport::NextBatchStored), if any.
+    struct Pending {
+      Delivery delivery;
+      transport::StoredRef stored;
+    };
+    std::deque<Pending> pending;
   };
 
   Session(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context);
@@ -129,6 +135,13 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> HandleFetch(std::uint32_t correlation,
                                            std::shared_ptr<Stream> stream, std::size_t max_messages,
                                            Deadline deadline);
+  // Sends DELIVER with as many of `deliveries` as fit the client's frame
+  // limit (the rest wait in stream.pending). `stored[i]`: where
+  // deliveries[i]'s message is when the Delivery's is empty
+  // (transport::NextBatchStored); a stored batch goes as it is when this
+  // frame takes at least half of its records, else its messages are encoded.
+  void SendDeliveries(std::uint32_t correlation, Stream& stream, std::vector<Delivery> deliveries,
+                      std::vector<transport::StoredRef> stored);
   boost::asio::awaitable<void> HandleAck(std::uint32_t correlation,
                                          std::vector<Awaitable<Status>> acks,
                                          std::vector<std::optional<Status>> early);
@@ -190,6 +203,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t next_request_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<IncomingRequest>> requests_;
   std::uint32_t peer_max_frame_ = codec::kDefaultMaxFrameBytes;
+  std::uint16_t version_ = codec::kWireVersion;  // agreed in the handshake
   // The client's BusOptions::auto_create_topics and default_topic.
   bool auto_create_ = true;
   TopicOptions default_topic_{};

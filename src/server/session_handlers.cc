@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/message_codec.h"
 #include "server/session.h"
@@ -140,52 +141,116 @@ awaitable<void> Session::HandleFetch(std::uint32_t correlation, std::shared_ptr<
     co_return;
   }
   std::vector<Delivery> deliveries;
+  std::vector<transport::StoredRef> stored;
   if (stream->pending.empty()) {
-    Result<std::vector<Delivery>> got =
-        co_await stream->subscription->NextBatch(max_messages, deadline);
+    // A version 1 client takes no stored batch: its deliveries come whole.
+    Result<transport::StoredDeliveries> got;
+    if (version_ >= 2) {
+      got = co_await transport::NextBatchStored(*stream->subscription, max_messages, deadline);
+    } else {
+      Result<std::vector<Delivery>> whole =
+          co_await stream->subscription->NextBatch(max_messages, deadline);
+      if (whole.ok()) {
+        got = transport::StoredDeliveries{std::move(*whole), {}};
+      } else {
+        got = whole.status();
+      }
+    }
     if (!got.ok()) {
       stream->fetching = false;
       SendError(correlation, got.status());
       co_return;
     }
-    deliveries = std::move(*got);
+    deliveries = std::move(got->deliveries);
+    stored = std::move(got->stored);
+    stored.resize(deliveries.size());
   } else {
     while (!stream->pending.empty() && deliveries.size() < max_messages) {
-      deliveries.push_back(std::move(stream->pending.front()));
+      deliveries.push_back(std::move(stream->pending.front().delivery));
+      stored.push_back(std::move(stream->pending.front().stored));
       stream->pending.pop_front();
     }
   }
   stream->fetching = false;
+  SendDeliveries(correlation, *stream, std::move(deliveries), std::move(stored));
+}
+
+void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
+                             std::vector<Delivery> deliveries,
+                             std::vector<transport::StoredRef> stored) {
   // As many as fit the peer's frame limit; the rest wait for the next FETCH.
   const std::size_t room =
       peer_max_frame_ > kDeliverSlack * 2 ? peer_max_frame_ - kDeliverSlack : peer_max_frame_;
+  // A stored batch goes whole when this frame takes at least half of its
+  // records (one mostly for other consumers is encoded for this one
+  // instead) and it fits the frame.
+  boost::unordered_flat_map<const broker::StoredBatch*, std::size_t> uses;
+  for (const transport::StoredRef& ref : stored) {
+    if (ref.batch != nullptr) ++uses[ref.batch.get()];
+  }
+  for (transport::StoredRef& ref : stored) {
+    if (ref.batch == nullptr) continue;
+    if (uses[ref.batch.get()] * 2 < ref.batch->records ||
+        ref.batch->bytes.size() + kDeliverSlack > room) {
+      ref.batch.reset();  // its message is encoded
+    }
+  }
+  struct Chosen {
+    const broker::StoredBatch* batch;
+    PartitionId partition;
+  };
+  std::vector<Chosen> chosen;
+  std::size_t stored_bytes = 0;
+  std::size_t unstored = 0;
   c::RecordBatchBuilder builder({.max_batch_bytes = c::kMaxBatchBytesLimit});
   std::size_t take = 0;
   std::int64_t now_ms = WallMs(*context_->clock);
   for (; take < deliveries.size(); ++take) {
+    const Delivery& d = deliveries[take];
+    if (const broker::StoredBatch* batch = stored[take].batch.get()) {
+      // The delivery header, and the batch once (`uses` is zeroed once sent).
+      std::size_t& left = uses[batch];
+      std::size_t extra = 32 + (left > 0 ? batch->bytes.size() + 8 : 0);
+      if (take > 0 && builder.uncompressed_bytes() + stored_bytes + extra > room) break;
+      stored_bytes += extra;
+      if (left > 0) chosen.push_back({batch, d.partition()});
+      left = 0;
+      continue;
+    }
+    // The broker's message when the Delivery holds none (the client sets
+    // the attempt header itself: version 2).
+    const Message& m =
+        stored[take].message != nullptr ? stored[take].message->message : d.message();
     // The record takes about the message's size plus a few bytes per field.
-    const Message& m = deliveries[take].message();
     std::size_t estimate = broker::MessageSize(m) + 128 + 16 * m.headers.size();
-    if (take > 0 && builder.uncompressed_bytes() + estimate > room) break;
-    broker::AddMessage(builder, deliveries[take].message(), now_ms, std::nullopt);
+    if (take > 0 && builder.uncompressed_bytes() + stored_bytes + estimate > room) break;
+    broker::AddMessage(builder, m, now_ms, std::nullopt);
+    ++unstored;
   }
   for (std::size_t i = deliveries.size(); i > take; --i) {
-    stream->pending.push_front(std::move(deliveries[i - 1]));
+    stream.pending.push_front({std::move(deliveries[i - 1]), std::move(stored[i - 1])});
   }
   deliveries.resize(take);
-  Result<std::vector<std::byte>> batch = builder.Build();
+  Result<std::vector<std::byte>> batch = std::vector<std::byte>{};
+  if (unstored > 0) batch = builder.Build();
   if (!batch.ok()) {
     SendError(correlation, batch.status());
-    co_return;
+    return;
   }
   c::FrameWriter w = writer();
-  c::BeginDeliver(w, correlation, stream->id, deliveries.size());
+  c::BeginDeliver(w, correlation, stream.id, deliveries.size());
   for (Delivery& d : deliveries) {
-    std::uint64_t id = stream->next_delivery++;
+    std::uint64_t id = stream.next_delivery++;
     c::EncodeDeliveryHeader(w, {d.partition(), d.offset(), d.attempt(), id});
-    if (!stream->ephemeral && !stream->closed) stream->deliveries.emplace(id, std::move(d));
+    if (!stream.ephemeral && !stream.closed) stream.deliveries.emplace(id, std::move(d));
   }
-  w.Raw(*batch);
+  if (version_ < 2) {
+    w.Raw(*batch);
+  } else {
+    c::BeginDeliverBatches(w, chosen.size() + (unstored > 0 ? 1 : 0));
+    for (const Chosen& ch : chosen) c::EncodeDeliverBatch(w, {ch.partition, ch.batch->bytes});
+    if (unstored > 0) c::EncodeDeliverBatch(w, {std::nullopt, *batch});
+  }
   w.End();
   Flush();
 }

@@ -263,9 +263,20 @@ class EmbeddedSubscription final : public Subscription {
   }
 
   Awaitable<Result<std::vector<Delivery>>> NextBatch(std::size_t max, Deadline deadline) override {
+    return NextBatchWith(max, deadline, nullptr);
+  }
+
+  // NextBatch; when `stored` is given, what NextBatchStored (embedded_bus.h)
+  // returns beside each delivery, at the same index.
+  Awaitable<Result<std::vector<Delivery>>> NextBatchWith(std::size_t max, Deadline deadline,
+                                                         std::vector<StoredRef>* stored) {
     Result<std::vector<broker::BrokerDelivery>> got =
         co_await OnShard(*core_, core_->broker->Next(member_, deadline, max));
     if (!got.ok()) co_return got.status();
+    if (stored != nullptr) {
+      stored->clear();
+      stored->reserve(got->size());
+    }
     std::vector<Delivery> out;
     out.reserve(got->size());
     // One allocation for the batch's controls; each delivery's pointer
@@ -274,6 +285,14 @@ class EmbeddedSubscription final : public Subscription {
     controls->reserve(got->size());
     for (broker::BrokerDelivery& d : *got) {
       std::shared_ptr<DeliveryControl> control(controls, &controls->emplace_back(core_, d.ref));
+      if (stored != nullptr && d.batch != nullptr) {
+        // Sent as stored: no consumer's copy.
+        out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, Message{},
+                         std::move(control));
+        stored->push_back({std::move(d.batch), std::move(d.stored)});
+        continue;
+      }
+      if (stored != nullptr) stored->emplace_back();
       // The consumer's copy, made in place (not copied, then moved).
       Delivery& delivery = out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt,
                                             std::as_const(d.stored->message), std::move(control));
@@ -370,6 +389,9 @@ class EmbeddedBus final : public Bus {
     co_return co_await OnShard(
         *core_, core_->broker->Publish(std::string(topic), std::move(messages), options));
   }
+
+  // KeepStoredBatches's (embedded_bus.h).
+  void KeepStoredBatches() { core_->broker->set_keep_stored_batches(true); }
 
   // PublishReceived's (embedded_bus.h).
   Awaitable<Result<std::vector<PublishResult>>> PublishReceived(std::string_view topic,
@@ -490,6 +512,25 @@ Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::str
                                                  options);
   }
   co_return co_await bus.PublishBatch(topic, std::move(messages), options, Deadline::Infinite());
+}
+
+Awaitable<Result<StoredDeliveries>> NextBatchStored(Subscription& subscription, std::size_t max,
+                                                    Deadline deadline) {
+  StoredDeliveries out;
+  Result<std::vector<Delivery>> got;
+  if (auto* embedded = dynamic_cast<EmbeddedSubscription*>(&subscription)) {
+    got = co_await embedded->NextBatchWith(max, deadline, &out.stored);
+  } else {
+    got = co_await subscription.NextBatch(max, deadline);
+  }
+  if (!got.ok()) co_return got.status();
+  out.deliveries = std::move(*got);
+  out.stored.resize(out.deliveries.size());
+  co_return out;
+}
+
+void KeepStoredBatches(Bus& bus) {
+  if (auto* embedded = dynamic_cast<EmbeddedBus*>(&bus)) embedded->KeepStoredBatches();
 }
 
 Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options) {

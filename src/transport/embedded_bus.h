@@ -15,6 +15,11 @@
 #include "junction/bus.h"
 #include "storage/options.h"
 
+namespace junction::broker {
+struct StoredBatch;
+struct StoredMessage;
+}  // namespace junction::broker
+
 namespace junction::transport {
 
 struct EmbeddedConfig {
@@ -36,6 +41,29 @@ Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::str
                                                               std::vector<Message> messages,
                                                               std::vector<std::byte> batch,
                                                               PublishOptions options);
+
+// For junctiond: Subscription::NextBatch, and beside each delivery (at the
+// same index) the record batch that holds its message as its partition
+// stores it, when the broker still had that batch in memory (a first
+// delivery taken from the tail cache, on a bus given KeepStoredBatches).
+// Such a delivery's own message is left empty (no copy is made): `message`
+// is the broker's, without the attempt header. On any other subscription,
+// and for every other delivery, both are null and the Delivery is whole.
+struct StoredRef {
+  std::shared_ptr<const broker::StoredBatch> batch;
+  std::shared_ptr<const broker::StoredMessage> message;
+};
+struct StoredDeliveries {
+  std::vector<Delivery> deliveries;
+  std::vector<StoredRef> stored;
+};
+Awaitable<Result<StoredDeliveries>> NextBatchStored(Subscription& subscription, std::size_t max,
+                                                    Deadline deadline);
+
+// For junctiond: broker::BrokerOptions::keep_stored_batches on an embedded
+// bus (nothing on any other). REQUIRES: nothing runs the bus's executor yet
+// (as Bus::Open with BusOptions::executor).
+void KeepStoredBatches(Bus& bus);
 
 // Blocking: opens (recovers) the broker before returning.
 Result<std::unique_ptr<Bus>> OpenEmbeddedBus(EmbeddedConfig config, const BusOptions& options);

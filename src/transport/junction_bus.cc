@@ -28,6 +28,7 @@
 #include "codec/wire.h"
 #include "junction/log.h"
 #include "transport/junction_conn.h"
+#include "transport/junction_deliver.h"
 
 namespace junction::transport {
 namespace {
@@ -305,16 +306,13 @@ class JunctionSubscription final : public Subscription {
     if (!a.ok()) co_return a.status();
     if (a->type != c::FrameType::kDeliver) co_return Unexpected(*a, c::FrameType::kDeliver);
     std::vector<c::DeliveryHeader> headers;
-    Result<c::DeliverFrame> f = c::DecodeDeliver(a->payload, headers);
+    std::vector<c::DeliverBatch> batches;
+    Result<c::DeliverFrame> f = c::DecodeDeliver(a->payload, c::kWireVersion, headers, batches);
     if (!f.ok()) {
       co_return UnavailableError("junctiond sent a malformed DELIVER: " + f.status().message());
     }
     std::vector<Message> messages;
-    Status s =
-        broker::DecodeMessageBatch(f->batch, c::kMaxBatchBytesLimit, headers.size(), messages);
-    if (s.ok() && messages.size() != headers.size()) {
-      s = InvalidArgumentError("the batch holds a different number of messages");
-    }
+    Status s = DecodeDeliveredMessages(headers, batches, c::kMaxBatchBytesLimit, messages);
     if (!s.ok()) co_return UnavailableError("junctiond sent a malformed DELIVER: " + s.message());
     std::uint64_t generation = a->generation;  // acks name the connection
     std::vector<Delivery> out;

@@ -5,6 +5,7 @@
 // values (a round-trip oracle). The frame limit is small so that the
 // decoder's length check is reached often.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -81,22 +82,42 @@ void RoundTrip(const c::Frame& frame) {
       return;
     }
     case c::FrameType::kDeliver: {
-      std::vector<c::DeliveryHeader> headers;
-      Result<c::DeliverFrame> f = c::DecodeDeliver(frame.payload, headers);
-      if (!f.ok()) return;
-      c::BeginDeliver(w, 1, f->stream, headers.size());
-      for (const c::DeliveryHeader& h : headers) c::EncodeDeliveryHeader(w, h);
-      w.Raw(f->batch);
-      w.End();
-      std::vector<c::DeliveryHeader> again;
-      Result<c::DeliverFrame> g = c::DecodeDeliver(PayloadOf(out), again);
-      JUNCTION_CHECK(g.ok()) << g.status();
-      JUNCTION_CHECK(g->stream == f->stream && again.size() == headers.size());
-      for (std::size_t i = 0; i < headers.size(); ++i) {
-        JUNCTION_CHECK(again[i].partition == headers[i].partition &&
-                       again[i].offset == headers[i].offset &&
-                       again[i].attempt == headers[i].attempt &&
-                       again[i].delivery_id == headers[i].delivery_id);
+      // Both versions' layouts; each decoded frame must encode back to one
+      // that decodes the same.
+      for (std::uint16_t version : {std::uint16_t{1}, c::kWireVersion}) {
+        std::vector<c::DeliveryHeader> headers;
+        std::vector<c::DeliverBatch> batches;
+        Result<c::DeliverFrame> f = c::DecodeDeliver(frame.payload, version, headers, batches);
+        if (!f.ok()) continue;
+        JUNCTION_CHECK(!batches.empty() && batches.size() <= headers.size());
+        std::vector<std::byte> encoded;
+        c::FrameWriter again_w(encoded);
+        c::BeginDeliver(again_w, 1, f->stream, headers.size());
+        for (const c::DeliveryHeader& h : headers) c::EncodeDeliveryHeader(again_w, h);
+        if (version == 1) {
+          again_w.Raw(batches.front().batch);
+        } else {
+          c::BeginDeliverBatches(again_w, batches.size());
+          for (const c::DeliverBatch& b : batches) c::EncodeDeliverBatch(again_w, b);
+        }
+        again_w.End();
+        std::vector<c::DeliveryHeader> again;
+        std::vector<c::DeliverBatch> again_batches;
+        Result<c::DeliverFrame> g =
+            c::DecodeDeliver(PayloadOf(encoded), version, again, again_batches);
+        JUNCTION_CHECK(g.ok()) << g.status();
+        JUNCTION_CHECK(g->stream == f->stream && again.size() == headers.size() &&
+                       again_batches.size() == batches.size());
+        for (std::size_t i = 0; i < headers.size(); ++i) {
+          JUNCTION_CHECK(again[i].partition == headers[i].partition &&
+                         again[i].offset == headers[i].offset &&
+                         again[i].attempt == headers[i].attempt &&
+                         again[i].delivery_id == headers[i].delivery_id);
+        }
+        for (std::size_t i = 0; i < batches.size(); ++i) {
+          JUNCTION_CHECK(again_batches[i].stored == batches[i].stored &&
+                         std::ranges::equal(again_batches[i].batch, batches[i].batch));
+        }
       }
       return;
     }
