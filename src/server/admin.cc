@@ -39,6 +39,7 @@ using asio::ip::tcp;
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
 constexpr int kMaxConnections = 16;
+constexpr auto kBrokerFiguresTimeout = std::chrono::seconds(2);
 
 prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type,
                                 double value) {
@@ -56,6 +57,69 @@ prometheus::MetricFamily Family(std::string name, std::string help, prometheus::
   return family;
 }
 
+// One family of labelled samples.
+struct Labelled {
+  prometheus::MetricFamily family;
+
+  Labelled(std::string name, std::string help, prometheus::MetricType type) {
+    family.name = std::move(name);
+    family.help = std::move(help);
+    family.type = type;
+  }
+  void Add(std::vector<prometheus::ClientMetric::Label> labels, double value) {
+    prometheus::ClientMetric metric;
+    metric.label = std::move(labels);
+    if (family.type == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    family.metric.push_back(std::move(metric));
+  }
+};
+
+void AddBrokerFamilies(const BrokerFigures& f, std::vector<prometheus::MetricFamily>& families) {
+  using prometheus::MetricType;
+  Labelled stored("junctiond_topic_messages_stored_total",
+                  "Messages stored in a partition since the topic was created (its next offset)",
+                  MetricType::Counter);
+  Labelled retained("junctiond_topic_messages", "Messages a topic retains now", MetricType::Gauge);
+  Labelled bytes("junctiond_topic_bytes", "Bytes a topic's log holds now", MetricType::Gauge);
+  Labelled subscribers("junctiond_topic_subscribers",
+                       "Open subscriptions: group members and ephemeral ones", MetricType::Gauge);
+  for (const TopicInfo& t : f.topics) {
+    for (const PartitionInfo& p : t.partitions) {
+      stored.Add({{"topic", t.name}, {"partition", std::to_string(p.partition.value())}},
+                 static_cast<double>(p.next_offset.value()));
+    }
+    retained.Add({{"topic", t.name}}, static_cast<double>(t.messages()));
+    bytes.Add({{"topic", t.name}}, static_cast<double>(t.bytes()));
+    subscribers.Add({{"topic", t.name}}, static_cast<double>(t.subscribers));
+  }
+  Labelled members("junctiond_group_members", "Members of a durable group", MetricType::Gauge);
+  Labelled backlog("junctiond_group_backlog_messages",
+                   "Messages stored and not yet acked by a group (all partitions)",
+                   MetricType::Gauge);
+  Labelled in_flight("junctiond_group_in_flight_messages",
+                     "Messages delivered to a group and not yet acked", MetricType::Gauge);
+  Labelled dead("junctiond_group_dead_lettered_total",
+                "Messages a group dead-lettered since the daemon started", MetricType::Counter);
+  Labelled dropped("junctiond_group_dropped_by_retention_total",
+                   "Messages retention deleted before a group acked them", MetricType::Counter);
+  for (const GroupInfo& g : f.groups) {
+    std::vector<prometheus::ClientMetric::Label> labels = {{"topic", g.topic}, {"group", g.group}};
+    members.Add(labels, g.members);
+    backlog.Add(labels, static_cast<double>(g.backlog));
+    in_flight.Add(labels, static_cast<double>(g.in_flight));
+    dead.Add(labels, static_cast<double>(g.dead_lettered));
+    dropped.Add(labels, static_cast<double>(g.dropped_by_retention));
+  }
+  for (Labelled* l : {&stored, &retained, &bytes, &subscribers, &members, &backlog, &in_flight,
+                      &dead, &dropped}) {
+    families.push_back(std::move(l->family));
+  }
+}
+
 double ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   double pages = 0;
@@ -66,7 +130,7 @@ double ResidentBytes() {
 
 }  // namespace
 
-std::string MetricsText(const ServerStats& stats) {
+std::string MetricsText(const ServerStats& stats, const Result<BrokerFigures>& broker) {
   using prometheus::MetricType;
   std::vector<prometheus::MetricFamily> families;
   families.push_back(Family("junctiond_connections_open", "Client connections open now",
@@ -86,6 +150,12 @@ std::string MetricsText(const ServerStats& stats) {
                             MetricType::Gauge, stats.accepting ? 1 : 0));
   families.push_back(Family("process_resident_memory_bytes", "Resident memory size in bytes",
                             MetricType::Gauge, ResidentBytes()));
+  // 1 when every topic and group below is there; 0 when the broker did not
+  // answer in time (none are) or some were past the caps.
+  families.push_back(Family("junctiond_broker_figures_complete",
+                            "1 when the junctiond_topic_* and junctiond_group_* families are whole",
+                            MetricType::Gauge, broker.ok() && broker->complete ? 1 : 0));
+  if (broker.ok()) AddBrokerFamilies(*broker, families);
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
   return out.str();
@@ -116,7 +186,9 @@ struct AdminServer::Impl {
     } else if (target == "/metrics") {
       response.result(http::status::ok);
       response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      response.body() = MetricsText(server.stats());
+      // Blocks this thread (the admin port's only one) for at most the
+      // scrape timeout: a busy broker shard answers late, not never.
+      response.body() = MetricsText(server.stats(), server.broker_figures(kBrokerFiguresTimeout));
     } else if (target == "/livez") {
       response.result(http::status::ok);
       response.body() = "ok\n";

@@ -1,7 +1,8 @@
 #pragma once
 
 // The daemon's admin HTTP endpoint, meant for loopback: GET /metrics
-// (Prometheus text format 0.0.4, serialized by prometheus-cpp core),
+// (Prometheus text format 0.0.4, serialized by prometheus-cpp core: the
+// server's counters and the broker's topics and groups, README.md),
 // /livez (the process answers) and /readyz (the server accepts connections;
 // 503 while it stops). Everything else is 404, other methods 405. Runs on a
 // thread of its own ("jn-admin"), never on a shard; Beast stays inside
@@ -39,8 +40,9 @@ class AdminServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The /metrics text for `stats`: junctiond_* families and
-// process_resident_memory_bytes.
-std::string MetricsText(const ServerStats& stats);
+// The /metrics text for `stats` and `broker` (an error leaves the broker's
+// families out and sets junctiond_broker_figures_complete to 0):
+// junctiond_* families and process_resident_memory_bytes.
+std::string MetricsText(const ServerStats& stats, const Result<BrokerFigures>& broker);
 
 }  // namespace junction::server

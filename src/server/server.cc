@@ -4,7 +4,11 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <exception>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -74,6 +78,12 @@ struct Server::Impl {
   std::size_t next_shard = 0;
   bool stopped = false;
   Status stop_status;
+  // broker_figures reads in flight on shard 0; Stop waits for them before
+  // it closes the bus, and none starts after.
+  std::mutex figures_mu;
+  std::condition_variable figures_done;
+  int figures_in_flight = 0;    // guarded by figures_mu
+  bool figures_closed = false;  // guarded by figures_mu
 
   asio::awaitable<void> Accept();
   void Refuse(tcp::socket socket);
@@ -218,6 +228,53 @@ ServerStats Server::stats() const {
           c.protocol_errors.load(), !c.stopping.load()};
 }
 
+namespace {
+
+asio::awaitable<Result<BrokerFigures>> CollectFigures(Bus& bus) {
+  BrokerFigures f;
+  Result<std::vector<TopicInfo>> topics = co_await bus.ListTopics(Deadline::Infinite());
+  if (!topics.ok()) co_return topics.status();
+  Result<std::vector<GroupInfo>> groups = co_await bus.ListGroups("", Deadline::Infinite());
+  if (!groups.ok()) co_return groups.status();
+  f.topics = std::move(*topics);
+  f.groups = std::move(*groups);
+  if (f.topics.size() > BrokerFigures::kMaxTopics || f.groups.size() > BrokerFigures::kMaxGroups) {
+    f.complete = false;
+    f.topics.resize(std::min(f.topics.size(), BrokerFigures::kMaxTopics));
+    f.groups.resize(std::min(f.groups.size(), BrokerFigures::kMaxGroups));
+  }
+  co_return f;
+}
+
+}  // namespace
+
+Result<BrokerFigures> Server::broker_figures(Duration timeout) const {
+  Impl& i = *impl_;
+  {
+    std::lock_guard lock(i.figures_mu);
+    if (i.figures_closed || i.context->stopping.load()) {
+      return UnavailableError("junctiond is stopping");
+    }
+    ++i.figures_in_flight;
+  }
+  // On shard 0, where the bus runs its calls in place. The promise outlives
+  // a caller that gave up waiting; Stop waits for the read itself.
+  auto promise = std::make_shared<std::promise<Result<BrokerFigures>>>();
+  std::future<Result<BrokerFigures>> figures = promise->get_future();
+  asio::co_spawn(*i.shards[0], CollectFigures(*i.context->bus),
+                 [&i, promise](const std::exception_ptr& e, Result<BrokerFigures> r) {
+                   if (e) r = InternalError("reading the broker's figures threw");
+                   promise->set_value(std::move(r));
+                   std::lock_guard lock(i.figures_mu);
+                   --i.figures_in_flight;
+                   i.figures_done.notify_all();
+                 });
+  if (figures.wait_for(timeout) != std::future_status::ready) {
+    return UnavailableError("the broker's shard did not answer within the scrape timeout");
+  }
+  return figures.get();
+}
+
 Status Server::Stop(Duration drain) {
   Impl& i = *impl_;
   if (i.stopped) return i.stop_status;
@@ -258,6 +315,12 @@ Status Server::Stop(Duration drain) {
       }
     }
     while (c.open.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  {
+    // No figure read starts now; those running end on the shard.
+    std::unique_lock lock(i.figures_mu);
+    i.figures_closed = true;
+    i.figures_done.wait(lock, [&i] { return i.figures_in_flight == 0; });
   }
   // Close the bus on its shard: stores in flight finish, group state is
   // persisted, the clean-shutdown marker is written.

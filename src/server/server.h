@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "junction/bus.h"
 #include "junction/clock.h"
@@ -62,6 +63,15 @@ struct ServerStats {
   bool accepting = true;              // false once Stop() began
 };
 
+// What the broker holds, for /metrics (Server::broker_figures).
+struct BrokerFigures {
+  static constexpr std::size_t kMaxTopics = 1000;
+  static constexpr std::size_t kMaxGroups = 10000;
+  std::vector<TopicInfo> topics;  // by name, at most kMaxTopics
+  std::vector<GroupInfo> groups;  // durable groups by topic and name, at most kMaxGroups
+  bool complete = true;           // false: some were past the caps
+};
+
 class Server {
  public:
   // Opens the bus, binds the listener and starts the shards.
@@ -76,6 +86,11 @@ class Server {
   std::string address() const;
   std::uint16_t port() const;
   ServerStats stats() const;
+  // The broker's topics and durable groups, read on its shard (behind
+  // whatever the shard has queued). Waits at most `timeout`: Unavailable
+  // when the shard has not answered by then, and once Stop began. Call from
+  // a thread that is not a shard.
+  Result<BrokerFigures> broker_figures(Duration timeout) const;
 
   // Graceful: stops accepting, tells every connection GOAWAY, answers what
   // was already read, waits up to `drain` for the connections to finish,
