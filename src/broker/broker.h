@@ -53,10 +53,12 @@ struct BrokerOptions {
   // Group positions changed by plain acks are written at most this often
   // (AckSync, Seek and Close write at once).
   Duration state_flush_interval = std::chrono::milliseconds(20);
-  // Keep each stored batch in the tail cache beside its messages, so that
-  // first deliveries carry it (BrokerDelivery::batch): junctiond sends it
-  // to consumers unchanged. Costs a copy of every batch stored while the
-  // topic has groups; the in-process transports have no use for it.
+  // Keep each stored batch in the tail cache beside its messages, and each
+  // batch a group reads back from the log beside its entries, so that first
+  // deliveries carry it (BrokerDelivery::batch): junctiond sends it to
+  // consumers unchanged. Costs a copy of every batch stored while the topic
+  // has groups, and of every batch read back; the in-process transports
+  // have no use for it.
   bool keep_stored_batches = false;
 };
 
@@ -82,6 +84,7 @@ class Broker {
   // BrokerOptions::keep_stored_batches, for a broker opened without it.
   // REQUIRES: on the broker's executor, or before anything runs it.
   void set_keep_stored_batches(bool keep) { options_.keep_stored_batches = keep; }
+  bool keep_stored_batches() const { return options_.keep_stored_batches; }
 
   boost::asio::awaitable<Status> CreateTopic(std::string name, TopicOptions options);
   // What Publish refuses before storing anything: a closed broker, a bad

@@ -194,8 +194,18 @@ bool Group::FillPartition(std::uint32_t p) {
     rest = rest.subspan(header->batch_length);
     Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch);
     JUNCTION_CHECK(records.ok()) << "log returned a bad batch: " << records.status();
+    // Copied out of the read buffer (entries would pin all of it), once a
+    // record of it is this group's.
+    std::shared_ptr<const StoredBatch> kept;
+    const bool keep =
+        broker_.keep_stored_batches() && header->last_offset_delta + 1 == header->record_count;
     for (codec::Record& record : *records) {
       if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
+      if (keep && kept == nullptr) {
+        kept =
+            std::make_shared<const StoredBatch>(header->base_offset, header->record_count,
+                                                std::vector<std::byte>(batch.begin(), batch.end()));
+      }
       Result<StoredMessage> stored = DecodeMessage(record);
       if (!stored.ok()) {
         // Unreadable as a message: it cannot be delivered or dead-lettered.
@@ -208,7 +218,7 @@ bool Group::FillPartition(std::uint32_t p) {
         continue;
       }
       AddEntry(PartitionId(p), record.offset,
-               std::make_shared<const StoredMessage>(std::move(*stored)));
+               std::make_shared<const StoredMessage>(std::move(*stored)), kept);
     }
   }
   cursor.next_read = read->next_offset;

@@ -362,6 +362,22 @@ TEST_F(ServerTest, DeliverCarriesTheBatchAsStored) {
                          d.batches[0].begin() + c::kBatchHeaderSize));
 }
 
+TEST_F(ServerTest, DeliverCarriesABatchReadBackFromTheLogAsStored) {
+  RawClient client(server_->port());
+  client.Handshake();
+  // Stored before any group exists: the group reads it back from the log.
+  std::vector<std::byte> sent = BatchOf({"a", "b"});
+  PublishRaw(client, sent);
+  std::uint64_t stream = SubscribeRaw(client);
+  Delivered d = FetchRaw(client, stream, 10, c::kWireVersion);
+  EXPECT_EQ(d.ids, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(d.batches.size(), 1u);
+  EXPECT_TRUE(d.sources[0]);
+  ASSERT_EQ(d.batches[0].size(), sent.size());
+  EXPECT_TRUE(std::equal(sent.begin() + c::kBatchHeaderSize, sent.end(),
+                         d.batches[0].begin() + c::kBatchHeaderSize));
+}
+
 TEST_F(ServerTest, DeliverEncodesWhatIsUnderHalfOfAStoredBatch) {
   RawClient client(server_->port());
   client.Handshake();
