@@ -194,18 +194,23 @@ bool Group::FillPartition(std::uint32_t p) {
     rest = rest.subspan(header->batch_length);
     Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch);
     JUNCTION_CHECK(records.ok()) << "log returned a bad batch: " << records.status();
-    // Copied out of the read buffer (entries would pin all of it), once a
-    // record of it is this group's.
+    // Copied out of the read buffer (entries would pin all of it) when at
+    // least half of its records are this group's to deliver: junctiond
+    // sends such a batch whole, and encodes the messages of the others.
     std::shared_ptr<const StoredBatch> kept;
-    const bool keep =
-        broker_.keep_stored_batches() && header->last_offset_delta + 1 == header->record_count;
-    for (codec::Record& record : *records) {
-      if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
-      if (keep && kept == nullptr) {
+    if (broker_.keep_stored_batches() && header->last_offset_delta + 1 == header->record_count) {
+      std::size_t ours = 0;
+      for (const codec::Record& record : *records) {
+        if (record.offset >= cursor.next_read && !cursor.acked.Contains(record.offset)) ++ours;
+      }
+      if (ours * 2 >= header->record_count) {
         kept =
             std::make_shared<const StoredBatch>(header->base_offset, header->record_count,
                                                 std::vector<std::byte>(batch.begin(), batch.end()));
       }
+    }
+    for (codec::Record& record : *records) {
+      if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
       Result<StoredMessage> stored = DecodeMessage(record);
       if (!stored.ok()) {
         // Unreadable as a message: it cannot be delivered or dead-lettered.

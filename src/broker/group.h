@@ -70,8 +70,9 @@ struct BrokerDelivery {
   std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
   bool ephemeral = false;
-  // On a first delivery taken from the tail cache: the stored batch that
-  // holds the message, which junctiond may send as it is. Else null.
+  // On a first delivery (with BrokerOptions::keep_stored_batches): the
+  // stored batch that holds the message, from the tail cache or read back
+  // from the log, which junctiond may send as it is. Else null.
   std::shared_ptr<const StoredBatch> batch;
 };
 
@@ -157,7 +158,7 @@ class Group {
     PartitionId partition;
     Offset offset;
     std::shared_ptr<const StoredMessage> stored;  // its size() counts against credit
-    // The stored batch holding it, from the tail cache, until its first
+    // The stored batch holding it (tail cache or log read), until its first
     // hand-out (redeliveries carry none: an entry pins no batch for long).
     std::shared_ptr<const StoredBatch> batch;
     State state = State::kReady;

@@ -255,6 +255,11 @@ Result<BrokerFigures> Server::broker_figures(Duration timeout) const {
     if (i.figures_closed || i.context->stopping.load()) {
       return UnavailableError("junctiond is stopping");
     }
+    // A read that outlived its scrape still runs: reads do not pile up
+    // behind a slow shard.
+    if (i.figures_in_flight > 0) {
+      return UnavailableError("the broker's shard has not answered the last scrape yet");
+    }
     ++i.figures_in_flight;
   }
   // On shard 0, where the bus runs its calls in place. The promise outlives
@@ -264,10 +269,15 @@ Result<BrokerFigures> Server::broker_figures(Duration timeout) const {
   asio::co_spawn(*i.shards[0], CollectFigures(*i.context->bus),
                  [&i, promise](const std::exception_ptr& e, Result<BrokerFigures> r) {
                    if (e) r = InternalError("reading the broker's figures threw");
+                   {
+                     // First: the next scrape may start as soon as this one
+                     // has its answer. Nothing touches `i` after the unlock
+                     // (Stop may free it then).
+                     std::lock_guard lock(i.figures_mu);
+                     --i.figures_in_flight;
+                     i.figures_done.notify_all();
+                   }
                    promise->set_value(std::move(r));
-                   std::lock_guard lock(i.figures_mu);
-                   --i.figures_in_flight;
-                   i.figures_done.notify_all();
                  });
   if (figures.wait_for(timeout) != std::future_status::ready) {
     return UnavailableError("the broker's shard did not answer within the scrape timeout");

@@ -88,8 +88,9 @@ class Server {
   ServerStats stats() const;
   // The broker's topics and durable groups, read on its shard (behind
   // whatever the shard has queued). Waits at most `timeout`: Unavailable
-  // when the shard has not answered by then, and once Stop began. Call from
-  // a thread that is not a shard.
+  // when the shard has not answered by then, while an earlier read still
+  // runs (one at a time), and once Stop began. Call from a thread that is
+  // not a shard.
   Result<BrokerFigures> broker_figures(Duration timeout) const;
 
   // Graceful: stops accepting, tells every connection GOAWAY, answers what

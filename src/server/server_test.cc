@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -376,6 +377,39 @@ TEST_F(ServerTest, DeliverCarriesABatchReadBackFromTheLogAsStored) {
   ASSERT_EQ(d.batches[0].size(), sent.size());
   EXPECT_TRUE(std::equal(sent.begin() + c::kBatchHeaderSize, sent.end(),
                          d.batches[0].begin() + c::kBatchHeaderSize));
+}
+
+TEST_F(ServerTest, ARedeliveryInTheRangeOfAStoredBatchIsServedFromIt) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::uint64_t stream = SubscribeRaw(client);
+  PublishRaw(client, BatchOf({"a", "b", "c", "d"}));
+  // One of four: encoded. Then nacked, so it comes again without a batch.
+  Delivered first = FetchRaw(client, stream, 1, c::kWireVersion);
+  ASSERT_EQ(first.ids, (std::vector<std::string>{"a"}));
+  std::vector<std::byte> out;
+  c::FrameWriter w(out);
+  c::BeginAck(w, 4, 1);
+  c::EncodeAckEntry(w, {.kind = c::AckKind::kNack,
+                        .stream = stream,
+                        .delivery_id = first.headers[0].delivery_id,
+                        .delay = Duration::zero(),
+                        .error = "again"});
+  w.End();
+  client.Send(out);
+  std::optional<c::Frame> acked = client.NextFrame();
+  ASSERT_TRUE(acked && acked->type() == c::FrameType::kAcked);
+  // b, c and d (first deliveries, holding the batch) and the redelivery of
+  // a, in the batch's range: one stored batch serves all four.
+  Delivered rest = FetchRaw(client, stream, 10, c::kWireVersion);
+  std::vector<std::string> ids = rest.ids;
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "c", "d"}));
+  ASSERT_EQ(rest.sources.size(), 1u);
+  EXPECT_TRUE(rest.sources[0]);
+  for (const c::DeliveryHeader& h : rest.headers) {
+    EXPECT_EQ(h.attempt, DeliveryCount(h.offset == first.headers[0].offset ? 2 : 1));
+  }
 }
 
 TEST_F(ServerTest, DeliverEncodesWhatIsUnderHalfOfAStoredBatch) {

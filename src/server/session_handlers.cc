@@ -7,7 +7,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/message_codec.h"
 #include "server/session.h"
@@ -181,25 +180,50 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   // As many as fit the peer's frame limit; the rest wait for the next FETCH.
   const std::size_t room =
       peer_max_frame_ > kDeliverSlack * 2 ? peer_max_frame_ - kDeliverSlack : peer_max_frame_;
-  // A stored batch goes whole when this frame takes at least half of its
-  // records (one mostly for other consumers is encoded for this one
-  // instead) and it fits the frame.
-  boost::unordered_flat_map<const broker::StoredBatch*, std::size_t> uses;
-  for (const transport::StoredRef& ref : stored) {
-    if (ref.batch != nullptr) ++uses[ref.batch.get()];
-  }
-  for (transport::StoredRef& ref : stored) {
-    if (ref.batch == nullptr) continue;
-    if (uses[ref.batch.get()] * 2 < ref.batch->records ||
-        ref.batch->bytes.size() + kDeliverSlack > room) {
-      ref.batch.reset();  // its message is encoded
-    }
-  }
-  struct Chosen {
+  // The stored batches of this fetch, one per range of offsets however many
+  // copies the deliveries hold (the tail's, one read back from the log). A
+  // batch goes whole when the fetch has at least half of its records, and
+  // it fits the frame; then every delivery of the frame in its range is
+  // served from it, first deliveries or not (the client takes each record
+  // in a stored batch that matches a delivery: wire.md, DELIVER).
+  struct Candidate {
     const broker::StoredBatch* batch;
     PartitionId partition;
+    std::size_t uses = 0;
+    bool chosen = false;
+    bool sent = false;
   };
-  std::vector<Chosen> chosen;
+  std::vector<Candidate> candidates;
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  auto covering = [&candidates](PartitionId p, Offset o) {
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+      const broker::StoredBatch& b = *candidates[k].batch;
+      if (candidates[k].partition == p && o >= b.base_offset &&
+          o.value() - b.base_offset.value() < b.records) {
+        return k;
+      }
+    }
+    return kNone;
+  };
+  if (version_ >= 2) {
+    for (std::size_t i = 0; i < deliveries.size(); ++i) {
+      const broker::StoredBatch* b = stored[i].batch.get();
+      if (b != nullptr && covering(deliveries[i].partition(), deliveries[i].offset()) == kNone) {
+        candidates.push_back({b, deliveries[i].partition()});
+      }
+    }
+  }
+  std::vector<std::size_t> cover(deliveries.size(), kNone);
+  if (!candidates.empty()) {
+    for (std::size_t i = 0; i < deliveries.size(); ++i) {
+      cover[i] = covering(deliveries[i].partition(), deliveries[i].offset());
+      if (cover[i] != kNone) ++candidates[cover[i]].uses;
+    }
+    for (Candidate& c : candidates) {
+      c.chosen = c.uses * 2 >= c.batch->records && c.batch->bytes.size() + kDeliverSlack <= room;
+    }
+  }
+  std::vector<std::size_t> sent;  // candidates, in the order they go out
   std::size_t stored_bytes = 0;
   std::size_t unstored = 0;
   c::RecordBatchBuilder builder({.max_batch_bytes = c::kMaxBatchBytesLimit});
@@ -207,14 +231,14 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   std::int64_t now_ms = WallMs(*context_->clock);
   for (; take < deliveries.size(); ++take) {
     const Delivery& d = deliveries[take];
-    if (const broker::StoredBatch* batch = stored[take].batch.get()) {
-      // The delivery header, and the batch once (`uses` is zeroed once sent).
-      std::size_t& left = uses[batch];
-      std::size_t extra = 32 + (left > 0 ? batch->bytes.size() + 8 : 0);
+    if (cover[take] != kNone && candidates[cover[take]].chosen) {
+      // The delivery header, and the batch once.
+      Candidate& c = candidates[cover[take]];
+      std::size_t extra = 32 + (c.sent ? 0 : c.batch->bytes.size() + 8);
       if (take > 0 && builder.uncompressed_bytes() + stored_bytes + extra > room) break;
       stored_bytes += extra;
-      if (left > 0) chosen.push_back({batch, d.partition()});
-      left = 0;
+      if (!c.sent) sent.push_back(cover[take]);
+      c.sent = true;
       continue;
     }
     // The broker's message when the Delivery holds none (the client sets
@@ -247,8 +271,10 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   if (version_ < 2) {
     w.Raw(*batch);
   } else {
-    c::BeginDeliverBatches(w, chosen.size() + (unstored > 0 ? 1 : 0));
-    for (const Chosen& ch : chosen) c::EncodeDeliverBatch(w, {ch.partition, ch.batch->bytes});
+    c::BeginDeliverBatches(w, sent.size() + (unstored > 0 ? 1 : 0));
+    for (std::size_t k : sent) {
+      c::EncodeDeliverBatch(w, {candidates[k].partition, candidates[k].batch->bytes});
+    }
     if (unstored > 0) c::EncodeDeliverBatch(w, {std::nullopt, *batch});
   }
   w.End();

@@ -45,7 +45,8 @@ Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::str
 // For junctiond: Subscription::NextBatch, and beside each delivery (at the
 // same index) the record batch that holds its message as its partition
 // stores it, when the broker still had that batch in memory (a first
-// delivery taken from the tail cache, on a bus given KeepStoredBatches).
+// delivery, from the tail cache or a read of the log, on a bus given
+// KeepStoredBatches).
 // Such a delivery's own message is left empty (no copy is made): `message`
 // is the broker's, without the attempt header. On any other subscription,
 // and for every other delivery, both are null and the Delivery is whole.

@@ -307,7 +307,7 @@ class JunctionSubscription final : public Subscription {
     if (a->type != c::FrameType::kDeliver) co_return Unexpected(*a, c::FrameType::kDeliver);
     std::vector<c::DeliveryHeader> headers;
     std::vector<c::DeliverBatch> batches;
-    Result<c::DeliverFrame> f = c::DecodeDeliver(a->payload, c::kWireVersion, headers, batches);
+    Result<c::DeliverFrame> f = c::DecodeDeliver(a->payload, a->version, headers, batches);
     if (!f.ok()) {
       co_return UnavailableError("junctiond sent a malformed DELIVER: " + f.status().message());
     }

@@ -194,7 +194,7 @@ awaitable<Status> Conn::Handshake(tcp::socket& sock) {
   sock.set_option(tcp::no_delay(true), ec);
   std::vector<std::byte> hello(std::begin(c::kPreamble), std::end(c::kPreamble));
   c::FrameWriter w(hello);
-  c::EncodeHello(w, {.min_version = c::kWireVersion,
+  c::EncodeHello(w, {.min_version = c::kMinWireVersion,
                      .max_version = c::kWireVersion,
                      .max_frame_bytes = c::kDefaultMaxFrameBytes,
                      .heartbeat = config.heartbeat,
@@ -225,11 +225,17 @@ awaitable<Status> Conn::Handshake(tcp::socket& sock) {
   }
   Result<c::Welcome> welcome = c::DecodeWelcome(frame->payload);
   if (!welcome.ok()) co_return UnavailableError(where() + ": " + welcome.status().message());
+  if (welcome->version < c::kMinWireVersion || welcome->version > c::kWireVersion) {
+    co_return UnavailableError(where() + ": junctiond chose wire version " +
+                               std::to_string(welcome->version) +
+                               ", which this client does not speak");
+  }
   Result<Capabilities> caps = c::CapabilitiesFromBits(welcome->capabilities);
   if (!caps.ok()) co_return UnavailableError(where() + ": " + caps.status().message());
   capabilities = *caps;
   peer_max_frame = welcome->max_frame_bytes;
   heartbeat = welcome->heartbeat;
+  version = welcome->version;
   co_return OkStatus();
 }
 
@@ -379,7 +385,8 @@ void Conn::OnFrame(const c::Frame& frame) {
   if (it == pending.end()) return;  // an answer nobody waits for any more
   std::shared_ptr<Waiter> waiter = std::move(it->second.waiter);
   pending.erase(it);
-  waiter->Set(Answer{frame.type(), {frame.payload.begin(), frame.payload.end()}, generation});
+  waiter->Set(
+      Answer{frame.type(), {frame.payload.begin(), frame.payload.end()}, generation, version});
 }
 
 awaitable<Status> Conn::QueueAck(PendingAck ack) {

@@ -88,7 +88,8 @@ class Signal {
 struct Answer {
   c::FrameType type = c::FrameType::kOk;
   std::vector<std::byte> payload;
-  std::uint64_t generation = 0;  // of the connection it came on
+  std::uint64_t generation = 0;             // of the connection it came on
+  std::uint16_t version = c::kWireVersion;  // the wire version that connection speaks
 };
 using Waiter = Signal<Result<Answer>>;
 
@@ -272,6 +273,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   Status broken;                             // OK until the bus closes
   bool closed = false;
   std::uint32_t peer_max_frame = c::kDefaultMaxFrameBytes;
+  std::uint16_t version = c::kWireVersion;  // agreed in the last handshake
   Duration heartbeat{};
   asio::steady_timer* heartbeat_timer = nullptr;  // the current Heartbeat's: closing cancels it
   tcp::socket* connecting = nullptr;  // Connect's socket while it runs: closing closes it
