@@ -143,6 +143,12 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       options.max_frame_bytes > codec::kMaxMaxFrameBytes) {
     return InvalidArgumentError("max_frame_bytes must be between 64 KiB and 64 MiB");
   }
+  if (options.max_wire_version < codec::kMinWireVersion ||
+      options.max_wire_version > codec::kWireVersion) {
+    return InvalidArgumentError("max_wire_version must be between " +
+                                std::to_string(codec::kMinWireVersion) + " and " +
+                                std::to_string(codec::kWireVersion));
+  }
   std::string url = options.bus_url;
   if (url.empty()) {
     if (options.data_dir.empty()) {

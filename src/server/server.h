@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/wire.h"
 #include "junction/bus.h"
 #include "junction/clock.h"
 #include "junction/result.h"
@@ -48,6 +49,10 @@ struct ServerOptions {
   Duration frame_timeout = std::chrono::seconds(30);
   // Named in the answer to an HTTP request on the wire port ("" if none).
   std::string admin_address;
+  // The newest wire version offered (codec::kMinWireVersion to
+  // kWireVersion): tests run clients against a daemon of an older version
+  // with it. (Not a configuration key.)
+  std::uint16_t max_wire_version = codec::kWireVersion;
   const Clock* clock = nullptr;  // the broker's clock; nullptr: RealClock()
   Env* env = nullptr;            // file:// only; nullptr: the real file system
   BusOptions bus{};              // the rest (clock, env and executor are set here)

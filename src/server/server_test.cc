@@ -487,6 +487,54 @@ Message Event(std::string id) {
   return m;
 }
 
+// Subscribes to "compat", publishes a, b and c in one batch, and takes them
+// back (acking each) as "id@attempt".
+Awaitable<Result<std::vector<std::string>>> RoundTripOverTheBus(Bus* bus) {
+  SubscribeOptions options;
+  options.group = "compat";
+  Result<std::unique_ptr<Subscription>> sub =
+      co_await bus->Subscribe("compat", options, Deadline::Infinite());
+  if (!sub.ok()) co_return sub.status();
+  std::vector<Message> batch;
+  for (std::string id : {"a", "b", "c"}) batch.push_back(Event(id));
+  Result<std::vector<PublishResult>> published =
+      co_await bus->PublishBatch("compat", std::move(batch), {}, Deadline::Infinite());
+  if (!published.ok()) co_return published.status();
+  std::vector<std::string> ids;
+  while (ids.size() < 3) {
+    Result<std::vector<Delivery>> got = co_await (*sub)->NextBatch(10, Deadline::Infinite());
+    if (!got.ok()) co_return got.status();
+    for (Delivery& d : *got) {
+      ids.push_back(d.message().id + "@" + d.message().headers.at(std::string(kHeaderAttempt)));
+      (void)co_await d.Ack();
+    }
+  }
+  (void)co_await (*sub)->Close();
+  (void)co_await bus->Close();
+  co_return ids;
+}
+
+TEST_F(ServerTest, AClientSpeaksVersionOneToADaemonPinnedThere) {
+  ServerOptions options;
+  options.max_wire_version = 1;
+  Start(options);
+  Result<std::unique_ptr<Bus>> bus = Bus::Open("junction://" + server_->address());
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  asio::io_context io;
+  std::future<Result<std::vector<std::string>>> done =
+      asio::co_spawn(io, RoundTripOverTheBus(bus->get()), asio::use_future);
+  io.run();
+  Result<std::vector<std::string>> ids = done.get();
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, (std::vector<std::string>{"a@1", "b@1", "c@1"}));
+
+  ServerOptions newer;
+  newer.max_wire_version = c::kWireVersion + 1;
+  newer.listen = "127.0.0.1:0";
+  newer.bus_url = "mem://";
+  EXPECT_EQ(Server::Start(newer).status().code(), StatusCode::kInvalidArgument);
+}
+
 // The client reconnects to a restarted daemon by itself: publishes go on,
 // the group subscription is opened again and gets what was not acked.
 // Many single publishes at once: the client gathers them into shared

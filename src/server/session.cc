@@ -248,15 +248,16 @@ awaitable<bool> Session::Handshake() {
     CloseWith(c::ConnectionError::kMalformedFrame, hello.status().message());
     co_return false;
   }
-  if (hello->min_version > c::kWireVersion || hello->max_version < c::kMinWireVersion) {
+  const std::uint16_t newest = context_->options.max_wire_version;
+  if (hello->min_version > newest || hello->max_version < c::kMinWireVersion) {
     context_->refused.fetch_add(1);
     CloseWith(c::ConnectionError::kUnsupportedVersion,
               "the client speaks versions " + std::to_string(hello->min_version) + "-" +
                   std::to_string(hello->max_version) + ", this server speaks " +
-                  std::to_string(c::kMinWireVersion) + "-" + std::to_string(c::kWireVersion));
+                  std::to_string(c::kMinWireVersion) + "-" + std::to_string(newest));
     co_return false;
   }
-  version_ = std::min(hello->max_version, c::kWireVersion);
+  version_ = std::min(hello->max_version, newest);
   heartbeat_ = std::max(
       {context_->options.heartbeat, hello->heartbeat, Duration(std::chrono::milliseconds(100))});
   peer_max_frame_ = std::min(hello->max_frame_bytes, c::kMaxMaxFrameBytes);
