@@ -131,6 +131,15 @@ struct SubscribeOptions {
   std::uint64_t max_in_flight_bytes = 8ull << 20;
 };
 
+// Where a group made with `options` on `topic` sends its dead letters:
+// options.dead_letter_topic, or "<topic>.<group>.dlq" when that is empty.
+inline std::string DeadLetterTopic(std::string_view topic, const SubscribeOptions& options) {
+  if (!options.dead_letter_topic.empty()) return options.dead_letter_topic;
+  std::string name(topic);
+  name.append(".").append(options.group).append(".dlq");
+  return name;
+}
+
 // Headers the broker sets on redeliveries and dead letters.
 inline constexpr std::string_view kHeaderAttempt = "junction-attempt";
 inline constexpr std::string_view kHeaderDlqTopic = "junction-dlq-topic";

@@ -29,9 +29,7 @@ GroupConfig GroupConfig::From(const SubscribeOptions& options, std::string_view 
   config.max_deliveries = std::max<std::uint32_t>(1, options.max_deliveries);
   config.backoff = options.backoff;
   if (config.backoff.empty()) config.backoff.push_back(std::chrono::seconds(1));
-  config.dead_letter_topic = options.dead_letter_topic.empty()
-                                 ? std::string(topic) + "." + options.group + ".dlq"
-                                 : options.dead_letter_topic;
+  config.dead_letter_topic = DeadLetterTopic(topic, options);
   return config;
 }
 

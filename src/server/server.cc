@@ -177,14 +177,19 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   bus_options.max_message_bytes = options.max_message_bytes;
   // Each connection creates missing topics if its client asks (HELLO).
   bus_options.auto_create_topics = false;
-  bus_options.executor = impl->shards[0]->get_executor();
+  std::size_t broker_count =
+      options.brokers != 0 ? options.brokers : std::min(shards, Brokers::kMaxBrokers);
+  Env* env = options.env;
   context->options = std::move(options);
   // Opened before any shard runs (BusOptions::executor allows that).
-  Result<std::unique_ptr<Bus>> bus = Bus::Open(url, bus_options);
-  if (!bus.ok()) return bus.status().WithContext("junctiond: opening " + url);
-  context->bus = std::move(*bus);
+  std::vector<asio::io_context*> shard_list;
+  for (auto& shard : impl->shards) shard_list.push_back(shard.get());
+  JUNCTION_ASSIGN_OR_RETURN(context->brokers,
+                            Brokers::Open(url, broker_count, bus_options, env, shard_list));
   // Deliveries then carry the batches as stored, which sessions send on.
-  transport::KeepStoredBatches(*context->bus);
+  for (std::size_t b = 0; b < context->brokers->size(); ++b) {
+    transport::KeepStoredBatches(context->brokers->at(b));
+  }
   impl->context = context;
 
   impl->acceptor.emplace(*impl->shards[0]);
@@ -213,9 +218,11 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       shard->run();
     });
   }
-  log::Info("junctiond listening", {{"address", server->address()},
-                                    {"shards", static_cast<std::uint64_t>(i.shards.size())},
-                                    {"bus", url}});
+  log::Info("junctiond listening",
+            {{"address", server->address()},
+             {"shards", static_cast<std::uint64_t>(i.shards.size())},
+             {"brokers", static_cast<std::uint64_t>(i.context->brokers->size())},
+             {"bus", url}});
   return server;
 }
 
@@ -236,11 +243,11 @@ ServerStats Server::stats() const {
 
 namespace {
 
-asio::awaitable<Result<BrokerFigures>> CollectFigures(Bus& bus) {
+asio::awaitable<Result<BrokerFigures>> CollectFigures(Brokers& brokers) {
   BrokerFigures f;
-  Result<std::vector<TopicInfo>> topics = co_await bus.ListTopics(Deadline::Infinite());
+  Result<std::vector<TopicInfo>> topics = co_await brokers.ListTopics(Deadline::Infinite());
   if (!topics.ok()) co_return topics.status();
-  Result<std::vector<GroupInfo>> groups = co_await bus.ListGroups("", Deadline::Infinite());
+  Result<std::vector<GroupInfo>> groups = co_await brokers.ListGroups("", Deadline::Infinite());
   if (!groups.ok()) co_return groups.status();
   f.topics = std::move(*topics);
   f.groups = std::move(*groups);
@@ -268,11 +275,12 @@ Result<BrokerFigures> Server::broker_figures(Duration timeout) const {
     }
     ++i.figures_in_flight;
   }
-  // On shard 0, where the bus runs its calls in place. The promise outlives
-  // a caller that gave up waiting; Stop waits for the read itself.
+  // On shard 0, where broker 0 runs its calls in place (the others hop to
+  // their shards). The promise outlives a caller that gave up waiting; Stop
+  // waits for the read itself.
   auto promise = std::make_shared<std::promise<Result<BrokerFigures>>>();
   std::future<Result<BrokerFigures>> figures = promise->get_future();
-  asio::co_spawn(*i.shards[0], CollectFigures(*i.context->bus),
+  asio::co_spawn(*i.shards[0], CollectFigures(*i.context->brokers),
                  [&i, promise](const std::exception_ptr& e, Result<BrokerFigures> r) {
                    if (e) r = InternalError("reading the broker's figures threw");
                    {
@@ -338,20 +346,37 @@ Status Server::Stop(Duration drain) {
     i.figures_closed = true;
     i.figures_done.wait(lock, [&i] { return i.figures_in_flight == 0; });
   }
-  // Close the bus on its shard: stores in flight finish, group state is
-  // persisted, the clean-shutdown marker is written.
-  if (c.bus) {
-    std::future<Status> closed = asio::co_spawn(*i.shards[0], c.bus->Close(), asio::use_future);
-    if (!running) i.shards[0]->run();
-    i.stop_status = closed.get();
+  // Close each bus on its shard: stores in flight finish, group state is
+  // persisted, the clean-shutdown marker is written. All at once: each
+  // waits for its own disk.
+  if (c.brokers) {
+    std::vector<std::future<Status>> closing;
+    for (std::size_t b = 0; b < c.brokers->size(); ++b) {
+      closing.push_back(asio::co_spawn(*i.shards[c.brokers->shard(b)], c.brokers->at(b).Close(),
+                                       asio::use_future));
+    }
+    if (!running) {
+      for (auto& shard : i.shards) {
+        shard->run();
+        shard->restart();
+      }
+    }
+    for (std::future<Status>& closed : closing) {
+      Status s = closed.get();
+      if (i.stop_status.ok()) i.stop_status = s;
+    }
   }
-  // The bus's last reference goes here; its broker is released on shard 0,
-  // which runs until nothing is left to do.
+  // The buses' last references go here; each broker is released on its
+  // shard (posted there), which then runs until nothing is left to do: the
+  // work guards go after the release is posted, or a shard that found
+  // itself idle could return before it.
+  c.brokers.reset();
   i.work.clear();
-  c.bus.reset();
   if (!running) {
-    i.shards[0]->restart();
-    i.shards[0]->run();
+    for (auto& shard : i.shards) {
+      shard->restart();
+      shard->run();
+    }
   }
   for (std::thread& t : i.threads) t.join();
   i.threads.clear();

@@ -4,11 +4,12 @@
 // the wire protocol (docs/formats/wire.md). apps/junctiond is a thin main
 // over it; tests start it in-process.
 //
-// Threads: `shards` io_contexts, each run by one thread. The broker runs on
-// shard 0 (BusOptions::executor: a session there reaches it without a hop);
-// connections are spread over all shards round robin and forward their work
-// to the broker's shard. Writes and fdatasyncs run on the bus's blocking
-// threads, never on a shard.
+// Threads: `shards` io_contexts, each run by one thread. The topics are
+// spread over brokers (brokers.h), broker i on shard i % shards
+// (BusOptions::executor: a session there reaches it without a hop);
+// connections are spread over all shards round robin and forward each call
+// to the shard of the topic's broker. Writes and fdatasyncs run on the
+// buses' blocking threads, never on a shard.
 
 #include <chrono>
 #include <cstddef>
@@ -35,6 +36,10 @@ struct ServerOptions {
   // host:port to listen on; port 0 picks a free one (see Server::port()).
   std::string listen = "127.0.0.1:7522";
   std::size_t shards = 0;  // 0: one per CPU the process may run on
+  // Brokers the topics are spread over, for a new data directory (an
+  // existing one keeps the count it was made with: brokers.h). 0: one per
+  // shard. (Not a configuration key.)
+  std::size_t brokers = 0;
   std::size_t max_connections = 10'000;
   std::uint32_t max_frame_bytes = 16u << 20;
   std::uint64_t max_message_bytes = 1u << 20;
@@ -79,7 +84,7 @@ struct BrokerFigures {
 
 class Server {
  public:
-  // Opens the bus, binds the listener and starts the shards.
+  // Opens the brokers (brokers.h), binds the listener and starts the shards.
   // Unavailable when the address is taken or the data directory is held.
   static Result<std::unique_ptr<Server>> Start(ServerOptions options);
   // Stop(), if not yet done.
@@ -91,18 +96,18 @@ class Server {
   std::string address() const;
   std::uint16_t port() const;
   ServerStats stats() const;
-  // The broker's topics and durable groups, read on its shard (behind
-  // whatever the shard has queued). Waits at most `timeout`: Unavailable
-  // when the shard has not answered by then, while an earlier read still
+  // The brokers' topics and durable groups, read on their shards (behind
+  // whatever each shard has queued). Waits at most `timeout`: Unavailable
+  // when the shards have not answered by then, while an earlier read still
   // runs (one at a time), and once Stop began. Call from a thread that is
   // not a shard.
   Result<BrokerFigures> broker_figures(Duration timeout) const;
 
   // Graceful: stops accepting, tells every connection GOAWAY, answers what
   // was already read, waits up to `drain` for the connections to finish,
-  // then closes the bus (stores in flight finish, group state is persisted,
-  // the clean-shutdown marker written). Idempotent; call from a thread that
-  // is not a shard. Returns the bus's Close status.
+  // then closes the brokers' buses (stores in flight finish, group state is
+  // persisted, the clean-shutdown markers written). Idempotent; call from a
+  // thread that is not a shard. Returns the first failed Close status.
   Status Stop(Duration drain = std::chrono::seconds(10));
 
   struct Impl;

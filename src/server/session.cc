@@ -269,7 +269,7 @@ awaitable<bool> Session::Handshake() {
                    {.version = version_,
                     .max_frame_bytes = context_->options.max_frame_bytes,
                     .heartbeat = heartbeat_,
-                    .capabilities = c::CapabilityBits(context_->bus->capabilities()),
+                    .capabilities = c::CapabilityBits(context_->brokers->at(0).capabilities()),
                     .server = "junctiond"});
   Flush();
   handshaken_ = true;

@@ -25,6 +25,7 @@
 
 #include "codec/wire.h"
 #include "junction/bus.h"
+#include "server/brokers.h"
 #include "server/server.h"
 #include "transport/embedded_bus.h"
 
@@ -39,11 +40,11 @@ inline std::int64_t WallMs(const Clock& clock) {
       .count();
 }
 
-// What every session shares: the bus, the options, the counters, and the
+// What every session shares: the brokers, the options, the counters, and the
 // list of open sessions (for Stop). Thread-safe.
 struct ServerContext {
   ServerOptions options;
-  std::unique_ptr<Bus> bus;
+  std::unique_ptr<Brokers> brokers;
   const Clock* clock = nullptr;
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> open{0};

@@ -69,14 +69,15 @@ awaitable<void> Session::HandleListTopics(std::uint32_t correlation,
                                           std::optional<std::string> topic) {
   Result<std::vector<TopicInfo>> topics = std::vector<TopicInfo>{};
   if (topic) {
-    Result<TopicInfo> one = co_await context_->bus->DescribeTopic(*topic, Deadline::Infinite());
+    Result<TopicInfo> one =
+        co_await context_->brokers->For(*topic).DescribeTopic(*topic, Deadline::Infinite());
     if (one.ok()) {
       topics->push_back(std::move(*one));
     } else {
       topics = one.status();
     }
   } else {
-    topics = co_await context_->bus->ListTopics(Deadline::Infinite());
+    topics = co_await context_->brokers->ListTopics(Deadline::Infinite());
   }
   if (!topics.ok()) {
     SendError(correlation, topics.status());
@@ -89,7 +90,7 @@ awaitable<void> Session::HandleListTopics(std::uint32_t correlation,
 
 awaitable<void> Session::HandleListGroups(std::uint32_t correlation, std::string topic) {
   Result<std::vector<GroupInfo>> groups =
-      co_await context_->bus->ListGroups(topic, Deadline::Infinite());
+      co_await context_->brokers->ListGroups(topic, Deadline::Infinite());
   if (!groups.ok()) {
     SendError(correlation, groups.status());
     co_return;
@@ -103,10 +104,10 @@ awaitable<void> Session::HandleRemoval(std::uint32_t correlation, c::FrameType t
                                        std::string topic) {
   Status s;  // (GCC 12: no co_await inside a conditional expression)
   if (type == c::FrameType::kDeleteTopic) {
-    s = co_await context_->bus->DeleteTopic(topic, Deadline::Infinite());
+    s = co_await context_->brokers->For(topic).DeleteTopic(topic, Deadline::Infinite());
     if (s.ok()) context_->topics_deleted.fetch_add(1);
   } else {
-    s = co_await context_->bus->PurgeTopic(topic, Deadline::Infinite());
+    s = co_await context_->brokers->For(topic).PurgeTopic(topic, Deadline::Infinite());
   }
   AnswerStatus(correlation, s);
 }
@@ -114,7 +115,7 @@ awaitable<void> Session::HandleRemoval(std::uint32_t correlation, c::FrameType t
 awaitable<void> Session::HandleReadTopic(std::uint32_t correlation, std::string topic,
                                          PartitionId partition, Offset from,
                                          std::uint64_t max_messages) {
-  Result<std::vector<TopicRecord>> records = co_await context_->bus->ReadTopic(
+  Result<std::vector<TopicRecord>> records = co_await context_->brokers->For(topic).ReadTopic(
       topic, partition, from, static_cast<std::size_t>(max_messages), Deadline::Infinite());
   if (!records.ok()) {
     SendError(correlation, records.status());
