@@ -99,16 +99,14 @@ std::size_t Brokers::HashedOf(std::string_view topic, std::size_t count) {
   return (broker::Murmur2(topic) & 0x7fffffffu) % count;
 }
 
-std::size_t Brokers::Owner(std::string_view topic) const {
-  if (buses_.size() <= 1) return 0;
+Brokers::Placement Brokers::Find(std::string_view topic) const {
+  if (buses_.size() <= 1) return {0, true};
   {
     std::lock_guard lock(mu_);
-    if (!placed_.empty()) {
-      auto it = placed_.find(topic);
-      if (it != placed_.end()) return it->second;
-    }
+    auto it = placed_.find(topic);
+    if (it != placed_.end()) return {it->second, true};
   }
-  return Hashed(topic);
+  return {Hashed(topic), false};
 }
 
 std::size_t Brokers::Enter(const std::string& name, std::size_t broker) {

@@ -59,7 +59,14 @@ class Brokers {
   // The shard (index into the `shards` given to Open) that runs bus i.
   std::size_t shard(std::size_t i) const { return i % shard_count_; }
   // The broker that holds `topic`, or would hold it once created.
-  std::size_t Owner(std::string_view topic) const;
+  std::size_t Owner(std::string_view topic) const { return Find(topic).broker; }
+  // Owner, and whether the name is in the directory: then its broker never
+  // changes while the daemon runs (callers may remember it).
+  struct Placement {
+    std::size_t broker = 0;
+    bool fixed = false;
+  };
+  Placement Find(std::string_view topic) const;
   Bus& For(std::string_view topic) const { return at(Owner(topic)); }
   // The broker a new topic of this name goes to when nothing else placed it.
   std::size_t Hashed(std::string_view topic) const { return HashedOf(topic, buses_.size()); }

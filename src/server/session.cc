@@ -54,6 +54,15 @@ Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> co
 
 Session::~Session() { context_->open.fetch_sub(1); }
 
+Bus& Session::BusFor(std::string_view topic) {
+  Brokers& brokers = *context_->brokers;
+  if (brokers.size() == 1) return brokers.at(0);
+  if (auto it = placements_.find(topic); it != placements_.end()) return brokers.at(it->second);
+  Brokers::Placement placed = brokers.Find(topic);
+  if (placed.fixed && placements_.size() < 10'000) placements_.emplace(topic, placed.broker);
+  return brokers.at(placed.broker);
+}
+
 template <typename A>
 void Session::Spawn(A a) {
   Begin();

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -210,6 +211,16 @@ class Session : public std::enable_shared_from_this<Session> {
   TopicOptions default_topic_{};
   // Topics this connection stored to: no copy is kept for a retry there.
   std::unordered_set<std::string> known_topics_;
+  // The bus of `topic`'s broker. Remembers the placements the directory
+  // has fixed (up to 10,000), so most calls skip its lock.
+  Bus& BusFor(std::string_view topic);
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> placements_;
   std::uint64_t known_as_of_ = 0;  // context_->topics_deleted when known_topics_ was valid
   MonoTime started_;
   std::optional<MonoTime> close_requested_;

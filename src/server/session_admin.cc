@@ -69,8 +69,7 @@ awaitable<void> Session::HandleListTopics(std::uint32_t correlation,
                                           std::optional<std::string> topic) {
   Result<std::vector<TopicInfo>> topics = std::vector<TopicInfo>{};
   if (topic) {
-    Result<TopicInfo> one =
-        co_await context_->brokers->For(*topic).DescribeTopic(*topic, Deadline::Infinite());
+    Result<TopicInfo> one = co_await BusFor(*topic).DescribeTopic(*topic, Deadline::Infinite());
     if (one.ok()) {
       topics->push_back(std::move(*one));
     } else {
@@ -104,10 +103,10 @@ awaitable<void> Session::HandleRemoval(std::uint32_t correlation, c::FrameType t
                                        std::string topic) {
   Status s;  // (GCC 12: no co_await inside a conditional expression)
   if (type == c::FrameType::kDeleteTopic) {
-    s = co_await context_->brokers->For(topic).DeleteTopic(topic, Deadline::Infinite());
+    s = co_await BusFor(topic).DeleteTopic(topic, Deadline::Infinite());
     if (s.ok()) context_->topics_deleted.fetch_add(1);
   } else {
-    s = co_await context_->brokers->For(topic).PurgeTopic(topic, Deadline::Infinite());
+    s = co_await BusFor(topic).PurgeTopic(topic, Deadline::Infinite());
   }
   AnswerStatus(correlation, s);
 }
@@ -115,7 +114,7 @@ awaitable<void> Session::HandleRemoval(std::uint32_t correlation, c::FrameType t
 awaitable<void> Session::HandleReadTopic(std::uint32_t correlation, std::string topic,
                                          PartitionId partition, Offset from,
                                          std::uint64_t max_messages) {
-  Result<std::vector<TopicRecord>> records = co_await context_->brokers->For(topic).ReadTopic(
+  Result<std::vector<TopicRecord>> records = co_await BusFor(topic).ReadTopic(
       topic, partition, from, static_cast<std::size_t>(max_messages), Deadline::Infinite());
   if (!records.ok()) {
     SendError(correlation, records.status());

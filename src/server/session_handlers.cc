@@ -41,7 +41,6 @@ awaitable<bool> Session::CreateMissing(const Status& status, const std::string& 
 awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string topic,
                                        std::vector<Message> messages, std::vector<std::byte> batch,
                                        PublishOptions options) {
-  Brokers& brokers = *context_->brokers;
   if (std::uint64_t deleted = context_->topics_deleted.load(); deleted != known_as_of_) {
     known_topics_.clear();  // one of them may be gone
     known_as_of_ = deleted;
@@ -50,12 +49,11 @@ awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string to
     // Kept until stored: a publish to a missing topic is tried again.
     bool retry = auto_create_ && !known_topics_.contains(topic);
     Message copy = retry ? messages.front() : Message{};
-    Result<PublishResult> r = co_await brokers.For(topic).Publish(
-        topic, std::move(messages.front()), options, Deadline::Infinite());
+    Result<PublishResult> r = co_await BusFor(topic).Publish(topic, std::move(messages.front()),
+                                                             options, Deadline::Infinite());
     // (For again: the topic is now where the create put it.)
     if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
-      r = co_await brokers.For(topic).Publish(topic, std::move(copy), options,
-                                              Deadline::Infinite());
+      r = co_await BusFor(topic).Publish(topic, std::move(copy), options, Deadline::Infinite());
     }
     if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
     if (!r.ok()) {
@@ -73,9 +71,9 @@ awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string to
   std::vector<Message> copy = retry ? messages : std::vector<Message>{};
   std::vector<std::byte> batch_copy = retry ? batch : std::vector<std::byte>{};
   Result<std::vector<PublishResult>> r = co_await transport::PublishReceived(
-      brokers.For(topic), topic, std::move(messages), std::move(batch), options);
+      BusFor(topic), topic, std::move(messages), std::move(batch), options);
   if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
-    r = co_await transport::PublishReceived(brokers.For(topic), topic, std::move(copy),
+    r = co_await transport::PublishReceived(BusFor(topic), topic, std::move(copy),
                                             std::move(batch_copy), options);
   }
   if (r.ok() && retry && known_topics_.size() < 10'000) known_topics_.insert(topic);
@@ -97,11 +95,10 @@ awaitable<void> Session::HandleSubscribe(std::uint32_t correlation, std::string 
     SendError(correlation, placed);
     co_return;
   }
-  Brokers& brokers = *context_->brokers;
   Result<std::unique_ptr<Subscription>> sub =
-      co_await brokers.For(topic).Subscribe(topic, options, Deadline::Infinite());
+      co_await BusFor(topic).Subscribe(topic, options, Deadline::Infinite());
   if (!sub.ok() && co_await CreateMissing(sub.status(), topic)) {
-    sub = co_await brokers.For(topic).Subscribe(topic, std::move(options), Deadline::Infinite());
+    sub = co_await BusFor(topic).Subscribe(topic, std::move(options), Deadline::Infinite());
   }
   if (!sub.ok()) {
     SendError(correlation, sub.status());
@@ -347,15 +344,13 @@ awaitable<void> Session::CloseStreams() {
 
 awaitable<void> Session::HandleSeek(std::uint32_t correlation, std::string topic, std::string group,
                                     StartPosition position) {
-  Status s =
-      co_await context_->brokers->For(topic).Seek(topic, group, position, Deadline::Infinite());
+  Status s = co_await BusFor(topic).Seek(topic, group, position, Deadline::Infinite());
   AnswerStatus(correlation, s);
 }
 
 awaitable<void> Session::HandleDescribe(std::uint32_t correlation, std::string topic,
                                         std::string group) {
-  Result<GroupInfo> info =
-      co_await context_->brokers->For(topic).DescribeGroup(topic, group, Deadline::Infinite());
+  Result<GroupInfo> info = co_await BusFor(topic).DescribeGroup(topic, group, Deadline::Infinite());
   if (!info.ok()) {
     SendError(correlation, info.status());
     co_return;
@@ -367,8 +362,7 @@ awaitable<void> Session::HandleDescribe(std::uint32_t correlation, std::string t
 
 awaitable<void> Session::HandleRequest(std::uint32_t correlation, std::string topic,
                                        Message request, Deadline deadline) {
-  Result<Message> reply =
-      co_await context_->brokers->For(topic).Request(topic, std::move(request), deadline);
+  Result<Message> reply = co_await BusFor(topic).Request(topic, std::move(request), deadline);
   if (!reply.ok()) {
     SendError(correlation, reply.status());
     co_return;
@@ -388,7 +382,7 @@ awaitable<void> Session::HandleRequest(std::uint32_t correlation, std::string to
 
 awaitable<void> Session::HandleRespond(std::uint32_t correlation, std::string topic) {
   Result<std::unique_ptr<Responder>> responder =
-      co_await context_->brokers->For(topic).Respond(topic, Deadline::Infinite());
+      co_await BusFor(topic).Respond(topic, Deadline::Infinite());
   if (!responder.ok()) {
     SendError(correlation, responder.status());
     co_return;
