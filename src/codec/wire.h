@@ -436,6 +436,10 @@ Result<std::span<const std::byte>> DecodeBatchOnly(std::span<const std::byte> pa
 
 void EncodeRespond(FrameWriter& w, std::uint32_t correlation, std::string_view topic);
 Result<std::string_view> DecodeRespond(std::span<const std::byte> payload);
+
+// The topic a PUBLISH, SUBSCRIBE, REQUEST or RESPOND payload starts with,
+// read without decoding the rest (junctiond places a connection by it).
+Result<std::string_view> PeekTopic(std::span<const std::byte> payload);
 void EncodeResponding(FrameWriter& w, std::uint32_t correlation, std::uint64_t stream);
 Result<std::uint64_t> DecodeResponding(std::span<const std::byte> payload);
 

@@ -594,6 +594,13 @@ void EncodeRespond(FrameWriter& w, std::uint32_t correlation, std::string_view t
   w.End();
 }
 
+Result<std::string_view> PeekTopic(std::span<const std::byte> payload) {
+  PayloadReader r(payload);
+  std::string_view topic = r.Str("topic");
+  if (!r.ok()) return r.status("topic");
+  return topic;
+}
+
 Result<std::string_view> DecodeRespond(std::span<const std::byte> payload) {
   PayloadReader r(payload);
   std::string_view topic = r.Str("topic");

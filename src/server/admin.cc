@@ -146,6 +146,9 @@ std::string MetricsText(const ServerStats& stats, const Result<BrokerFigures>& b
   families.push_back(Family("junctiond_protocol_errors_total",
                             "Connections closed for breaking the wire protocol",
                             MetricType::Counter, static_cast<double>(stats.protocol_errors)));
+  families.push_back(Family("junctiond_connections_moved_total",
+                            "Connections moved to the shard of their first topic's broker",
+                            MetricType::Counter, static_cast<double>(stats.connections_moved)));
   families.push_back(Family("junctiond_accepting", "1 while the daemon accepts connections",
                             MetricType::Gauge, stats.accepting ? 1 : 0));
   families.push_back(Family("process_resident_memory_bytes", "Resident memory size in bytes",

@@ -16,6 +16,11 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "core/env.h"
 #include "core/run_sync.h"
@@ -48,6 +53,7 @@ class BrokersTest : public ::testing::Test {
   Result<std::unique_ptr<Server>> StartOn(std::size_t shards, std::size_t brokers = 0) {
     ServerOptions options;
     options.brokers = brokers;
+    options.place_connections = place_connections_;
     options.data_dir = dir_;
     options.fsync = "never";
     options.listen = "127.0.0.1:0";
@@ -85,6 +91,7 @@ class BrokersTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  bool place_connections_ = true;
   std::unique_ptr<Server> server_;
   std::unique_ptr<Bus> client_;
 };
@@ -321,6 +328,90 @@ TEST_F(BrokersTest, GroupsOnTwoBrokersCannotShareADeadLetterTopic) {
     ASSERT_TRUE(RunSync(client_->CreateTopic(group.dead_letter_topic, {}, Soon())).ok());
     EXPECT_TRUE(fs::is_directory(TopicsOf(first) / group.dead_letter_topic));
   }
+}
+
+// `n` publishes to `topic` at once (pipelined on one connection); how many
+// were stored.
+Awaitable<int> PublishAtOnce(Bus& bus, std::string topic, int n) {
+  auto executor = co_await boost::asio::this_coro::executor;
+  int stored = 0;
+  int done = 0;
+  boost::asio::steady_timer all(executor, boost::asio::steady_timer::time_point::max());
+  for (int i = 0; i < n; ++i) {
+    Message m;
+    m.id = topic + "-at-once-" + std::to_string(i);
+    m.source = "/test";
+    m.type = "test";
+    m.data = "at once";
+    boost::asio::co_spawn(executor,
+                          bus.Publish(topic, std::move(m), {},
+                                      Deadline::After(RealClock(), std::chrono::seconds(10))),
+                          [&](const std::exception_ptr& e, const Result<PublishResult>& r) {
+                            if (!e && r.ok()) ++stored;
+                            if (++done == n) all.cancel();
+                          });
+  }
+  while (done < n) {
+    boost::system::error_code ec;
+    co_await all.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+  co_return stored;
+}
+
+TEST_F(BrokersTest, AConnectionMovesToTheShardOfItsFirstTopicsBroker) {
+  // Connections are handed to the shards in turn from shard 0; broker i
+  // runs on shard i.
+  Start(2);  // connection 1: shard 0
+  std::vector<std::string> topics = TopicPerBroker();
+  const std::string& far = topics[1];
+  ASSERT_TRUE(RunSync(client_->CreateTopic(far, {}, Soon())).ok());  // not a topic frame
+  EXPECT_EQ(server_->stats().connections_moved, 0u);
+  ASSERT_TRUE(RunSync(client_->Publish(far, Text("first", "moves"), {}, Soon())).ok());
+  EXPECT_EQ(server_->stats().connections_moved, 1u);
+
+  // Connection 2 lands on shard 1, where `far`'s broker runs: it stays.
+  Result<std::unique_ptr<Bus>> second = Bus::Open("junction://" + server_->address());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(RunSync((*second)->Publish(far, Text("second", "stays"), {}, Soon())).ok());
+  EXPECT_EQ(server_->stats().connections_moved, 1u);
+
+  // Connection 3 (shard 0) starts with 64 publishes in flight: the first
+  // moves it, the other 63 are read and answered on the new shard.
+  Result<std::unique_ptr<Bus>> third = Bus::Open("junction://" + server_->address());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(RunSync(PublishAtOnce(**third, far, 64)), 64);
+  EXPECT_EQ(server_->stats().connections_moved, 2u);
+
+  // The moved connection goes on working: a group on it gets all 66, a
+  // topic on the other broker is still reached (through a hop).
+  SubscribeOptions group;
+  group.group = "readers";
+  Result<std::unique_ptr<Subscription>> sub = RunSync(client_->Subscribe(far, group, Soon()));
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  std::size_t received = 0;
+  while (received < 66) {
+    Result<std::vector<Delivery>> batch = RunSync((*sub)->NextBatch(100, Soon()));
+    ASSERT_TRUE(batch.ok()) << batch.status() << " after " << received;
+    for (Delivery& d : *batch) ASSERT_TRUE(RunSync(d.Ack()).ok());
+    received += batch->size();
+  }
+  EXPECT_EQ(received, 66u);
+  ASSERT_TRUE(RunSync((*sub)->Close()).ok());
+  ASSERT_TRUE(RunSync(client_->CreateTopic(topics[0], {}, Soon())).ok());
+  ASSERT_TRUE(RunSync(client_->Publish(topics[0], Text("near", "hop"), {}, Soon())).ok());
+  EXPECT_EQ(server_->stats().connections_moved, 2u);  // once only
+  ASSERT_TRUE(RunSync((*second)->Close()).ok());
+  ASSERT_TRUE(RunSync((*third)->Close()).ok());
+}
+
+TEST_F(BrokersTest, ConnectionsStayWhereTheyWereAcceptedWhenPlacementIsOff) {
+  place_connections_ = false;
+  Start(2);
+  std::vector<std::string> topics = TopicPerBroker();
+  ASSERT_TRUE(RunSync(client_->CreateTopic(topics[1], {}, Soon())).ok());
+  ASSERT_TRUE(RunSync(client_->Publish(topics[1], Text("first", "stays"), {}, Soon())).ok());
+  EXPECT_EQ(RunSync(PublishAtOnce(*client_, topics[1], 16)), 16);
+  EXPECT_EQ(server_->stats().connections_moved, 0u);
 }
 
 TEST_F(BrokersTest, ABrokenLayoutFileIsAClearError) {

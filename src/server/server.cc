@@ -104,7 +104,8 @@ void Server::Impl::Refuse(tcp::socket socket) {
 
 asio::awaitable<void> Server::Impl::Accept() {
   while (acceptor && acceptor->is_open()) {
-    asio::io_context& shard = *shards[next_shard];
+    std::size_t index = next_shard;
+    asio::io_context& shard = *shards[index];
     next_shard = (next_shard + 1) % shards.size();
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor->async_accept(
@@ -124,7 +125,7 @@ asio::awaitable<void> Server::Impl::Accept() {
       continue;
     }
     context->open.fetch_add(1);
-    auto session = std::make_shared<Session>(std::move(socket), context);
+    auto session = std::make_shared<Session>(std::move(socket), context, index);
     {
       std::lock_guard lock(context->mu);
       context->sessions.emplace(session.get(), session);
@@ -190,6 +191,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   for (std::size_t b = 0; b < context->brokers->size(); ++b) {
     transport::KeepStoredBatches(context->brokers->at(b));
   }
+  for (auto& shard : impl->shards) context->shards.push_back(shard.get());
   impl->context = context;
 
   impl->acceptor.emplace(*impl->shards[0]);
@@ -237,8 +239,8 @@ std::uint16_t Server::port() const { return impl_->bound.port(); }
 
 ServerStats Server::stats() const {
   const ServerContext& c = *impl_->context;
-  return {c.accepted.load(),        c.open.load(),     c.refused.load(), c.frames.load(),
-          c.protocol_errors.load(), !c.stopping.load()};
+  return {c.accepted.load(),        c.open.load(),      c.refused.load(), c.frames.load(),
+          c.protocol_errors.load(), !c.stopping.load(), c.moved.load()};
 }
 
 namespace {

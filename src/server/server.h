@@ -40,6 +40,12 @@ struct ServerOptions {
   // existing one keeps the count it was made with: brokers.h). 0: one per
   // shard. (Not a configuration key.)
   std::size_t brokers = 0;
+  // A connection whose first request about a topic (PUBLISH, SUBSCRIBE,
+  // REQUEST, RESPOND) names one on another shard's broker moves to that
+  // shard before the request runs, so its calls need no thread hop. (Not
+  // a configuration key; tests turn it off to keep connections where
+  // round robin put them.)
+  bool place_connections = true;
   std::size_t max_connections = 10'000;
   std::uint32_t max_frame_bytes = 16u << 20;
   std::uint64_t max_message_bytes = 1u << 20;
@@ -71,6 +77,9 @@ struct ServerStats {
   std::uint64_t frames_received = 0;
   std::uint64_t protocol_errors = 0;  // connections closed for breaking the protocol
   bool accepting = true;              // false once Stop() began
+  // Connections moved to the shard of their first topic's broker
+  // (ServerOptions::place_connections).
+  std::uint64_t connections_moved = 0;
 };
 
 // What the broker holds, for /metrics (Server::broker_figures).

@@ -4,6 +4,8 @@
 #include <deque>
 #include <utility>
 
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -34,9 +36,11 @@ constexpr std::size_t kMaxMessagesPerBatch = 100'000;
 
 }  // namespace
 
-Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context)
+Session::Session(asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context,
+                 std::size_t shard)
     : socket_(std::move(socket)),
       executor_(socket_.get_executor()),
+      shard_(shard),
       context_(std::move(context)),
       decoder_(c::kHandshakeMaxFrameBytes),
       room_(executor_, asio::steady_timer::time_point::max()),
@@ -164,12 +168,36 @@ void Session::CloseSocket() {
   Wake();
 }
 
+void Session::PostHere(std::function<void()> f) {
+  asio::any_io_executor executor;
+  std::uint64_t moves = 0;
+  {
+    std::lock_guard lock(executor_mu_);
+    executor = executor_;
+    moves = moves_;
+  }
+  asio::post(executor, [self = shared_from_this(), moves, f = std::move(f)]() mutable {
+    bool moved = false;
+    {
+      std::lock_guard lock(self->executor_mu_);
+      moved = self->moves_ != moves;
+    }
+    // Moved meanwhile: this shard no longer runs the session. (It cannot
+    // move while this runs: Move runs on this shard too.)
+    if (moved) {
+      self->PostHere(std::move(f));
+      return;
+    }
+    f();
+  });
+}
+
 void Session::Abort() {
-  asio::post(executor_, [self = shared_from_this()] { self->CloseSocket(); });
+  PostHere([self = shared_from_this()] { self->CloseSocket(); });
 }
 
 void Session::Shutdown() {
-  asio::post(executor_, [self = shared_from_this()] {
+  PostHere([self = shared_from_this()] {
     if (self->going_away_ || self->closed_) return;
     self->going_away_ = true;
     c::FrameWriter w = self->writer();
@@ -180,12 +208,124 @@ void Session::Shutdown() {
   });
 }
 
-awaitable<void> Session::Run(std::shared_ptr<Session> self) {
+void Session::StartWatchdog() {
+  watchdog_running_ = true;
   asio::co_spawn(
-      self->executor_,
-      [](std::shared_ptr<Session> s) -> awaitable<void> { co_await s->Watchdog(); }(self),
+      executor_,
+      [](std::shared_ptr<Session> s) -> awaitable<void> {
+        co_await s->Watchdog();
+      }(shared_from_this()),
       asio::detached);
-  if (co_await self->Handshake()) co_await self->ReadLoop();
+}
+
+awaitable<void> Session::Run(std::shared_ptr<Session> self) {
+  self->StartWatchdog();
+  bool open = co_await self->Handshake();
+  while (open) {
+    co_await self->ReadLoop();
+    if (!self->move_to_) break;
+    bool moved = co_await self->Move();
+    if (moved) co_return;  // Resume goes on on the other shard
+    open = self->DispatchHeld();
+  }
+  co_await Finish(self);
+}
+
+awaitable<void> Session::Resume(std::shared_ptr<Session> self) {
+  self->StartWatchdog();
+  if (self->DispatchHeld()) co_await self->ReadLoop();
+  co_await Finish(self);
+}
+
+bool Session::DispatchHeld() {
+  if (!held_) return !closed_;
+  c::Frame frame = *held_;
+  held_.reset();
+  if (closed_) return false;
+  context_->frames.fetch_add(1, std::memory_order_relaxed);
+  return Dispatch(frame);
+}
+
+bool Session::WantsToMove(const c::Frame& frame) {
+  if (placed_) return false;
+  switch (frame.type()) {
+    case c::FrameType::kPublish:
+    case c::FrameType::kSubscribe:
+    case c::FrameType::kRequest:
+    case c::FrameType::kRespond:
+      break;
+    default:
+      return false;
+  }
+  placed_ = true;  // the first such frame decides, whatever it decides
+  const Brokers& brokers = *context_->brokers;
+  if (!context_->options.place_connections || brokers.size() == 1 || context_->shards.size() == 1) {
+    return false;
+  }
+  Result<std::string_view> topic = c::PeekTopic(frame.payload);
+  if (!topic.ok()) return false;  // Dispatch answers the malformed frame
+  std::size_t shard = brokers.shard(brokers.Owner(*topic));
+  if (shard == shard_) return false;
+  move_to_ = shard;
+  held_ = frame;
+  return true;
+}
+
+awaitable<bool> Session::Move() {
+  std::size_t to = *move_to_;
+  move_to_.reset();
+  // What was being written (WELCOME) goes out first, from here.
+  while (writing_ && !closed_) co_await WaitForRoom();
+  // The watchdog ends before the session leaves: nothing may touch it on
+  // this shard afterwards.
+  stopping_watchdog_ = true;
+  watchdog_.cancel();
+  while (watchdog_running_) co_await WaitForRoom();
+  stopping_watchdog_ = false;
+  bool quiet = !closed_ && !close_after_write_ && !going_away_ && outstanding_ == 0 &&
+               streams_.empty() && requests_.empty() && !writing_ && out_.empty() &&
+               sending_.empty();
+  if (!quiet) {
+    StartWatchdog();
+    co_return false;
+  }
+  asio::io_context& target = *context_->shards[to];
+  boost::system::error_code ec;
+  asio::ip::tcp::endpoint local = socket_.local_endpoint(ec);
+  asio::ip::tcp::socket moved(target);
+  if (!ec) {
+    asio::ip::tcp::socket::native_handle_type fd = socket_.release(ec);
+    if (ec) {
+      // Still ours: stay.
+      StartWatchdog();
+      co_return false;
+    }
+    moved.assign(local.protocol(), fd, ec);
+    if (ec) ::close(fd);
+  }
+  if (ec) {
+    log::Warn("junctiond: could not move a connection to its topic's shard",
+              {{"peer", peer_}, {"error", ec.message()}});
+    closed_ = true;  // the socket is gone or unusable
+    Wake();
+    co_return false;
+  }
+  {
+    std::lock_guard lock(executor_mu_);
+    socket_ = std::move(moved);
+    executor_ = target.get_executor();
+    ++moves_;
+  }
+  room_ = asio::steady_timer(executor_, asio::steady_timer::time_point::max());
+  watchdog_ = asio::steady_timer(executor_);
+  shard_ = to;
+  skip_read_wait_ = true;
+  context_->moved.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(executor_, Resume(shared_from_this()), asio::detached);
+  co_return true;
+}
+
+awaitable<void> Session::Finish(std::shared_ptr<Session> self) {
   co_await self->CloseStreams();
   self->requests_.clear();
   // Wait for the answers still being written, then close.
@@ -287,7 +427,7 @@ awaitable<bool> Session::Handshake() {
 
 awaitable<bool> Session::ReadMore() {
   boost::system::error_code ec;
-  if (decoder_.buffered() == 0) {
+  if (decoder_.buffered() == 0 && !std::exchange(skip_read_wait_, false)) {
     // Hold no buffer while idle: wait until bytes are there.
     decoder_.Shrink(0);
     co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
@@ -307,6 +447,7 @@ awaitable<void> Session::ReadLoop() {
   const ServerOptions& o = context_->options;
   while (!closed_ && !close_after_write_) {
     while (std::optional<c::Frame> frame = decoder_.Next()) {
+      if (WantsToMove(*frame)) co_return;  // Run moves the session, then dispatches it
       context_->frames.fetch_add(1, std::memory_order_relaxed);
       if (!Dispatch(*frame)) co_return;
     }
@@ -330,14 +471,13 @@ awaitable<void> Session::ReadLoop() {
 
 awaitable<void> Session::Watchdog() {
   const ServerOptions& o = context_->options;
-  asio::steady_timer& timer = watchdog_;
-  while (!closed_) {
+  while (!closed_ && !stopping_watchdog_) {
     Duration tick = handshaken_ ? heartbeat_ / 4 : o.handshake_timeout / 10;
     tick = std::clamp<Duration>(tick, std::chrono::milliseconds(10), std::chrono::seconds(1));
-    timer.expires_after(tick);
+    watchdog_.expires_after(tick);
     boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    if (closed_) break;
+    co_await watchdog_.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (closed_ || stopping_watchdog_) break;
     MonoTime now = SteadyNow();
     if (close_requested_ && now - *close_requested_ > std::chrono::seconds(5)) {
       CloseSocket();  // the peer does not read its error
@@ -365,6 +505,8 @@ awaitable<void> Session::Watchdog() {
       Flush();
     }
   }
+  watchdog_running_ = false;
+  Wake();  // Move waits for this
 }
 
 bool Session::Dispatch(const c::Frame& frame) {

@@ -46,12 +46,14 @@ inline std::int64_t WallMs(const Clock& clock) {
 struct ServerContext {
   ServerOptions options;
   std::unique_ptr<Brokers> brokers;
+  std::vector<boost::asio::io_context*> shards;  // fixed once sessions run
   const Clock* clock = nullptr;
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> open{0};
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> frames{0};
   std::atomic<std::uint64_t> protocol_errors{0};
+  std::atomic<std::uint64_t> moved{0};  // connections moved to their topic's shard
   std::atomic<bool> stopping{false};
   // Topics deleted so far: a session whose known_topics_ predate one
   // forgets them.
@@ -83,7 +85,9 @@ class Session : public std::enable_shared_from_this<Session> {
     std::deque<Pending> pending;
   };
 
-  Session(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context);
+  // `shard`: the index (in context->shards) of the socket's io_context.
+  Session(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> context,
+          std::size_t shard);
   ~Session();
 
   // Serves the connection until it closes. co_spawn it on the socket's executor.
@@ -100,6 +104,23 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> Handshake();
   boost::asio::awaitable<void> ReadLoop();
   boost::asio::awaitable<void> Watchdog();
+  void StartWatchdog();
+  // The end of a session: streams closed, answers written, socket closed.
+  static boost::asio::awaitable<void> Finish(std::shared_ptr<Session> self);
+
+  // Connection placement (ServerOptions::place_connections). ReadLoop
+  // stops at the first frame about a topic whose broker runs on another
+  // shard (held_, move_to_); Move takes the session there when it is quiet
+  // (nothing unanswered, no streams, nothing to write) and Resume goes on
+  // there, starting with the held frame. A session moves at most once.
+  bool WantsToMove(const codec::Frame& frame);
+  boost::asio::awaitable<bool> Move();
+  static boost::asio::awaitable<void> Resume(std::shared_ptr<Session> self);
+  // Dispatches held_, if any; false when the connection must close.
+  bool DispatchHeld();
+  // Runs `f` on the session's executor, following the session if it moved
+  // (Shutdown and Abort come from other threads).
+  void PostHere(std::function<void()> f);
   // Reads at least one more byte into the decoder; false on EOF or error.
   boost::asio::awaitable<bool> ReadMore();
   // Handles one frame; false when the connection must close.
@@ -180,7 +201,18 @@ class Session : public std::enable_shared_from_this<Session> {
   bool OnFetch(const codec::Frame& frame);
 
   boost::asio::ip::tcp::socket socket_;
+  // Written only by Move, on the session's executor, under executor_mu_;
+  // read there without it, elsewhere (PostHere) with it.
   boost::asio::any_io_executor executor_;
+  std::mutex executor_mu_;
+  std::uint64_t moves_ = 0;  // guarded by executor_mu_ (written like executor_)
+  std::size_t shard_ = 0;
+  bool placed_ = false;  // a frame about a topic was seen: no move after it
+  std::optional<std::size_t> move_to_;
+  std::optional<codec::Frame> held_;
+  bool watchdog_running_ = false;
+  bool stopping_watchdog_ = false;
+  bool skip_read_wait_ = false;  // the first read after a move reads at once
   std::shared_ptr<ServerContext> context_;
   std::string peer_;
   codec::FrameDecoder decoder_;
