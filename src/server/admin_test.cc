@@ -85,6 +85,16 @@ TEST_F(AdminTest, MetricsAreThePrometheusTextOfTheServersFigures) {
   EXPECT_NE(response.find("process_resident_memory_bytes "), std::string::npos);
 }
 
+TEST(MetricsTextTest, ConnectionsMovedAreACounter) {
+  ServerStats stats;
+  stats.connections_moved = 7;
+  std::string text = MetricsText(stats, BrokerFigures{});
+  EXPECT_NE(text.find("# TYPE junctiond_connections_moved_total counter\n"
+                      "junctiond_connections_moved_total 7\n"),
+            std::string::npos)
+      << text;
+}
+
 // Through a client of the daemon: topic "orders" (2 partitions), group
 // "billing" subscribed, 3 messages published, one of them delivered and not
 // acked. Returns once all that is done (the subscription stays open).
