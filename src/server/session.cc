@@ -306,8 +306,12 @@ awaitable<bool> Session::Move() {
   if (ec) {
     log::Warn("junctiond: could not move a connection to its topic's shard",
               {{"peer", peer_}, {"error", ec.message()}});
-    closed_ = true;  // the socket is gone or unusable
-    Wake();
+    if (socket_.is_open()) {
+      CloseSocket();  // still ours (no local endpoint): close it as any other
+    } else {
+      closed_ = true;  // released, and the descriptor closed above
+      Wake();
+    }
     co_return false;
   }
   {
