@@ -185,20 +185,22 @@ bool Group::FillPartition(std::uint32_t p) {
     return false;
   }
   std::span<const std::byte> rest(read->batches);
+  codec::RecordViews views;  // one batch at a time, its buffers reused
   while (!rest.empty()) {
     Result<codec::BatchHeader> header = codec::ParseBatchHeader(rest);
     JUNCTION_CHECK(header.ok()) << "log returned a bad batch: " << header.status();
     std::span<const std::byte> batch = rest.first(header->batch_length);
     rest = rest.subspan(header->batch_length);
-    Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch);
-    JUNCTION_CHECK(records.ok()) << "log returned a bad batch: " << records.status();
+    Status decoded = views.Decode(batch);
+    JUNCTION_CHECK(decoded.ok()) << "log returned a bad batch: " << decoded;
+    std::span<const codec::RecordView> records = views.records();
     // Copied out of the read buffer (entries would pin all of it) when at
     // least half of its records are this group's to deliver: junctiond
     // sends such a batch whole, and encodes the messages of the others.
     std::shared_ptr<const StoredBatch> kept;
     if (broker_.keep_stored_batches() && header->last_offset_delta + 1 == header->record_count) {
       std::size_t ours = 0;
-      for (const codec::Record& record : *records) {
+      for (const codec::RecordView& record : records) {
         if (record.offset >= cursor.next_read && !cursor.acked.Contains(record.offset)) ++ours;
       }
       if (ours * 2 >= header->record_count) {
@@ -207,7 +209,7 @@ bool Group::FillPartition(std::uint32_t p) {
                                                 std::vector<std::byte>(batch.begin(), batch.end()));
       }
     }
-    for (codec::Record& record : *records) {
+    for (const codec::RecordView& record : records) {
       if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
       Result<StoredMessage> stored = DecodeMessage(record);
       if (!stored.ok()) {

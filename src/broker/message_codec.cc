@@ -77,20 +77,20 @@ Result<ExtensionValue> ParseExtension(std::string_view header, std::string_view 
 // The first header name that appears twice, if any. A stored message has a
 // handful of headers: up to kLinear they are compared pairwise, which
 // allocates nothing; more go through a set.
-std::optional<std::string_view> RepeatedName(const std::vector<codec::RecordHeader>& headers) {
+std::optional<std::string_view> RepeatedName(std::span<const codec::RecordHeaderView> headers) {
   constexpr std::size_t kLinear = 16;
   if (headers.size() <= kLinear) {
     for (std::size_t i = 1; i < headers.size(); ++i) {
       for (std::size_t j = 0; j < i; ++j) {
-        if (headers[i].key == headers[j].key) return std::string_view(headers[i].key);
+        if (headers[i].key == headers[j].key) return headers[i].key;
       }
     }
     return std::nullopt;
   }
   std::unordered_set<std::string_view> seen;
   seen.reserve(headers.size());
-  for (const codec::RecordHeader& header : headers) {
-    if (!seen.insert(header.key).second) return std::string_view(header.key);
+  for (const codec::RecordHeaderView& header : headers) {
+    if (!seen.insert(header.key).second) return header.key;
   }
   return std::nullopt;
 }
@@ -105,17 +105,17 @@ std::string* RequiredAttribute(Message& m, std::string_view name) {
 
 // Stores one "ce-<name>" header (`header`) into `m`; `seen_required` counts
 // the four required attributes.
-Status DecodeAttribute(std::string_view header, std::string_view name, const std::string& value,
+Status DecodeAttribute(std::string_view header, std::string_view name, std::string_view value,
                        Message& m, int& seen_required) {
   if (std::string* field = RequiredAttribute(m, name)) {
     *field = value;
     ++seen_required;
   } else if (name == "subject") {
-    m.subject = value;
+    m.subject.emplace(value);
   } else if (name == "datacontenttype") {
-    m.datacontenttype = value;
+    m.datacontenttype.emplace(value);
   } else if (name == "dataschema") {
-    m.dataschema = value;
+    m.dataschema.emplace(value);
   } else if (name == "time") {
     Result<Timestamp> time = ParseRfc3339(value);
     if (!time.ok()) return DataLossError(Where(header) + ": " + time.status().message());
@@ -174,19 +174,33 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
 }
 
 Result<StoredMessage> DecodeMessage(const codec::Record& record) {
+  boost::container::small_vector<codec::RecordHeaderView, 16> headers;
+  headers.reserve(record.headers.size());
+  for (const codec::RecordHeader& h : record.headers) {
+    headers.push_back({h.key, h.value ? std::optional<std::string_view>(*h.value) : std::nullopt});
+  }
+  codec::RecordView view{
+      record.offset, record.timestamp_ms,
+      record.key ? std::optional<std::string_view>(*record.key) : std::nullopt,
+      record.value ? std::optional<std::string_view>(*record.value) : std::nullopt,
+      std::span<const codec::RecordHeaderView>(headers.data(), headers.size())};
+  return DecodeMessage(view);
+}
+
+Result<StoredMessage> DecodeMessage(const codec::RecordView& record) {
   Message m;
   std::optional<std::int64_t> deliver_at_ms;
-  if (record.key) m.key = *record.key;
+  if (record.key) m.key.emplace(*record.key);
   if (record.value) m.data = *record.value;
 
   if (std::optional<std::string_view> twice = RepeatedName(record.headers)) {
     return DataLossError(Where(*twice) + ": appears twice");
   }
   int seen_required = 0;
-  for (const codec::RecordHeader& header : record.headers) {
+  for (const codec::RecordHeaderView& header : record.headers) {
     const std::string_view name = header.key;
     if (!header.value) return DataLossError(Where(name) + ": has no value");
-    const std::string& value = *header.value;
+    const std::string_view value = *header.value;
     if (name.starts_with(kAttributePrefix)) {
       JUNCTION_RETURN_IF_ERROR(
           DecodeAttribute(name, name.substr(kAttributePrefix.size()), value, m, seen_required));
@@ -206,7 +220,7 @@ Result<StoredMessage> DecodeMessage(const codec::Record& record) {
   }
   if (seen_required != 4) {  // (no name repeats, so one of the four is absent)
     for (std::string_view required : {"ce-id", "ce-source", "ce-specversion", "ce-type"}) {
-      auto named = [required](const codec::RecordHeader& h) { return h.key == required; };
+      auto named = [required](const codec::RecordHeaderView& h) { return h.key == required; };
       if (std::none_of(record.headers.begin(), record.headers.end(), named)) {
         return DataLossError(Where(required) + ": missing");
       }
@@ -253,19 +267,22 @@ Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_ba
                                 " records, more than the " + std::to_string(max_messages) +
                                 " expected");
   }
-  Result<std::vector<codec::Record>> records = codec::DecodeRecords(batch, max_batch_bytes);
-  if (!records.ok()) return InvalidArgumentError("record batch: " + records.status().message());
-  out.reserve(records->size());
+  codec::RecordViews views;
+  if (Status decoded = views.Decode(batch, max_batch_bytes); !decoded.ok()) {
+    return InvalidArgumentError("record batch: " + decoded.message());
+  }
+  std::span<const codec::RecordView> records = views.records();
+  out.reserve(records.size());
   bool as_received =
       header->producer_id == ProducerId() && header->base_sequence == SequenceNumber();
-  for (std::size_t i = 0; i < records->size(); ++i) {
-    const codec::Record& record = (*records)[i];
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const codec::RecordView& record = records[i];
     Result<StoredMessage> stored = DecodeMessage(record);
     if (!stored.ok()) {
       return InvalidArgumentError("record " + std::to_string(i) + ": " + stored.status().message());
     }
     if (as_received) {
-      auto broker_field = [](const codec::RecordHeader& h) {
+      auto broker_field = [](const codec::RecordHeaderView& h) {
         return h.key.starts_with(kBrokerFieldPrefix);
       };
       as_received = record.offset == header->base_offset + i &&

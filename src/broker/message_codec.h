@@ -72,6 +72,7 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
 // Decodes a record written by AddMessage. DataLoss naming the bad header or
 // field on malformed input, and when the decoded Message fails
 // Message::Validate(). Unknown "x-" headers are ignored.
+Result<StoredMessage> DecodeMessage(const codec::RecordView& record);
 Result<StoredMessage> DecodeMessage(const codec::Record& record);
 
 // Messages in one record batch, as the wire protocol carries them

@@ -122,30 +122,33 @@ Result<std::string> Decompress(Compression c, std::span<const std::byte> in, std
 }
 
 // Reads a zigzag length: -1 (absent) or a length that fits in what remains.
-Result<std::optional<std::string>> GetBytes(std::span<const std::byte> in, std::size_t& pos,
-                                            std::size_t end, const char* field) {
+Result<std::optional<std::string_view>> GetBytes(std::span<const std::byte> in, std::size_t& pos,
+                                                 std::size_t end, const char* field) {
   auto raw = GetVarint(in.first(end), pos);
   if (!raw) return DataLossError(std::string(field) + ": bad varint");
   std::int64_t length = ZigZagDecode(*raw);
-  if (length == -1) return std::optional<std::string>();
+  if (length == -1) return std::optional<std::string_view>();
   if (length < 0 || static_cast<std::uint64_t>(length) > end - pos) {
     return DataLossError(std::string(field) + ": length " + std::to_string(length) +
                          " exceeds the record");
   }
-  std::string value(reinterpret_cast<const char*>(in.data() + pos),
-                    static_cast<std::size_t>(length));
+  std::string_view value(reinterpret_cast<const char*>(in.data() + pos),
+                         static_cast<std::size_t>(length));
   pos += static_cast<std::size_t>(length);
-  return std::optional<std::string>(std::move(value));
+  return std::optional<std::string_view>(value);
 }
 
-Result<Record> DecodeRecord(std::span<const std::byte> in, std::size_t& pos, const BatchHeader& h) {
+// One record at `pos`, in place; its headers are appended to `headers`
+// (the caller points the record's span at them once they stop moving).
+Result<RecordView> DecodeRecord(std::span<const std::byte> in, std::size_t& pos,
+                                const BatchHeader& h, std::vector<RecordHeaderView>& headers) {
   auto length = GetVarint(in, pos);
   if (!length) return DataLossError("length: bad varint");
   if (*length > in.size() - pos) return DataLossError("length: exceeds the batch");
   std::size_t end = pos + static_cast<std::size_t>(*length);
   if (pos >= end) return DataLossError("attributes: missing");
   if (in[pos++] != std::byte{0}) return DataLossError("attributes: unknown bits set");
-  Record record;
+  RecordView record;
   auto ts = GetVarint(in.first(end), pos);
   if (!ts) return DataLossError("timestamp_delta: bad varint");
   record.timestamp_ms = h.first_timestamp_ms + ZigZagDecode(*ts);
@@ -156,14 +159,14 @@ Result<Record> DecodeRecord(std::span<const std::byte> in, std::size_t& pos, con
   JUNCTION_ASSIGN_OR_RETURN(record.value, GetBytes(in, pos, end, "value"));
   auto count = GetVarint(in.first(end), pos);
   if (!count || *count > end - pos) return DataLossError("header_count: out of range");
-  record.headers.reserve(static_cast<std::size_t>(*count));
   for (std::uint64_t i = 0; i < *count; ++i) {
-    RecordHeader header;
-    JUNCTION_ASSIGN_OR_RETURN(std::optional<std::string> key, GetBytes(in, pos, end, "header key"));
+    RecordHeaderView header;
+    JUNCTION_ASSIGN_OR_RETURN(std::optional<std::string_view> key,
+                              GetBytes(in, pos, end, "header key"));
     if (!key) return DataLossError("header key: absent");
-    header.key = std::move(*key);
+    header.key = *key;
     JUNCTION_ASSIGN_OR_RETURN(header.value, GetBytes(in, pos, end, "header value"));
-    record.headers.push_back(std::move(header));
+    headers.push_back(header);
   }
   if (pos != end) return DataLossError("length: record has trailing bytes");
   return record;
@@ -353,34 +356,76 @@ Result<std::vector<std::byte>> RecordBatchBuilder::Build() {
   return batch;
 }
 
-Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> batch,
-                                          std::uint32_t max_batch_bytes) {
-  JUNCTION_ASSIGN_OR_RETURN(BatchHeader h, VerifyBatch(batch, max_batch_bytes));
+Status RecordViews::Decode(std::span<const std::byte> batch, std::uint32_t max_batch_bytes) {
+  records_.clear();
+  headers_.clear();
+  first_header_.clear();
+  JUNCTION_ASSIGN_OR_RETURN(header_, VerifyBatch(batch, max_batch_bytes));
   std::span<const std::byte> body = batch.subspan(kBatchHeaderSize);
-  std::string decompressed;
-  if (h.compression != Compression::kNone) {
-    JUNCTION_ASSIGN_OR_RETURN(decompressed,
-                              Decompress(h.compression, body, std::size_t{max_batch_bytes} * 4));
-    body = std::span(Ptr(decompressed), decompressed.size());
+  if (header_.compression != Compression::kNone) {
+    JUNCTION_ASSIGN_OR_RETURN(
+        decompressed_, Decompress(header_.compression, body, std::size_t{max_batch_bytes} * 4));
+    body = std::span(Ptr(decompressed_), decompressed_.size());
   }
-  std::vector<Record> records;
-  records.reserve(std::min<std::size_t>(h.record_count, body.size() / 4 + 1));
+  std::size_t reserve = std::min<std::size_t>(header_.record_count, body.size() / 4 + 1);
+  records_.reserve(reserve);
+  first_header_.reserve(reserve);
   std::size_t pos = 0;
   std::uint64_t previous_delta = 0;
-  for (std::uint32_t i = 0; i < h.record_count; ++i) {
-    Result<Record> record = DecodeRecord(body, pos, h);
-    if (!record.ok()) return record.status().WithContext("record " + std::to_string(i));
-    std::uint64_t delta = record->offset - h.base_offset;
+  Status failed;
+  for (std::uint32_t i = 0; i < header_.record_count && failed.ok(); ++i) {
+    std::size_t first = headers_.size();
+    Result<RecordView> record = DecodeRecord(body, pos, header_, headers_);
+    if (!record.ok()) {
+      failed = record.status().WithContext("record " + std::to_string(i));
+      break;
+    }
+    std::uint64_t delta = record->offset - header_.base_offset;
     if (i > 0 && delta <= previous_delta) {
-      return DataLossError("record " + std::to_string(i) + ": offset_delta not increasing");
+      failed = DataLossError("record " + std::to_string(i) + ": offset_delta not increasing");
+      break;
     }
     previous_delta = delta;
-    records.push_back(*std::move(record));
+    records_.push_back(*record);
+    first_header_.push_back(first);
   }
-  if (previous_delta != h.last_offset_delta) {
-    return DataLossError("batch: last record's offset_delta differs from last_offset_delta");
+  if (failed.ok() && previous_delta != header_.last_offset_delta) {
+    failed = DataLossError("batch: last record's offset_delta differs from last_offset_delta");
   }
-  if (pos != body.size()) return DataLossError("batch: bytes after the last record");
+  if (failed.ok() && pos != body.size())
+    failed = DataLossError("batch: bytes after the last record");
+  if (!failed.ok()) {
+    records_.clear();
+    return failed;
+  }
+  // headers_ no longer grows: point each record at its headers.
+  for (std::size_t i = 0; i < records_.size(); ++i) {
+    std::size_t first = first_header_[i];
+    std::size_t last = i + 1 < records_.size() ? first_header_[i + 1] : headers_.size();
+    records_[i].headers = std::span<const RecordHeaderView>(headers_).subspan(first, last - first);
+  }
+  return OkStatus();
+}
+
+Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> batch,
+                                          std::uint32_t max_batch_bytes) {
+  RecordViews views;
+  JUNCTION_RETURN_IF_ERROR(views.Decode(batch, max_batch_bytes));
+  std::vector<Record> records;
+  records.reserve(views.records().size());
+  for (const RecordView& view : views.records()) {
+    Record& record = records.emplace_back();
+    record.offset = view.offset;
+    record.timestamp_ms = view.timestamp_ms;
+    if (view.key) record.key.emplace(*view.key);
+    if (view.value) record.value.emplace(*view.value);
+    record.headers.reserve(view.headers.size());
+    for (const RecordHeaderView& h : view.headers) {
+      RecordHeader& header = record.headers.emplace_back();
+      header.key = h.key;
+      if (h.value) header.value.emplace(*h.value);
+    }
+  }
   return records;
 }
 

@@ -161,4 +161,46 @@ class RecordBatchBuilder {
 Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> batch,
                                           std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
 
+// A record header read in place (RecordViews).
+struct RecordHeaderView {
+  std::string_view key;
+  std::optional<std::string_view> value;
+};
+
+// A record read in place: its key, value and headers point into the batch
+// (into the RecordViews that decoded it, for a compressed batch).
+struct RecordView {
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> value;
+  std::span<const RecordHeaderView> headers;
+};
+
+// Every record of a batch, decoded without copying keys, values or headers:
+// what DecodeRecords checks and returns, as views. The views are valid
+// while the batch's bytes are and until the next Decode; a RecordViews is
+// neither copied nor moved (they may point into it). Decode again to reuse
+// its buffers for the next batch.
+class RecordViews {
+ public:
+  RecordViews() = default;
+  RecordViews(const RecordViews&) = delete;
+  RecordViews& operator=(const RecordViews&) = delete;
+
+  // Verifies `batch` and decodes its records. DataLoss as DecodeRecords;
+  // on error, records() is empty.
+  Status Decode(std::span<const std::byte> batch,
+                std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
+  const BatchHeader& header() const { return header_; }
+  std::span<const RecordView> records() const { return records_; }
+
+ private:
+  BatchHeader header_{};
+  std::vector<RecordView> records_;
+  std::vector<RecordHeaderView> headers_;
+  std::vector<std::size_t> first_header_;  // per record, into headers_, while decoding
+  std::string decompressed_;
+};
+
 }  // namespace junction::codec

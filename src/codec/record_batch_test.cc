@@ -164,6 +164,53 @@ TEST(RecordBatchTest, MalformedRecordNamesIndexAndField) {
   EXPECT_EQ(decoded.status().message(), "record 0: attributes: unknown bits set");
 }
 
+TEST_P(RecordBatchRoundTrip, ViewsReadTheRecordsInPlace) {
+  std::vector<std::byte> batch = Build(SampleRecords(), GetParam());
+  RecordViews views;
+  ASSERT_TRUE(views.Decode(batch).ok());
+  EXPECT_EQ(views.header().record_count, 3u);
+  std::vector<Record> expected = SampleRecords();
+  ASSERT_EQ(views.records().size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const RecordView& v = views.records()[i];
+    const Record& r = expected[i];
+    EXPECT_EQ(v.offset, r.offset);
+    EXPECT_EQ(v.timestamp_ms, r.timestamp_ms);
+    EXPECT_EQ(v.key, r.key) << i;
+    EXPECT_EQ(v.value, r.value) << i;
+    ASSERT_EQ(v.headers.size(), r.headers.size()) << i;
+    for (std::size_t h = 0; h < r.headers.size(); ++h) {
+      EXPECT_EQ(v.headers[h].key, r.headers[h].key);
+      EXPECT_EQ(v.headers[h].value, r.headers[h].value);
+    }
+  }
+  if (GetParam() == Compression::kNone) {  // no copy: the value is the batch's bytes
+    const auto* first = reinterpret_cast<const char*>(batch.data());
+    const char* value = views.records()[2].value->data();
+    EXPECT_TRUE(value > first && value < first + batch.size());
+  }
+}
+
+TEST(RecordBatchTest, ViewsAreReusedForTheNextBatchAndEmptyAfterAnError) {
+  RecordViews views;
+  std::vector<std::byte> three = Build(SampleRecords(), Compression::kZstd);
+  ASSERT_TRUE(views.Decode(three).ok());
+  ASSERT_EQ(views.records().size(), 3u);
+  std::vector<Record> one = {{Offset(0), 5, "k", "v", {{"a", "1"}, {"b", "2"}}}};
+  std::vector<std::byte> single = Build(one, Compression::kNone);
+  ASSERT_TRUE(views.Decode(single).ok());
+  ASSERT_EQ(views.records().size(), 1u);
+  EXPECT_EQ(views.records()[0].key, "k");
+  ASSERT_EQ(views.records()[0].headers.size(), 2u);
+  EXPECT_EQ(views.records()[0].headers[1].value, "2");
+
+  single[kBatchHeaderSize + 1] = std::byte{1};  // an unknown attribute bit, checksum kept valid
+  StoreLE<std::uint64_t>(single.data() + batch_field::kChecksum, ComputeBatchChecksum(single));
+  Status failed = views.Decode(single);
+  EXPECT_EQ(failed.message(), "record 0: attributes: unknown bits set");
+  EXPECT_TRUE(views.records().empty());
+}
+
 TEST(VarintTest, RoundTripsAndRejectsOverlongEncodings) {
   for (std::uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, ~0ull}) {
     std::string out;

@@ -17,7 +17,7 @@ Status DecodeDeliveredMessages(std::span<const codec::DeliveryHeader> headers,
   out.clear();
   out.resize(headers.size());
   std::vector<bool> found(headers.size(), false);
-  auto take = [&](std::size_t i, const codec::Record& record) -> Status {
+  auto take = [&](std::size_t i, const codec::RecordView& record) -> Status {
     if (found[i]) {
       return InvalidArgumentError("delivery " + std::to_string(i) + " has two records");
     }
@@ -31,6 +31,7 @@ Status DecodeDeliveredMessages(std::span<const codec::DeliveryHeader> headers,
     found[i] = true;
     return OkStatus();
   };
+  codec::RecordViews views;  // one batch at a time, its buffers reused
   // Stored batches first: they name their deliveries by (partition, offset).
   boost::unordered_flat_map<std::pair<std::uint32_t, std::uint64_t>, std::size_t> where;
   for (const codec::DeliverBatch& b : batches) {
@@ -41,12 +42,11 @@ Status DecodeDeliveredMessages(std::span<const codec::DeliveryHeader> headers,
         where.emplace(std::pair(headers[i].partition.value(), headers[i].offset.value()), i);
       }
     }
-    Result<std::vector<codec::Record>> records = codec::DecodeRecords(b.batch, max_batch_bytes);
-    if (!records.ok()) {
+    if (Status decoded = views.Decode(b.batch, max_batch_bytes); !decoded.ok()) {
       return InvalidArgumentError("stored batch of partition " + std::to_string(b.stored->value()) +
-                                  ": " + records.status().message());
+                                  ": " + decoded.message());
     }
-    for (const codec::Record& record : *records) {
+    for (const codec::RecordView& record : views.records()) {
       auto it = where.find(std::pair(b.stored->value(), record.offset.value()));
       if (it == where.end()) continue;  // another consumer's
       JUNCTION_RETURN_IF_ERROR(take(it->second, record));
@@ -56,9 +56,10 @@ Status DecodeDeliveredMessages(std::span<const codec::DeliveryHeader> headers,
   std::size_t next = 0;
   for (const codec::DeliverBatch& b : batches) {
     if (b.stored) continue;
-    Result<std::vector<codec::Record>> records = codec::DecodeRecords(b.batch, max_batch_bytes);
-    if (!records.ok()) return InvalidArgumentError("batch: " + records.status().message());
-    for (const codec::Record& record : *records) {
+    if (Status decoded = views.Decode(b.batch, max_batch_bytes); !decoded.ok()) {
+      return InvalidArgumentError("batch: " + decoded.message());
+    }
+    for (const codec::RecordView& record : views.records()) {
       while (next < headers.size() && found[next]) ++next;
       if (next == headers.size()) return InvalidArgumentError("more records than deliveries");
       JUNCTION_RETURN_IF_ERROR(take(next, record));
