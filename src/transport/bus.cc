@@ -156,9 +156,21 @@ Result<std::unique_ptr<Bus>> Bus::Open(std::string_view url_text, const BusOptio
       } else if (param.key == "heartbeat_ms") {
         JUNCTION_ASSIGN_OR_RETURN(std::uint64_t ms, ParseCount(param.key, param.value));
         jc.heartbeat = std::chrono::milliseconds(ms);
+      } else if (param.key == "prefetch") {
+        if (param.value == "none") {
+          jc.prefetch = transport::Prefetch::kNone;
+        } else if (param.value == "ephemeral") {
+          jc.prefetch = transport::Prefetch::kEphemeral;
+        } else if (param.value == "all") {
+          jc.prefetch = transport::Prefetch::kAll;
+        } else {
+          return InvalidArgumentError(
+              "junction://: prefetch must be none, ephemeral or all, not '" +
+              std::string(param.value) + "'");
+        }
       } else {
         return InvalidArgumentError("unknown junction:// option '" + param.key +
-                                    "' (known: connect_timeout_ms, heartbeat_ms)");
+                                    "' (known: connect_timeout_ms, heartbeat_ms, prefetch)");
       }
     }
     return transport::OpenJunctionBus(std::move(jc), options);

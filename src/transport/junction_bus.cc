@@ -256,6 +256,37 @@ awaitable<Result<Answer>> FetchOn(Conn* conn, std::uint64_t stream, std::size_t 
   }
 }
 
+// Sends a FETCH ahead of the caller's next NextBatch (prefetch): its waiter,
+// or null when the stream cannot take one now (not connected, reopening,
+// closed, failed); the next NextBatch then fetches as usual. It polls
+// (timeout 0): answered at once, with what is ready or with ERROR 4.
+awaitable<std::shared_ptr<Waiter>> FetchAheadOn(Conn* conn, std::uint64_t stream, std::size_t max) {
+  auto it = conn->streams.find(stream);
+  if (it == conn->streams.end() || !conn->broken.ok() || !conn->ready ||
+      it->second.server_id == 0 || !it->second.failed.ok()) {
+    co_return nullptr;
+  }
+  c::FetchFrame f{it->second.server_id, max, Duration::zero()};
+  co_return SendFrame(conn, OnLoss::kRetry,
+                      [&](c::FrameWriter& w, auto corr) { c::EncodeFetch(w, corr, f); });
+}
+
+// The deliveries the FETCH sent ahead got, if one is out (`ahead`, cleared
+// here) and got any; else the answer to a FETCH sent now. A poll answers
+// within a round trip, so it is awaited whatever the caller's deadline;
+// when it found nothing (or the connection was lost under it), asking
+// again now sees whatever became ready since, as a FETCH without the
+// prefetch would have.
+awaitable<Result<Answer>> NextAnswerOn(Conn* conn, std::uint64_t stream, std::size_t max,
+                                       Deadline deadline, std::shared_ptr<Waiter>& ahead) {
+  if (ahead) {
+    Result<Answer> got = co_await ahead->Wait();
+    ahead.reset();
+    if (got.ok() && got->type == c::FrameType::kDeliver) co_return got;
+  }
+  co_return co_await FetchOn(conn, stream, max, deadline);
+}
+
 class JunctionDeliveryControl final : public DeliveryControl {
  public:
   JunctionDeliveryControl(std::weak_ptr<Conn> conn, std::uint64_t stream, std::uint64_t generation,
@@ -294,15 +325,33 @@ void CloseStreamLater(Conn* conn, std::uint64_t stream) {
   conn->Spawn(CloseStreamOn(conn, stream));
 }
 
+// Prefetch (JunctionConfig::prefetch; by default for ephemeral
+// subscriptions only: at most once, no member beside them to take their
+// messages): when a DELIVER comes full (`max` deliveries: more are likely
+// waiting), a polling FETCH of the same `max` goes out before decoding it,
+// so the daemon reads the next batch while the caller works through this
+// one. Deliveries beyond a smaller `max` of the next call wait here for the
+// one after. A group member prefetches only when asked to
+// (`prefetch=all`): a batch fetched ahead is held from the other members,
+// its ack deadline running, until this one asks again or closes (the group
+// then redelivers it).
 class JunctionSubscription final : public Subscription {
  public:
-  JunctionSubscription(std::shared_ptr<Conn> conn, std::string topic, std::uint64_t stream)
-      : conn_(std::move(conn)), topic_(std::move(topic)), stream_(stream) {}
-  ~JunctionSubscription() override { CloseStreamLater(conn_.get(), stream_); }
+  JunctionSubscription(std::shared_ptr<Conn> conn, std::string topic, std::uint64_t stream,
+                       bool prefetch)
+      : conn_(std::move(conn)), topic_(std::move(topic)), stream_(stream), prefetch_(prefetch) {}
+  ~JunctionSubscription() override {
+    // The waiter's timer belongs to the connection's executor: drop it there.
+    if (ahead_) conn_->Post([ahead = std::move(ahead_)] {});
+    CloseStreamLater(conn_.get(), stream_);
+  }
 
   Awaitable<Result<std::vector<Delivery>>> NextBatch(std::size_t max, Deadline deadline) override {
     if (max == 0) co_return InvalidArgumentError("NextBatch: max must be at least 1");
-    Result<Answer> a = co_await conn_->On(FetchOn(conn_.get(), stream_, max, deadline));
+    if (closed_) co_return CancelledError("the subscription is closed");
+    if (!held_.empty()) co_return TakeHeld(max);
+    Result<Answer> a =
+        co_await conn_->On(NextAnswerOn(conn_.get(), stream_, max, deadline, ahead_));
     if (!a.ok()) co_return a.status();
     if (a->type != c::FrameType::kDeliver) co_return Unexpected(*a, c::FrameType::kDeliver);
     std::vector<c::DeliveryHeader> headers;
@@ -310,6 +359,9 @@ class JunctionSubscription final : public Subscription {
     Result<c::DeliverFrame> f = c::DecodeDeliver(a->payload, a->version, headers, batches);
     if (!f.ok()) {
       co_return UnavailableError("junctiond sent a malformed DELIVER: " + f.status().message());
+    }
+    if (prefetch_ && !ahead_ && headers.size() == max) {
+      ahead_ = co_await conn_->On(FetchAheadOn(conn_.get(), stream_, max));
     }
     std::vector<Message> messages;
     Status s = DecodeDeliveredMessages(headers, batches, c::kMaxBatchBytesLimit, messages);
@@ -324,17 +376,49 @@ class JunctionSubscription final : public Subscription {
       out.emplace_back(topic_, h.partition, h.offset, h.attempt, std::move(messages[i]),
                        std::move(control));
     }
+    if (out.size() > max) {  // the FETCH ahead asked for more than this call
+      held_.assign(std::make_move_iterator(out.begin() + static_cast<std::ptrdiff_t>(max)),
+                   std::make_move_iterator(out.end()));
+      out.resize(max);
+      held_next_ = 0;
+    }
     co_return out;
   }
 
   Awaitable<Status> Close() override {
-    co_return co_await conn_->On(CloseStreamOn(conn_.get(), stream_));
+    closed_ = true;
+    held_.clear();
+    co_return co_await conn_->On(CloseAndDrop(conn_.get(), stream_, std::move(ahead_)));
   }
 
  private:
+  static awaitable<Status> CloseAndDrop(Conn* conn, std::uint64_t stream,
+                                        std::shared_ptr<Waiter> ahead) {
+    ahead.reset();  // what its FETCH got goes back to the group with the stream
+    co_return co_await CloseStreamOn(conn, stream);
+  }
+
+  std::vector<Delivery> TakeHeld(std::size_t max) {
+    std::size_t n = std::min(max, held_.size() - held_next_);
+    auto first = held_.begin() + static_cast<std::ptrdiff_t>(held_next_);
+    std::vector<Delivery> out(std::make_move_iterator(first),
+                              std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
+    held_next_ += n;
+    if (held_next_ == held_.size()) {
+      held_.clear();
+      held_next_ = 0;
+    }
+    return out;
+  }
+
   std::shared_ptr<Conn> conn_;
   std::string topic_;
   std::uint64_t stream_;
+  bool prefetch_;
+  bool closed_ = false;
+  std::shared_ptr<Waiter> ahead_;  // the FETCH sent ahead; touched on the connection's executor
+  std::vector<Delivery> held_;     // fetched ahead beyond the last call's max
+  std::size_t held_next_ = 0;
 };
 
 awaitable<Status> ReplyOn(Conn* conn, std::uint64_t generation, std::uint64_t request_id,
@@ -593,10 +677,12 @@ class JunctionBus final : public Bus {
                                                              SubscribeOptions options,
                                                              Deadline deadline) override {
     JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
+    bool prefetch = conn_->config.prefetch == Prefetch::kAll ||
+                    (conn_->config.prefetch == Prefetch::kEphemeral && options.group.empty());
     Result<std::uint64_t> stream =
         co_await conn_->On(OpenStreamOn(conn_.get(), std::string(topic), std::move(options)));
     if (!stream.ok()) co_return stream.status();
-    co_return std::make_unique<JunctionSubscription>(conn_, std::string(topic), *stream);
+    co_return std::make_unique<JunctionSubscription>(conn_, std::string(topic), *stream, prefetch);
   }
 
   Awaitable<Status> Seek(std::string_view topic, std::string_view group, StartPosition position,

@@ -14,11 +14,21 @@
 
 namespace junction::transport {
 
+// Which subscriptions send their next FETCH as soon as a DELIVER arrives,
+// so the daemon fills the next batch while the caller works through this
+// one (URL option `prefetch`; src/transport/README.md, "Prefetch").
+enum class Prefetch : std::uint8_t {
+  kNone,       // every NextBatch is one FETCH round trip
+  kEphemeral,  // subscriptions without a group (the default)
+  kAll,        // group members too: a batch fetched ahead is held from the other members
+};
+
 struct JunctionConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7522;
   Duration connect_timeout = std::chrono::seconds(5);
   Duration heartbeat = std::chrono::seconds(5);
+  Prefetch prefetch = Prefetch::kEphemeral;
 };
 
 // Blocking: connects and completes the handshake before returning.
