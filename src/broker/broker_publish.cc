@@ -36,17 +36,29 @@ std::int64_t ToMillis(Duration d) {
 
 // Not in the coroutine: GCC 12 mishandles temporaries of a conditional
 // expression inside coroutines.
+Status TooBig(std::size_t size, std::uint64_t max_bytes) {
+  return ResourceExhaustedError("message of " + std::to_string(size) +
+                                " bytes exceeds max_message_bytes (" + std::to_string(max_bytes) +
+                                ")");
+}
+
 Status ValidateMessages(std::span<const Message> messages, std::uint64_t max_bytes) {
   for (std::size_t i = 0; i < messages.size(); ++i) {
     if (Status s = messages[i].Validate(); !s.ok()) {
       return s.WithContext(messages.size() == 1 ? "message" : "message " + std::to_string(i));
     }
     std::size_t size = MessageSize(messages[i]);
-    if (size > max_bytes) {
-      return ResourceExhaustedError("message of " + std::to_string(size) +
-                                    " bytes exceeds max_message_bytes (" +
-                                    std::to_string(max_bytes) + ")");
-    }
+    if (size > max_bytes) return TooBig(size, max_bytes);
+  }
+  return OkStatus();
+}
+
+Status CheckOptions(const PublishOptions& options) {
+  if (options.deliver_at && options.delay) {
+    return InvalidArgumentError("set deliver_at or delay, not both");
+  }
+  if (options.delay && *options.delay < Duration::zero()) {
+    return InvalidArgumentError("delay is negative");
   }
   return OkStatus();
 }
@@ -112,12 +124,7 @@ Status Broker::CheckTopic(std::string_view topic) const {
 
 Status Broker::CheckMessages(std::span<const Message> messages,
                              const PublishOptions& options) const {
-  if (options.deliver_at && options.delay) {
-    return InvalidArgumentError("set deliver_at or delay, not both");
-  }
-  if (options.delay && *options.delay < Duration::zero()) {
-    return InvalidArgumentError("delay is negative");
-  }
+  JUNCTION_RETURN_IF_ERROR(CheckOptions(options));
   return ValidateMessages(messages, options_.max_message_bytes);
 }
 
@@ -129,6 +136,23 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(
   boxed.reserve(messages.size());
   for (Message& message : messages) {
     boxed.push_back(std::make_shared<StoredMessage>(std::move(message)));
+  }
+  co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options,
+                                    std::move(received));
+}
+
+asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishDecoded(
+    std::string topic_name, std::vector<Message> messages, PublishOptions options,
+    std::vector<std::byte> received) {
+  JUNCTION_CO_RETURN_IF_ERROR(CheckTopic(topic_name));
+  JUNCTION_CO_RETURN_IF_ERROR(CheckOptions(options));
+  std::vector<std::shared_ptr<StoredMessage>> boxed;
+  boxed.reserve(messages.size());
+  for (Message& message : messages) {
+    boxed.push_back(std::make_shared<StoredMessage>(std::move(message)));
+    if (boxed.back()->size() > options_.max_message_bytes) {
+      co_return TooBig(boxed.back()->size(), options_.max_message_bytes);
+    }
   }
   co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options,
                                     std::move(received));

@@ -399,8 +399,8 @@ class EmbeddedBus final : public Bus {
                                                                 std::vector<std::byte> batch,
                                                                 PublishOptions options) {
     co_return co_await OnShard(
-        *core_,
-        core_->broker->Publish(std::string(topic), std::move(messages), options, std::move(batch)));
+        *core_, core_->broker->PublishDecoded(std::string(topic), std::move(messages), options,
+                                              std::move(batch)));
   }
 
   Awaitable<Result<std::unique_ptr<Subscription>>> Subscribe(std::string_view topic,

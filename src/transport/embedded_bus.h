@@ -33,10 +33,12 @@ struct EmbeddedConfig {
 };
 
 // For junctiond (src/server): PublishBatch (no deadline) of `messages`,
-// which came off the wire in the record batch `batch`, for which
-// broker::DecodeMessageBatch said storable. On an embedded bus the broker
-// stores those bytes as they came when the whole batch goes to one
-// partition (broker::Broker::Publish); on any other bus this is PublishBatch.
+// which broker::DecodeMessageBatch decoded (so each passed
+// Message::Validate) from the record batch `batch` that came off the wire;
+// `batch` is empty unless DecodeMessageBatch said storable. On an embedded
+// bus the broker checks their sizes, not their contents again, and stores
+// those bytes as they came when the whole batch goes to one partition
+// (broker::Broker::PublishDecoded); on any other bus this is PublishBatch.
 Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::string_view topic,
                                                               std::vector<Message> messages,
                                                               std::vector<std::byte> batch,

@@ -246,5 +246,33 @@ TEST(PublishReceived, WhatCannotBeStoredAsItCameIsEncodedAgainAndReadsTheSame) {
   EXPECT_EQ(ids, (std::vector<std::string>{"d0", "d1", "late0+delay", "late1+delay"}));
 }
 
+// What came off the wire was validated as it was decoded; its size is still
+// the bus's to check, and an oversized message stores none of its batch.
+TEST(PublishReceived, AMessageOverTheBussLimitIsRefusedAndNothingIsStored) {
+  TempDir dir("junction-received");
+  BusOptions options;
+  options.max_message_bytes = 512;
+  Result<std::unique_ptr<Bus>> bus = Bus::Open("file://" + dir.path().string(), options);
+  ASSERT_TRUE(bus.ok()) << bus.status();
+  Message big = Msg("big");
+  big.data.assign(600, 'x');
+  Received received = FromTheWire({Msg("small"), big});
+  RunOnIo([&]() -> Awaitable<void> {
+    EXPECT_TRUE((co_await (*bus)->CreateTopic("one", {}, Deadline::Infinite())).ok());
+    Result<std::vector<PublishResult>> r = co_await transport::PublishReceived(
+        **bus, "one", std::move(received.messages), std::move(received.batch), {});
+    EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status();
+    EXPECT_NE(r.status().message().find("exceeds max_message_bytes (512)"), std::string::npos)
+        << r.status();
+    Result<std::vector<TopicRecord>> records =
+        co_await (*bus)->ReadTopic("one", PartitionId(0), Offset(0), 10, Deadline::Infinite());
+    EXPECT_TRUE(records.ok()) << records.status();
+    if (records.ok()) {
+      EXPECT_TRUE(records->empty());
+    }
+    EXPECT_TRUE((co_await (*bus)->Close()).ok());
+  });
+}
+
 }  // namespace
 }  // namespace junction
