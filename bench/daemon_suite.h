@@ -7,8 +7,11 @@
 //    through a junctiond started in this process (junction:// over loopback,
 //    2 shards, file:// on the scratch disk) next to the same load on an
 //    in-process file:// bus; goal: the daemon reaches 0.80 of in-process;
-//  * the same queue and the non-durable `pubsub` load against the absolute
-//    goals (1,000,000 and 2,000,000 msg/s of 100 B on this machine);
+//  * the absolute goals (1,000,000 and 2,000,000 msg/s of 100 B on this
+//    machine) with pipelined publishers: the durable queue (fsync=always)
+//    and the non-durable `pubsub` load (fsync=never), each producer with
+//    `in_flight` PublishBatch calls of `batch` messages in flight; the same
+//    loads with single publishes beside them, for reference;
 //  * request-reply p50 through the daemon against the loopback TCP round
 //    trip measured just before (goal: at most 2.2x).
 //
@@ -33,6 +36,7 @@ struct DaemonSuiteOptions {
   int consumers = 1;
   std::uint32_t partitions = 1;
   std::uint32_t in_flight = 64;
+  std::uint32_t batch = 64;  // messages per PublishBatch in the pipelined goal rows
   std::uint64_t request_msgs = 20'000;
   std::function<void(std::string_view)> progress;
 };

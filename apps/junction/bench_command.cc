@@ -158,6 +158,7 @@ int RunBenchDaemon(const Context& context, const BenchOptions& options) {
   suite.partitions = bus.partitions;
   if (bus.in_flight != 0) suite.in_flight = bus.in_flight;
   suite.request_msgs = options.request_msgs;
+  suite.batch = options.daemon_batch;
   suite.progress = [&](std::string_view line) { context.err << "bench: " << line << std::endl; };
   Result<bench::DaemonSuiteResult> result = bench::RunDaemonSuite(suite);
   if (!result.ok()) {
@@ -228,6 +229,10 @@ void AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->check(CLI::Range(1, 1024));
   daemon->add_option("--in-flight", options.bus.in_flight, "Publishes in flight per producer")
       ->check(CLI::Range(1, 65536));
+  daemon
+      ->add_option("--batch", options.daemon_batch,
+                   "Messages per PublishBatch in the pipelined goal rows (default 64)")
+      ->check(CLI::Range(1, 100000));
 }
 
 int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {

@@ -23,6 +23,7 @@ struct BenchOptions {
   std::vector<std::string> only;        // broker: the scenarios to run; empty: all
   BusBenchFlags bus;                    // pub, sub, pubsub, queue, req, baseline, daemon
   std::uint64_t request_msgs = 20'000;  // daemon: requests of its req load
+  std::uint32_t daemon_batch = 64;      // daemon: messages per PublishBatch, pipelined rows
 };
 
 // Adds `bench` and its subcommands to `app`; parsing fills `options`, which
