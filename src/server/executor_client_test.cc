@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "junction/bus.h"
+#include "server/loopback_server_test.h"
 #include "server/server.h"
 
 namespace junction::server {
@@ -58,23 +59,8 @@ std::optional<T> RunOn(asio::io_context& ctx, asio::awaitable<T> a) {
   return out;
 }
 
-class ExecutorClientTest : public ::testing::Test {
+class ExecutorClientTest : public LoopbackServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.bus_url = "mem://";
-    options.listen = "127.0.0.1:0";
-    options.shards = 2;
-    Result<std::unique_ptr<Server>> server = Server::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-  }
-  void TearDown() override {
-    if (server_) {
-      EXPECT_TRUE(server_->Stop().ok());
-    }
-  }
-
   Result<std::unique_ptr<Bus>> Open(asio::io_context& ctx) {
     BusOptions options;
     options.executor = ctx.get_executor();
@@ -89,8 +75,6 @@ class ExecutorClientTest : public ::testing::Test {
     }
     return false;
   }
-
-  std::unique_ptr<Server> server_;
 };
 
 TEST_F(ExecutorClientTest, RunsWithoutAThreadOfItsOwn) {

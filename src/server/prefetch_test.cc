@@ -15,6 +15,7 @@
 
 #include "core/run_sync.h"
 #include "junction/bus.h"
+#include "server/loopback_server_test.h"
 #include "server/server.h"
 
 namespace junction::server {
@@ -24,23 +25,8 @@ using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
 
 Deadline Soon() { return Deadline::After(RealClock(), 10s); }
 
-class PrefetchTest : public ::testing::Test {
+class PrefetchTest : public LoopbackServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.bus_url = "mem://";
-    options.listen = "127.0.0.1:0";
-    options.shards = 2;
-    Result<std::unique_ptr<Server>> server = Server::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-  }
-  void TearDown() override {
-    if (server_) {
-      EXPECT_TRUE(server_->Stop().ok());
-    }
-  }
-
   std::unique_ptr<Bus> Open(const std::string& query = "") {
     Result<std::unique_ptr<Bus>> bus = Bus::Open("junction://" + server_->address() + query);
     EXPECT_TRUE(bus.ok()) << bus.status();
@@ -67,12 +53,48 @@ class PrefetchTest : public ::testing::Test {
     return RunSync(sub.NextBatch(max, Deadline::After(RealClock(), wait)));
   }
 
-  std::unique_ptr<Server> server_;
+  // Two buses (the first with `query`), a topic, and a member of group
+  // "billing" on the first.
+  void TwoBusesAndAMember(const std::string& query) {
+    a_ = Open(query);
+    b_ = Open();
+    ASSERT_NE(a_, nullptr);
+    ASSERT_NE(b_, nullptr);
+    ASSERT_TRUE(RunSync(a_->CreateTopic("orders", {}, Soon())).ok());
+    Result<std::unique_ptr<Subscription>> first =
+        RunSync(a_->Subscribe("orders", Billing(), Soon()));
+    ASSERT_TRUE(first.ok()) << first.status();
+    first_ = std::move(*first);
+  }
+  static SubscribeOptions Billing() {
+    SubscribeOptions group;
+    group.group = "billing";
+    return group;
+  }
+  void CloseBuses() {
+    EXPECT_TRUE(RunSync(a_->Close()).ok());
+    EXPECT_TRUE(RunSync(b_->Close()).ok());
+  }
+
+  std::unique_ptr<Bus> a_;
+  std::unique_ptr<Bus> b_;
+  std::unique_ptr<Subscription> first_;
 };
 
 // Ids of `deliveries`, appended to `ids`.
 void Collect(const std::vector<Delivery>& deliveries, std::vector<std::string>& ids) {
   for (const Delivery& d : deliveries) ids.push_back(d.message().id);
+}
+
+// Takes batches of up to `max` from `sub` until `ids` holds `count` ids.
+void CollectUntil(Subscription& sub, std::size_t count, std::size_t max,
+                  std::vector<std::string>& ids) {
+  while (ids.size() < count) {
+    Result<std::vector<Delivery>> got =
+        RunSync(sub.NextBatch(max, Deadline::After(RealClock(), 10s)));
+    ASSERT_TRUE(got.ok()) << got.status();
+    Collect(*got, ids);
+  }
 }
 
 std::vector<std::string> Ids(int first, int count) {
@@ -110,11 +132,7 @@ TEST_F(PrefetchTest, AnEphemeralSubscriptionGetsEveryMessageOnceInOrderWhateverI
   EXPECT_EQ(none.status().code(), StatusCode::kDeadlineExceeded) << none.status();
   Publish(*bus, "ticks", 40, 5);
   std::vector<std::string> later;
-  while (later.size() < 5) {
-    Result<std::vector<Delivery>> got = Next(**sub, 2);
-    ASSERT_TRUE(got.ok()) << got.status();
-    Collect(*got, later);
-  }
+  ASSERT_NO_FATAL_FAILURE(CollectUntil(**sub, 5, 2, later));
   EXPECT_EQ(later, Ids(40, 5));
 
   EXPECT_TRUE(RunSync((*sub)->Close()).ok());
@@ -138,69 +156,45 @@ std::uint64_t SettledInFlight(Bus& bus, const std::string& topic, const std::str
 }
 
 TEST_F(PrefetchTest, AGroupMemberFetchesOnlyWhatItAsksForByDefault) {
-  std::unique_ptr<Bus> a = Open();
-  std::unique_ptr<Bus> b = Open();
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(RunSync(a->CreateTopic("orders", {}, Soon())).ok());
-  SubscribeOptions group;
-  group.group = "billing";
-  Result<std::unique_ptr<Subscription>> first = RunSync(a->Subscribe("orders", group, Soon()));
-  Result<std::unique_ptr<Subscription>> second = RunSync(b->Subscribe("orders", group, Soon()));
-  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_NO_FATAL_FAILURE(TwoBusesAndAMember(""));
+  Result<std::unique_ptr<Subscription>> second =
+      RunSync(b_->Subscribe("orders", Billing(), Soon()));
+  ASSERT_TRUE(second.ok()) << second.status();
 
-  Publish(*a, "orders", 0, 4);
+  Publish(*a_, "orders", 0, 4);
   std::vector<std::string> ids;
-  Result<std::vector<Delivery>> got = Next(**first, 2);
+  Result<std::vector<Delivery>> got = Next(*first_, 2);
   ASSERT_TRUE(got.ok()) << got.status();
   Collect(*got, ids);
-  EXPECT_EQ(SettledInFlight(*a, "orders", "billing"), got->size());  // nothing fetched ahead
+  EXPECT_EQ(SettledInFlight(*a_, "orders", "billing"), got->size());  // nothing fetched ahead
   // The other member gets the rest while the first still holds its own.
-  while (ids.size() < 4) {
-    Result<std::vector<Delivery>> rest = Next(**second, 4);
-    ASSERT_TRUE(rest.ok()) << rest.status();
-    Collect(*rest, ids);
-  }
+  ASSERT_NO_FATAL_FAILURE(CollectUntil(**second, 4, 4, ids));
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, Ids(0, 4));
-  EXPECT_TRUE(RunSync(a->Close()).ok());
-  EXPECT_TRUE(RunSync(b->Close()).ok());
+  CloseBuses();
 }
 
 TEST_F(PrefetchTest, AGroupMemberAskedToFetchAheadHoldsABatchAndReleasesItOnClose) {
-  std::unique_ptr<Bus> a = Open("?prefetch=all");
-  std::unique_ptr<Bus> b = Open();
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(RunSync(a->CreateTopic("orders", {}, Soon())).ok());
-  SubscribeOptions group;
-  group.group = "billing";
-  Result<std::unique_ptr<Subscription>> first = RunSync(a->Subscribe("orders", group, Soon()));
-  ASSERT_TRUE(first.ok()) << first.status();
-
-  Publish(*a, "orders", 0, 4);
+  ASSERT_NO_FATAL_FAILURE(TwoBusesAndAMember("?prefetch=all"));
+  Publish(*a_, "orders", 0, 4);
   std::vector<std::string> ids;
-  Result<std::vector<Delivery>> got = Next(**first, 2);
+  Result<std::vector<Delivery>> got = Next(*first_, 2);
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->size(), 2u);  // the four were stored together: all ready at once
   Collect(*got, ids);
   for (Delivery& d : *got) EXPECT_TRUE(RunSync(d.Ack()).ok());
   // The FETCH sent ahead holds the other two, unasked.
-  EXPECT_EQ(SettledInFlight(*a, "orders", "billing"), 2u);
+  EXPECT_EQ(SettledInFlight(*a_, "orders", "billing"), 2u);
 
   // Closing hands them to the group: the other member gets them.
-  Result<std::unique_ptr<Subscription>> second = RunSync(b->Subscribe("orders", group, Soon()));
+  Result<std::unique_ptr<Subscription>> second =
+      RunSync(b_->Subscribe("orders", Billing(), Soon()));
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_TRUE(RunSync((*first)->Close()).ok());
-  while (ids.size() < 4) {
-    Result<std::vector<Delivery>> rest = Next(**second, 4);
-    ASSERT_TRUE(rest.ok()) << rest.status();
-    Collect(*rest, ids);
-  }
+  EXPECT_TRUE(RunSync(first_->Close()).ok());
+  ASSERT_NO_FATAL_FAILURE(CollectUntil(**second, 4, 4, ids));
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, Ids(0, 4));
-  EXPECT_TRUE(RunSync(a->Close()).ok());
-  EXPECT_TRUE(RunSync(b->Close()).ok());
+  CloseBuses();
 }
 
 TEST(PrefetchUrlTest, UnknownSettingsAreRefused) {
