@@ -34,6 +34,7 @@ struct BrokerFlags {
   std::string admin;
   std::string fsync;
   int shards = -1;
+  int brokers = -1;
 };
 
 // Colours only on a terminal, and never when NO_COLOR is set and non-empty
@@ -62,6 +63,9 @@ Result<config::Config> LoadConfig(const config::Schema& schema, const GlobalOpti
   if (!broker.fsync.empty()) load.flags.push_back({"storage.fsync", broker.fsync, "--fsync"});
   if (broker.shards >= 0) {
     load.flags.push_back({"broker.shards", std::to_string(broker.shards), "--shards"});
+  }
+  if (broker.brokers >= 0) {
+    load.flags.push_back({"broker.brokers", std::to_string(broker.brokers), "--brokers"});
   }
   return config::Load(schema, load);
 }
@@ -159,6 +163,9 @@ int Run(int argc, char** argv) {
                                "always | never | interval=200ms (storage.fsync)");
     broker_command->add_option("--shards", broker.shards,
                                "Event-loop threads, 0: one per CPU (broker.shards)");
+    broker_command->add_option(
+        "--brokers", broker.brokers,
+        "Brokers a new data directory spreads its topics over, 0: one per shard (broker.brokers)");
 
     MessagingOptions messaging;
     AddMessagingCommands(app, messaging);

@@ -11,6 +11,7 @@
 
 #include "junction/log.h"
 #include "server/admin.h"
+#include "server/brokers.h"
 #include "storage/config.h"
 
 namespace junction::server {
@@ -24,6 +25,14 @@ Status AddConfigKeys(config::Schema& schema) {
                         "junctiond: HOST:PORT of the wire protocol (loopback by default)")));
   JUNCTION_RETURN_IF_ERROR(schema.Add(config::IntKey(
       "broker.shards", 0, 0, 256, "junctiond: event-loop threads (0: one per CPU)")));
+  JUNCTION_RETURN_IF_ERROR(schema.Add(config::IntKey(
+      "broker.brokers", 0, 0, static_cast<std::int64_t>(Brokers::kMaxBrokers),
+      "junctiond: brokers a new data directory spreads its topics over (0: one per shard; a "
+      "directory keeps the count it was made with)")));
+  JUNCTION_RETURN_IF_ERROR(schema.Add(config::IntKey(
+      "broker.blocking_threads", 8, 1, 256,
+      "junctiond: write and fdatasync threads of each broker (partitions flush at once up to "
+      "this many)")));
   JUNCTION_RETURN_IF_ERROR(schema.Add(config::StringKey(
       "broker.admin", "",
       "junctiond: HOST:PORT of /metrics, /livez, /readyz (loopback; empty: no admin port)")));
@@ -46,6 +55,8 @@ Result<ServerOptions> OptionsFromConfig(const config::Config& config) {
   o.listen = config.GetString("broker.listen");
   o.admin_address = config.GetString("broker.admin");
   o.shards = static_cast<std::size_t>(config.GetInt("broker.shards"));
+  o.brokers = static_cast<std::size_t>(config.GetInt("broker.brokers"));
+  o.blocking_threads = static_cast<std::size_t>(config.GetInt("broker.blocking_threads"));
   o.max_connections = static_cast<std::size_t>(config.GetInt("broker.max_connections"));
   std::uint64_t frame = config.GetByteSize("broker.max_frame_bytes");
   if (frame < (64u << 10) || frame > (64u << 20)) {

@@ -159,6 +159,9 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     std::filesystem::path dir = std::filesystem::absolute(options.data_dir, fs_ec);
     if (fs_ec) return InvalidArgumentError("data directory: " + fs_ec.message());
     url = "file://" + dir.lexically_normal().string() + "?fsync=" + options.fsync;
+    if (options.blocking_threads != 0) {
+      url += "&blocking_threads=" + std::to_string(options.blocking_threads);
+    }
   }
   std::size_t shards = options.shards;
   if (shards == 0) {

@@ -38,8 +38,12 @@ struct ServerOptions {
   std::size_t shards = 0;  // 0: one per CPU the process may run on
   // Brokers the topics are spread over, for a new data directory (an
   // existing one keeps the count it was made with: brokers.h). 0: one per
-  // shard. (Not a configuration key.)
+  // shard, at most Brokers::kMaxBrokers (key broker.brokers).
   std::size_t brokers = 0;
+  // Threads each file:// broker writes and fdatasyncs on (its partitions
+  // flush at once up to this many); 0: the bus's default, 8 (key
+  // broker.blocking_threads). Ignored with bus_url.
+  std::size_t blocking_threads = 0;
   // A connection whose first request about a topic (PUBLISH, SUBSCRIBE,
   // REQUEST, RESPOND) names one on another shard's broker moves to that
   // shard before the request runs, so its calls need no thread hop. (Not
