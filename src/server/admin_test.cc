@@ -21,6 +21,7 @@
 #include <boost/asio/write.hpp>
 
 #include "junction/bus.h"
+#include "server/loopback_server_test.h"
 
 namespace junction::server {
 namespace {
@@ -48,28 +49,21 @@ std::string Get(const std::string& address, const std::string& target) {
                   "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
 }
 
-class AdminTest : public ::testing::Test {
+class AdminTest : public LoopbackServerTest {
  protected:
   void SetUp() override {
     ServerOptions options;
-    options.bus_url = "mem://";
-    options.listen = "127.0.0.1:0";
     options.shards = 1;
-    Result<std::unique_ptr<Server>> server = Server::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
+    ASSERT_NO_FATAL_FAILURE(StartServer(options));
     Result<std::unique_ptr<AdminServer>> admin = AdminServer::Start("127.0.0.1:0", *server_);
     ASSERT_TRUE(admin.ok()) << admin.status();
     admin_ = std::move(*admin);
   }
   void TearDown() override {
     admin_.reset();
-    if (server_) {
-      EXPECT_TRUE(server_->Stop().ok());
-    }
+    StopServer();
   }
 
-  std::unique_ptr<Server> server_;
   std::unique_ptr<AdminServer> admin_;
 };
 

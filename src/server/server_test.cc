@@ -29,6 +29,7 @@
 #include "codec/wire.h"
 #include "core/run_sync.h"
 #include "junction/bus.h"
+#include "server/loopback_server_test.h"
 #include "transport/junction_deliver.h"
 
 namespace junction::server {
@@ -123,25 +124,16 @@ Awaitable<Result<PublishResult>> PublishProbe(Bus* bus) {
   co_return r;
 }
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public LoopbackServerTest {
  protected:
   void SetUp() override { Start({}); }
 
+  // The fixture's daemon, with short handshake and frame timeouts unless
+  // `options` sets them.
   void Start(ServerOptions options) {
-    if (server_) (void)server_->Stop();
-    options.bus_url = "mem://";
-    options.listen = "127.0.0.1:0";
-    options.shards = 2;
     if (options.handshake_timeout == std::chrono::seconds(10)) options.handshake_timeout = 500ms;
     if (options.frame_timeout == std::chrono::seconds(30)) options.frame_timeout = 500ms;
-    Result<std::unique_ptr<Server>> server = Server::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-  }
-  void TearDown() override {
-    if (server_) {
-      EXPECT_TRUE(server_->Stop().ok());
-    }
+    StartServer(options);
   }
 
   // A real client can still publish and read back: the daemon is responsive.
@@ -155,8 +147,6 @@ class ServerTest : public ::testing::Test {
     Result<PublishResult> r = published.get();
     EXPECT_TRUE(r.ok()) << r.status();
   }
-
-  std::unique_ptr<Server> server_;
 };
 
 TEST_F(ServerTest, TlsClientHelloGetsAnAlertAndAClose) {
