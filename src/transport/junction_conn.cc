@@ -34,6 +34,13 @@ Status Unexpected(const Answer& answer, c::FrameType expected) {
                           c::FrameTypeName(static_cast<std::uint8_t>(expected)) + " was due");
 }
 
+awaitable<Status> ExpectOk(std::shared_ptr<Waiter> waiter) {
+  Result<Answer> a = co_await waiter->Wait();
+  if (!a.ok()) co_return a.status();
+  if (a->type != c::FrameType::kOk) co_return Unexpected(*a, c::FrameType::kOk);
+  co_return OkStatus();
+}
+
 std::shared_ptr<Waiter> Conn::Send(std::uint32_t corr, std::vector<std::byte> frame,
                                    OnLoss on_loss) {
   auto waiter = std::make_shared<Waiter>(executor);

@@ -290,6 +290,19 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::thread thread;
 };
 
+// Encodes a frame with a fresh correlation id; `encode(writer, corr)`.
+template <typename Encode>
+std::shared_ptr<Waiter> SendFrame(Conn* conn, OnLoss on_loss, Encode encode) {
+  std::uint32_t corr = conn->NextCorrelation();
+  std::vector<std::byte> frame;
+  c::FrameWriter w(frame);
+  encode(w, corr);
+  return conn->Send(corr, std::move(frame), on_loss);
+}
+
+// The answer `waiter` gets, expected to be OK.
+awaitable<Status> ExpectOk(std::shared_ptr<Waiter> waiter);
+
 // Internal: a FETCH or CLOSE_STREAM whose connection was lost.
 Status RetryStatus();
 bool IsRetry(const Status& s);
