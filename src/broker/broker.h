@@ -104,11 +104,12 @@ class Broker {
   boost::asio::awaitable<Result<std::vector<PublishResult>>> Publish(
       std::string topic, std::vector<Message> messages, PublishOptions options,
       std::vector<std::byte> received = {});
-  // Publish of messages DecodeMessageBatch returned (it validated each):
-  // their sizes are checked, their contents not again.
+  // Publish of messages DecodeStoredBatch returned (it validated each and
+  // boxed them as the groups and the tail cache share them): their sizes
+  // are checked, their contents not again.
   boost::asio::awaitable<Result<std::vector<PublishResult>>> PublishDecoded(
-      std::string topic, std::vector<Message> messages, PublishOptions options,
-      std::vector<std::byte> received);
+      std::string topic, std::vector<std::shared_ptr<StoredMessage>> messages,
+      PublishOptions options, std::vector<std::byte> received);
   // Publish for the shard's mailbox: each message passed CheckPublish with
   // these options (messages do not change after), so none is validated
   // again; a closed broker still refuses. The messages come boxed as the

@@ -142,19 +142,16 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Publish(
 }
 
 asio::awaitable<Result<std::vector<PublishResult>>> Broker::PublishDecoded(
-    std::string topic_name, std::vector<Message> messages, PublishOptions options,
-    std::vector<std::byte> received) {
+    std::string topic_name, std::vector<std::shared_ptr<StoredMessage>> messages,
+    PublishOptions options, std::vector<std::byte> received) {
   JUNCTION_CO_RETURN_IF_ERROR(CheckTopic(topic_name));
   JUNCTION_CO_RETURN_IF_ERROR(CheckOptions(options));
-  std::vector<std::shared_ptr<StoredMessage>> boxed;
-  boxed.reserve(messages.size());
-  for (Message& message : messages) {
-    boxed.push_back(std::make_shared<StoredMessage>(std::move(message)));
-    if (boxed.back()->size() > options_.max_message_bytes) {
-      co_return TooBig(boxed.back()->size(), options_.max_message_bytes);
+  for (const std::shared_ptr<StoredMessage>& message : messages) {
+    if (message->size() > options_.max_message_bytes) {
+      co_return TooBig(message->size(), options_.max_message_bytes);
     }
   }
-  co_return co_await PublishChecked(std::move(topic_name), std::move(boxed), options,
+  co_return co_await PublishChecked(std::move(topic_name), std::move(messages), options,
                                     std::move(received));
 }
 
@@ -276,7 +273,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     for (auto& [p, indexes] : by_partition) {
       for (std::size_t i : indexes) {
         std::shared_ptr<DedupeWindow::Pending> pending(block, &(*block)[pendings.size()]);
-        pending->stored = owned[i];
+        pending->id = owned[i]->message.id;
         topic.dedupe.AddPending(hashes[i], pending);
         pendings.emplace_back(i, std::move(pending));
       }

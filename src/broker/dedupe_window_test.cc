@@ -11,13 +11,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::shared_ptr<DedupeWindow::Pending> PendingFor(std::string id) {
-  Message m;
-  m.id = std::move(id);
-  m.source = "/t";
-  m.type = "t";
+// `id` is a literal: it outlives the pending entry, as a publish's message does.
+std::shared_ptr<DedupeWindow::Pending> PendingFor(std::string_view id) {
   auto pending = std::make_shared<DedupeWindow::Pending>();
-  pending->stored = std::make_shared<const StoredMessage>(std::move(m));
+  pending->id = id;
   return pending;
 }
 

@@ -256,9 +256,12 @@ Result<std::vector<std::byte>> EncodeMessageBatch(std::span<const Message> messa
   return builder.Build();
 }
 
-Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
-                          std::size_t max_messages, std::vector<Message>& out, bool* storable) {
-  out.clear();
+namespace {
+
+// DecodeMessageBatch's checks; `take` gets each decoded message in order.
+template <typename Take>
+Status DecodeBatchWith(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
+                       std::size_t max_messages, bool* storable, Take take) {
   if (storable != nullptr) *storable = false;
   Result<codec::BatchHeader> header = codec::ParseBatchHeader(batch, max_batch_bytes);
   if (!header.ok()) return InvalidArgumentError("record batch: " + header.status().message());
@@ -272,7 +275,6 @@ Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_ba
     return InvalidArgumentError("record batch: " + decoded.message());
   }
   std::span<const codec::RecordView> records = views.records();
-  out.reserve(records.size());
   bool as_received =
       header->producer_id == ProducerId() && header->base_sequence == SequenceNumber();
   for (std::size_t i = 0; i < records.size(); ++i) {
@@ -289,10 +291,33 @@ Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_ba
                     record.timestamp_ms == header->first_timestamp_ms &&
                     std::none_of(record.headers.begin(), record.headers.end(), broker_field);
     }
-    out.push_back(std::move(stored->message));
+    take(records.size(), std::move(*stored));
   }
   if (storable != nullptr) *storable = as_received;
   return OkStatus();
+}
+
+}  // namespace
+
+Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
+                          std::size_t max_messages, std::vector<Message>& out, bool* storable) {
+  out.clear();
+  return DecodeBatchWith(batch, max_batch_bytes, max_messages, storable,
+                         [&out](std::size_t count, StoredMessage&& stored) {
+                           if (out.empty()) out.reserve(count);
+                           out.push_back(std::move(stored.message));
+                         });
+}
+
+Status DecodeStoredBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
+                         std::size_t max_messages, std::vector<std::shared_ptr<StoredMessage>>& out,
+                         bool* storable) {
+  out.clear();
+  return DecodeBatchWith(batch, max_batch_bytes, max_messages, storable,
+                         [&out](std::size_t count, StoredMessage&& stored) {
+                           if (out.empty()) out.reserve(count);
+                           out.push_back(std::make_shared<StoredMessage>(std::move(stored)));
+                         });
 }
 
 }  // namespace junction::broker

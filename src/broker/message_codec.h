@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -94,5 +95,11 @@ Result<std::vector<std::byte>> EncodeMessageBatch(
 Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
                           std::size_t max_messages, std::vector<Message>& out,
                           bool* storable = nullptr);
+// The same, each message boxed as the broker keeps it (size and all):
+// junctiond's PUBLISH, whose messages the broker then stores without
+// building them again (Broker::PublishDecoded).
+Status DecodeStoredBatch(std::span<const std::byte> batch, std::uint32_t max_batch_bytes,
+                         std::size_t max_messages, std::vector<std::shared_ptr<StoredMessage>>& out,
+                         bool* storable = nullptr);
 
 }  // namespace junction::broker

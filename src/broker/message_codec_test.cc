@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,6 +106,47 @@ TEST(MessageCodecTest, OnlyBatchesWithoutBrokerFieldsOrOwnTimesAreStorable) {
   EXPECT_FALSE(storable(build({}, 1000, 5000)));
   EXPECT_FALSE(storable(build({.producer_id = ProducerId(3)}, 1000, std::nullopt)));
   EXPECT_FALSE(storable(build({.base_sequence = SequenceNumber(9)}, 1000, std::nullopt)));
+}
+
+// junctiond's decode: the same messages, boxed with their sizes, the same
+// storable verdict, and the same refusal of a batch with a bad record.
+TEST(MessageCodecTest, StoredBatchDecodesWhatMessageBatchDoesBoxed) {
+  Message second = MinimalMessage();
+  second.id = "2";
+  std::vector<Message> both = {FullMessage(), second};
+  std::vector<std::byte> batch = *EncodeMessageBatch(both, 1000);
+  std::vector<Message> plain;
+  bool plain_storable = false;
+  ASSERT_TRUE(
+      DecodeMessageBatch(batch, codec::kDefaultMaxBatchBytes, 100, plain, &plain_storable).ok());
+  std::vector<std::shared_ptr<StoredMessage>> boxed = {nullptr};  // cleared first
+  bool boxed_storable = false;
+  ASSERT_TRUE(
+      DecodeStoredBatch(batch, codec::kDefaultMaxBatchBytes, 100, boxed, &boxed_storable).ok());
+  EXPECT_TRUE(plain_storable);
+  EXPECT_TRUE(boxed_storable);
+  ASSERT_EQ(boxed.size(), both.size());
+  for (std::size_t i = 0; i < both.size(); ++i) {
+    ASSERT_NE(boxed[i], nullptr);
+    EXPECT_EQ(boxed[i]->message, plain[i]) << i;
+    EXPECT_EQ(boxed[i]->message, both[i]) << i;
+    EXPECT_EQ(boxed[i]->size(), MessageSize(both[i])) << i;
+    EXPECT_EQ(boxed[i]->timestamp_ms, 1000) << i;
+  }
+  EXPECT_EQ(DecodeStoredBatch(batch, codec::kDefaultMaxBatchBytes, 1, boxed).code(),
+            StatusCode::kInvalidArgument);  // more records than allowed
+
+  codec::RecordBatchBuilder builder;
+  AddMessage(builder, FullMessage(), 1000, std::nullopt);
+  Message invalid = MinimalMessage();
+  invalid.specversion = "0.3";
+  AddMessage(builder, invalid, 1000, std::nullopt);
+  std::vector<std::byte> bad = *builder.Build();
+  Status plain_error = DecodeMessageBatch(bad, codec::kDefaultMaxBatchBytes, 100, plain);
+  Status boxed_error = DecodeStoredBatch(bad, codec::kDefaultMaxBatchBytes, 100, boxed);
+  EXPECT_EQ(boxed_error.code(), StatusCode::kInvalidArgument) << boxed_error;
+  EXPECT_EQ(boxed_error, plain_error);
+  EXPECT_NE(boxed_error.message().find("record 1"), std::string::npos) << boxed_error;
 }
 
 TEST(MessageCodecTest, RecordLayoutFollowsTheFormatDocument) {

@@ -115,7 +115,7 @@ std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::uint64_t h
   auto it = pending_.find(hash);
   if (it == pending_.end()) return nullptr;
   for (const std::shared_ptr<Pending>* p = &it->second; *p; p = &(*p)->next_same_hash) {
-    if ((*p)->stored->message.id == id) return *p;
+    if ((*p)->id == id) return *p;
   }
   return nullptr;
 }

@@ -43,8 +43,9 @@ class DedupeWindow {
     Offset offset;
   };
   struct Pending {
-    // The message being stored: holds the id the window's key refers to.
-    std::shared_ptr<const StoredMessage> stored;
+    // The id being stored: a view of the publishing call's message, which
+    // outlives the entry (Broker::Store removes it before it returns).
+    std::string_view id;
     std::optional<Hit> result;  // unset while in flight, or when it failed
     bool done = false;
     // Created by the first duplicate that waits; cancelled when done.
@@ -65,7 +66,7 @@ class DedupeWindow {
   // Pending ids are kept by hash(id) (the caller has it already), the ids
   // compared on a hit.
   std::shared_ptr<Pending> FindPending(std::uint64_t hash, std::string_view id) const;
-  // Under `hash`, pending->stored's id's (a second publish of an id waits
+  // Under `hash`, pending->id's (a second publish of an id waits
   // for the first, so an id is pending once at most).
   void AddPending(std::uint64_t hash, std::shared_ptr<Pending> pending);
   void RemovePending(std::uint64_t hash, const Pending* pending);

@@ -550,10 +550,10 @@ bool Session::Dispatch(const c::Frame& frame) {
     case c::FrameType::kPublish: {
       Result<c::PublishFrame> f = c::DecodePublish(frame.payload);
       if (!f.ok()) return malformed(f.status());
-      std::vector<Message> messages;
+      std::vector<std::shared_ptr<broker::StoredMessage>> messages;
       bool storable = false;
-      Status decoded = broker::DecodeMessageBatch(f->batch, o.max_frame_bytes, kMaxMessagesPerBatch,
-                                                  messages, &storable);
+      Status decoded = broker::DecodeStoredBatch(f->batch, o.max_frame_bytes, kMaxMessagesPerBatch,
+                                                 messages, &storable);
       if (!decoded.ok()) {
         SendError(corr, decoded);
         return true;

@@ -147,10 +147,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void Done();
 
   // `batch`: the record batch the messages came in, when the broker may
-  // store it as it came (broker::DecodeMessageBatch); else empty.
-  boost::asio::awaitable<void> HandlePublish(std::uint32_t correlation, std::string topic,
-                                             std::vector<Message> messages,
-                                             std::vector<std::byte> batch, PublishOptions options);
+  // store it as it came (broker::DecodeStoredBatch); else empty.
+  boost::asio::awaitable<void> HandlePublish(
+      std::uint32_t correlation, std::string topic,
+      std::vector<std::shared_ptr<broker::StoredMessage>> messages, std::vector<std::byte> batch,
+      PublishOptions options);
   boost::asio::awaitable<void> HandleCreateTopic(std::uint32_t correlation, std::string topic,
                                                  TopicOptions options);
   boost::asio::awaitable<void> HandleSubscribe(std::uint32_t correlation, std::string topic,

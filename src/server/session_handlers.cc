@@ -39,8 +39,8 @@ awaitable<bool> Session::CreateMissing(const Status& status, const std::string& 
 }
 
 awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string topic,
-                                       std::vector<Message> messages, std::vector<std::byte> batch,
-                                       PublishOptions options) {
+                                       std::vector<std::shared_ptr<broker::StoredMessage>> messages,
+                                       std::vector<std::byte> batch, PublishOptions options) {
   if (std::uint64_t deleted = context_->topics_deleted.load(); deleted != known_as_of_) {
     known_topics_.clear();  // one of them may be gone
     known_as_of_ = deleted;
@@ -48,9 +48,9 @@ awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string to
   if (messages.size() == 1) {
     // Kept until stored: a publish to a missing topic is tried again.
     bool retry = auto_create_ && !known_topics_.contains(topic);
-    Message copy = retry ? messages.front() : Message{};
-    Result<PublishResult> r = co_await BusFor(topic).Publish(topic, std::move(messages.front()),
-                                                             options, Deadline::Infinite());
+    Message copy = retry ? messages.front()->message : Message{};
+    Result<PublishResult> r = co_await BusFor(topic).Publish(
+        topic, std::move(messages.front()->message), options, Deadline::Infinite());
     // (For again: the topic is now where the create put it.)
     if (!r.ok() && retry && co_await CreateMissing(r.status(), topic)) {
       r = co_await BusFor(topic).Publish(topic, std::move(copy), options, Deadline::Infinite());
@@ -68,7 +68,9 @@ awaitable<void> Session::HandlePublish(std::uint32_t correlation, std::string to
     co_return;
   }
   bool retry = auto_create_ && !known_topics_.contains(topic);
-  std::vector<Message> copy = retry ? messages : std::vector<Message>{};
+  // The boxes again (the first try is over, and stored none of them).
+  std::vector<std::shared_ptr<broker::StoredMessage>> copy =
+      retry ? messages : std::vector<std::shared_ptr<broker::StoredMessage>>{};
   std::vector<std::byte> batch_copy = retry ? batch : std::vector<std::byte>{};
   Result<std::vector<PublishResult>> r = co_await transport::PublishReceived(
       BusFor(topic), topic, std::move(messages), std::move(batch), options);

@@ -394,10 +394,9 @@ class EmbeddedBus final : public Bus {
   void KeepStoredBatches() { core_->broker->set_keep_stored_batches(true); }
 
   // PublishReceived's (embedded_bus.h).
-  Awaitable<Result<std::vector<PublishResult>>> PublishReceived(std::string_view topic,
-                                                                std::vector<Message> messages,
-                                                                std::vector<std::byte> batch,
-                                                                PublishOptions options) {
+  Awaitable<Result<std::vector<PublishResult>>> PublishReceived(
+      std::string_view topic, std::vector<std::shared_ptr<broker::StoredMessage>> messages,
+      std::vector<std::byte> batch, PublishOptions options) {
     co_return co_await OnShard(
         *core_, core_->broker->PublishDecoded(std::string(topic), std::move(messages), options,
                                               std::move(batch)));
@@ -503,15 +502,18 @@ Awaitable<Result<std::unique_ptr<broker::Broker>>> OpenBroker(broker::BrokerOpti
 
 }  // namespace
 
-Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::string_view topic,
-                                                              std::vector<Message> messages,
-                                                              std::vector<std::byte> batch,
-                                                              PublishOptions options) {
+Awaitable<Result<std::vector<PublishResult>>> PublishReceived(
+    Bus& bus, std::string_view topic, std::vector<std::shared_ptr<broker::StoredMessage>> messages,
+    std::vector<std::byte> batch, PublishOptions options) {
   if (auto* embedded = dynamic_cast<EmbeddedBus*>(&bus)) {
     co_return co_await embedded->PublishReceived(topic, std::move(messages), std::move(batch),
                                                  options);
   }
-  co_return co_await bus.PublishBatch(topic, std::move(messages), options, Deadline::Infinite());
+  std::vector<Message> unboxed;
+  unboxed.reserve(messages.size());
+  for (std::shared_ptr<broker::StoredMessage>& m : messages)
+    unboxed.push_back(std::move(m->message));
+  co_return co_await bus.PublishBatch(topic, std::move(unboxed), options, Deadline::Infinite());
 }
 
 Awaitable<Result<StoredDeliveries>> NextBatchStored(Subscription& subscription, std::size_t max,

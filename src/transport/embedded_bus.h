@@ -33,16 +33,17 @@ struct EmbeddedConfig {
 };
 
 // For junctiond (src/server): PublishBatch (no deadline) of `messages`,
-// which broker::DecodeMessageBatch decoded (so each passed
+// which broker::DecodeStoredBatch decoded (so each passed
 // Message::Validate) from the record batch `batch` that came off the wire;
-// `batch` is empty unless DecodeMessageBatch said storable. On an embedded
-// bus the broker checks their sizes, not their contents again, and stores
-// those bytes as they came when the whole batch goes to one partition
-// (broker::Broker::PublishDecoded); on any other bus this is PublishBatch.
-Awaitable<Result<std::vector<PublishResult>>> PublishReceived(Bus& bus, std::string_view topic,
-                                                              std::vector<Message> messages,
-                                                              std::vector<std::byte> batch,
-                                                              PublishOptions options);
+// `batch` is empty unless DecodeStoredBatch said storable. On an embedded
+// bus the broker keeps the boxes, checks their sizes, not their contents
+// again, and stores those bytes as they came when the whole batch goes to
+// one partition (broker::Broker::PublishDecoded); on any other bus this is
+// PublishBatch of the messages. The caller must not share the boxes: the
+// broker writes their timestamps.
+Awaitable<Result<std::vector<PublishResult>>> PublishReceived(
+    Bus& bus, std::string_view topic, std::vector<std::shared_ptr<broker::StoredMessage>> messages,
+    std::vector<std::byte> batch, PublishOptions options);
 
 // For junctiond: Subscription::NextBatch, and beside each delivery (at the
 // same index) the record batch that holds its message as its partition

@@ -49,15 +49,15 @@ Message Msg(const std::string& id, std::optional<std::string> key = std::nullopt
 // the messages as the daemon decodes them from it.
 struct Received {
   std::vector<std::byte> batch;
-  std::vector<Message> messages;
+  std::vector<std::shared_ptr<broker::StoredMessage>> messages;
 };
 
 Received FromTheWire(const std::vector<Message>& messages) {
   Received r;
   r.batch = *broker::EncodeMessageBatch(messages, 1'000);
   bool storable = false;
-  Status s = broker::DecodeMessageBatch(r.batch, codec::kDefaultMaxBatchBytes, 1000, r.messages,
-                                        &storable);
+  Status s =
+      broker::DecodeStoredBatch(r.batch, codec::kDefaultMaxBatchBytes, 1000, r.messages, &storable);
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_TRUE(storable);
   return r;
