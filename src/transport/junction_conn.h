@@ -25,6 +25,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -203,9 +204,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
     asio::post(executor, [hold = Hold(), f = std::move(f)]() mutable { f(); });
   }
 
-  // Runs `a` on the connection's executor and resumes on the caller's.
+  // Runs `a` on the connection's executor and resumes on the caller's. A
+  // caller already there (a bus on the caller's executor) runs it in place:
+  // a spawn would cost a coroutine, a post and executor copies per call.
   template <typename T>
   awaitable<T> On(awaitable<T> a) {
+    if ((co_await asio::this_coro::executor) == executor) co_return co_await std::move(a);
     std::optional<T> out = co_await asio::co_spawn(executor, Optional(std::move(a)), use_awaitable);
     co_return std::move(*out);
   }
