@@ -146,10 +146,13 @@ class JunctionDeliveryControl final : public DeliveryControl {
   std::uint64_t id_;
 };
 
-// Closes a client stream from a destructor: posted, not awaited.
+// Closes a client stream from a destructor: posted, not awaited. A call
+// made after the destructor from another executor goes out after the
+// CLOSE_STREAM (one post, co_spawn's, ahead of its own); one made on the
+// connection's executor runs in place (Conn::On) and may go first. Nothing
+// depends on that order: junctiond handles each request of a connection
+// as its own coroutine, and a stream's close with them.
 void CloseStreamLater(Conn* conn, std::uint64_t stream) {
-  // One post (co_spawn's), so that a call made after the destructor goes
-  // out after the CLOSE_STREAM.
   conn->Spawn(CloseStreamOn(conn, stream));
 }
 
