@@ -30,6 +30,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/ack_set.h"
+#include "broker/delivery_ref.h"
 #include "broker/message_codec.h"
 #include "junction/bus.h"
 #include "junction/clock.h"
@@ -49,15 +50,6 @@ struct GroupConfig {
   std::string dead_letter_topic;
 
   static GroupConfig From(const SubscribeOptions& options, std::string_view topic);
-};
-
-// A delivery as the broker hands it out; the transport wraps it into the
-// public Delivery, with a DeliveryControl that calls back with `ref`.
-struct DeliveryRef {
-  std::uint64_t group_id = 0;
-  PartitionId partition;
-  Offset offset;
-  std::uint64_t delivery_id = 0;  // the attempt: acks must name it
 };
 
 struct BrokerDelivery {

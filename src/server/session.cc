@@ -689,10 +689,10 @@ bool Session::OnFetch(const c::Frame& frame) {
 
 bool Session::OnAck(const c::Frame& frame) {
   c::AckReader reader(frame.payload);
-  std::vector<Awaitable<Status>> acks;
-  // Per entry, in order: its answer, or nullopt for the next of `acks`.
+  // Per entry, in order: its answer, or nullopt until HandleAck has it.
   std::vector<std::optional<Status>> early;
-  acks.reserve(reader.count());
+  std::vector<SlotAck> one_by_one;
+  std::vector<AckBatch> batches;  // one per bus, almost always one
   early.reserve(reader.count());
   while (std::optional<c::AckEntry> a = reader.Next()) {
     auto it = streams_.find(a->stream);
@@ -714,28 +714,51 @@ bool Session::OnAck(const c::Frame& frame) {
       }
       continue;
     }
-    switch (a->kind) {
-      case c::AckKind::kAck:
-        acks.push_back(d->second.Ack());
-        break;
-      case c::AckKind::kAckSync:
-        acks.push_back(d->second.AckSync());
-        break;
-      case c::AckKind::kNack:
-        acks.push_back(d->second.Nack(a->delay, std::string(a->error)));
-        break;
-      case c::AckKind::kInProgress:
-        acks.push_back(d->second.InProgress());
-        break;
+    const std::size_t slot = early.size();
+    early.emplace_back(std::nullopt);
+    const Stream::Outstanding& out = d->second;
+    if (out.ref && stream.bus != nullptr && a->kind != c::AckKind::kAckSync) {
+      auto batch = std::find_if(batches.begin(), batches.end(),
+                                [&](const AckBatch& b) { return b.bus == stream.bus; });
+      if (batch == batches.end()) {
+        batch = batches.insert(batches.end(), AckBatch{});
+        batch->bus = stream.bus;
+      }
+      transport::AckOp op;
+      op.ref = *out.ref;
+      if (a->kind == c::AckKind::kNack) {
+        op.kind = transport::AckOp::Kind::kNack;
+        op.delay = a->delay;
+        op.error = std::string(a->error);
+      } else if (a->kind == c::AckKind::kInProgress) {
+        op.kind = transport::AckOp::Kind::kInProgress;
+      }
+      batch->ops.push_back(std::move(op));
+      batch->slots.push_back(slot);
+    } else {
+      switch (a->kind) {
+        case c::AckKind::kAck:
+          one_by_one.push_back({slot, out.delivery.Ack()});
+          break;
+        case c::AckKind::kAckSync:
+          one_by_one.push_back({slot, out.delivery.AckSync()});
+          break;
+        case c::AckKind::kNack:
+          one_by_one.push_back({slot, out.delivery.Nack(a->delay, std::string(a->error))});
+          break;
+        case c::AckKind::kInProgress:
+          one_by_one.push_back({slot, out.delivery.InProgress()});
+          break;
+      }
     }
     if (a->kind != c::AckKind::kInProgress) stream.deliveries.erase(d);
-    early.emplace_back(std::nullopt);
   }
   if (!reader.status().ok()) {
     CloseWith(c::ConnectionError::kMalformedFrame, reader.status().message());
     return false;
   }
-  Spawn(HandleAck(frame.header.correlation, std::move(acks), std::move(early)));
+  Spawn(HandleAck(frame.header.correlation, std::move(one_by_one), std::move(batches),
+                  std::move(early)));
   return true;
 }
 

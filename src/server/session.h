@@ -70,12 +70,18 @@ class Session : public std::enable_shared_from_this<Session> {
     std::uint64_t id = 0;
     bool ephemeral = false;
     std::unique_ptr<Subscription> subscription;
+    Bus* bus = nullptr;  // the subscription's (transport::ApplyAcks)
     std::unique_ptr<Responder> responder;
     bool fetching = false;
     bool closed = false;
     std::uint64_t next_delivery = 1;
-    // Delivered and not yet acked or nacked (groups only).
-    std::unordered_map<std::uint64_t, Delivery> deliveries;
+    // Delivered and not yet acked or nacked (groups only), with the
+    // broker's name for it when the bus is embedded (StoredRef::ref).
+    struct Outstanding {
+      Delivery delivery;
+      std::optional<broker::DeliveryRef> ref;
+    };
+    std::unordered_map<std::uint64_t, Outstanding> deliveries;
     // Fetched from the bus but not yet sent: what did not fit a frame, with
     // the stored batch that holds each (transport::NextBatchStored), if any.
     struct Pending {
@@ -166,9 +172,22 @@ class Session : public std::enable_shared_from_this<Session> {
   // frame takes at least half of its records, else its messages are encoded.
   void SendDeliveries(std::uint32_t correlation, Stream& stream, std::vector<Delivery> deliveries,
                       std::vector<transport::StoredRef> stored);
-  boost::asio::awaitable<void> HandleAck(std::uint32_t correlation,
-                                         std::vector<Awaitable<Status>> acks,
-                                         std::vector<std::optional<Status>> early);
+  // An ACK frame's acks, answered in order: `results` holds the answers
+  // known already (nullopt for the others); `batches` go to their buses at
+  // once each (transport::ApplyAcks), `one_by_one` (AckSync, a bus that is
+  // not embedded) as Delivery calls, each to the slot beside it.
+  struct AckBatch {
+    Bus* bus = nullptr;
+    std::vector<transport::AckOp> ops;
+    std::vector<std::size_t> slots;
+  };
+  struct SlotAck {
+    std::size_t slot = 0;
+    Awaitable<Status> ack;
+  };
+  boost::asio::awaitable<void> HandleAck(std::uint32_t correlation, std::vector<SlotAck> one_by_one,
+                                         std::vector<AckBatch> batches,
+                                         std::vector<std::optional<Status>> results);
   boost::asio::awaitable<void> HandleCloseStream(std::uint32_t correlation,
                                                  std::shared_ptr<Stream> stream);
   boost::asio::awaitable<void> HandleSeek(std::uint32_t correlation, std::string topic,

@@ -115,6 +115,7 @@ awaitable<void> Session::HandleSubscribe(std::uint32_t correlation, std::string 
   stream->id = next_stream_++;
   stream->ephemeral = ephemeral;
   stream->subscription = std::move(*sub);
+  stream->bus = &BusFor(topic);
   streams_.emplace(stream->id, stream);
   c::FrameWriter w = writer();
   c::EncodeSubscribed(w, correlation, stream->id);
@@ -269,10 +270,13 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   }
   c::FrameWriter w = writer();
   c::BeginDeliver(w, correlation, stream.id, deliveries.size());
-  for (Delivery& d : deliveries) {
+  for (std::size_t i = 0; i < deliveries.size(); ++i) {
+    Delivery& d = deliveries[i];
     std::uint64_t id = stream.next_delivery++;
     c::EncodeDeliveryHeader(w, {d.partition(), d.offset(), d.attempt(), id});
-    if (!stream.ephemeral && !stream.closed) stream.deliveries.emplace(id, std::move(d));
+    if (!stream.ephemeral && !stream.closed) {
+      stream.deliveries.emplace(id, Stream::Outstanding{std::move(d), stored[i].ref});
+    }
   }
   if (version_ < 2) {
     w.Raw(*batch);
@@ -287,37 +291,40 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   Flush();
 }
 
-awaitable<void> Session::HandleAck(std::uint32_t correlation, std::vector<Awaitable<Status>> acks,
-                                   std::vector<std::optional<Status>> early) {
-  // Every ack starts at once (the bus gathers them), then the answers go
-  // out in order.
+awaitable<void> Session::HandleAck(std::uint32_t correlation, std::vector<SlotAck> one_by_one,
+                                   std::vector<AckBatch> batches,
+                                   std::vector<std::optional<Status>> results) {
+  // Every ack starts at once (the bus gathers the one-by-one ones), then
+  // the answers go out in order.
   struct Gather {
-    explicit Gather(const asio::any_io_executor& ex)
-        : wake(ex, asio::steady_timer::time_point::max()) {}
-    std::vector<Status> results;
+    explicit Gather(const asio::any_io_executor& ex, std::vector<std::optional<Status>> r)
+        : results(std::move(r)), wake(ex, asio::steady_timer::time_point::max()) {}
+    std::vector<std::optional<Status>> results;
     std::size_t left = 0;
     asio::steady_timer wake;
   };
-  auto gather = std::make_shared<Gather>(executor_);
-  gather->results.resize(acks.size());
-  gather->left = acks.size();
-  for (std::size_t i = 0; i < acks.size(); ++i) {
-    asio::co_spawn(executor_, std::move(acks[i]),
-                   [gather, i](const std::exception_ptr& e, const Status& s) {
-                     gather->results[i] = e ? InternalError("ack failed with an exception") : s;
+  auto gather = std::make_shared<Gather>(executor_, std::move(results));
+  gather->left = one_by_one.size();
+  for (SlotAck& a : one_by_one) {
+    asio::co_spawn(executor_, std::move(a.ack),
+                   [gather, slot = a.slot](const std::exception_ptr& e, const Status& s) {
+                     gather->results[slot] = e ? InternalError("ack failed with an exception") : s;
                      if (--gather->left == 0) gather->wake.cancel();
                    });
+  }
+  for (AckBatch& batch : batches) {
+    std::vector<Status> applied = co_await transport::ApplyAcks(*batch.bus, std::move(batch.ops));
+    for (std::size_t i = 0; i < batch.slots.size(); ++i) {
+      gather->results[batch.slots[i]] = std::move(applied[i]);
+    }
   }
   while (gather->left > 0) {
     boost::system::error_code ec;
     co_await gather->wake.async_wait(asio::redirect_error(use_awaitable, ec));
   }
   c::FrameWriter w = writer();
-  c::BeginAcked(w, correlation, early.size());
-  std::size_t next = 0;
-  for (const std::optional<Status>& s : early) {
-    c::EncodeAckedResult(w, s ? *s : gather->results[next++]);
-  }
+  c::BeginAcked(w, correlation, gather->results.size());
+  for (const std::optional<Status>& s : gather->results) c::EncodeAckedResult(w, *s);
   w.End();
   Flush();
 }

@@ -148,6 +148,31 @@ Awaitable<T> OnShard(Core& core, Awaitable<T> a) {
 }
 
 // The broker's synchronous calls, as awaitables for OnShard.
+Awaitable<std::vector<Status>> ApplyAcksOn(Core* c, std::vector<AckOp> ops) {
+  std::vector<Status> out;
+  out.reserve(ops.size());
+  if (!c->broker) {
+    out.assign(ops.size(), FailedPreconditionError("the bus is closed"));
+    co_return out;
+  }
+  broker::Broker& broker = *c->broker;
+  broker::Broker::DeferredPumps pumps(broker);
+  for (AckOp& op : ops) {
+    switch (op.kind) {
+      case AckOp::Kind::kAck:
+        out.push_back(broker.Ack(op.ref));
+        break;
+      case AckOp::Kind::kNack:
+        out.push_back(broker.Nack(op.ref, op.delay, std::move(op.error)));
+        break;
+      case AckOp::Kind::kInProgress:
+        out.push_back(broker.InProgress(op.ref));
+        break;
+    }
+  }
+  co_return out;
+}
+
 Awaitable<Status> LeaveOn(Core* c, std::shared_ptr<broker::Member> m) {
   c->broker->Leave(*m);
   co_return OkStatus();
@@ -289,10 +314,10 @@ class EmbeddedSubscription final : public Subscription {
         // Sent as stored: no consumer's copy.
         out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, Message{},
                          std::move(control));
-        stored->push_back({std::move(d.batch), std::move(d.stored)});
+        stored->push_back({std::move(d.batch), std::move(d.stored), d.ref});
         continue;
       }
-      if (stored != nullptr) stored->emplace_back();
+      if (stored != nullptr) stored->push_back({nullptr, nullptr, d.ref});
       // The consumer's copy, made in place (not copied, then moved).
       Delivery& delivery = out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt,
                                             std::as_const(d.stored->message), std::move(control));
@@ -388,6 +413,11 @@ class EmbeddedBus final : public Bus {
     JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
     co_return co_await OnShard(
         *core_, core_->broker->Publish(std::string(topic), std::move(messages), options));
+  }
+
+  // ApplyAcks's (embedded_bus.h).
+  Awaitable<std::vector<Status>> ApplyAcks(std::vector<AckOp> ops) {
+    co_return co_await OnShard(*core_, ApplyAcksOn(core_.get(), std::move(ops)));
   }
 
   // KeepStoredBatches's (embedded_bus.h).
@@ -529,6 +559,15 @@ Awaitable<Result<StoredDeliveries>> NextBatchStored(Subscription& subscription, 
   out.deliveries = std::move(*got);
   out.stored.resize(out.deliveries.size());
   co_return out;
+}
+
+Awaitable<std::vector<Status>> ApplyAcks(Bus& bus, std::vector<AckOp> ops) {
+  auto* embedded = dynamic_cast<EmbeddedBus*>(&bus);
+  if (embedded == nullptr) {
+    co_return std::vector<Status>(
+        ops.size(), FailedPreconditionError("ApplyAcks: not an embedded bus (mem:// or file://)"));
+  }
+  co_return co_await embedded->ApplyAcks(std::move(ops));
 }
 
 void KeepStoredBatches(Bus& bus) {

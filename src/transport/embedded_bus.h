@@ -9,9 +9,12 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "broker/delivery_ref.h"
 #include "junction/bus.h"
 #include "storage/options.h"
 
@@ -53,9 +56,11 @@ Awaitable<Result<std::vector<PublishResult>>> PublishReceived(
 // Such a delivery's own message is left empty (no copy is made): `message`
 // is the broker's, without the attempt header. On any other subscription,
 // and for every other delivery, both are null and the Delivery is whole.
+// `ref` names every delivery of an embedded subscription for ApplyAcks.
 struct StoredRef {
   std::shared_ptr<const broker::StoredBatch> batch;
   std::shared_ptr<const broker::StoredMessage> message;
+  std::optional<broker::DeliveryRef> ref;
 };
 struct StoredDeliveries {
   std::vector<Delivery> deliveries;
@@ -63,6 +68,20 @@ struct StoredDeliveries {
 };
 Awaitable<Result<StoredDeliveries>> NextBatchStored(Subscription& subscription, std::size_t max,
                                                     Deadline deadline);
+
+// For junctiond: what Delivery::Ack, Nack and InProgress do, for many
+// deliveries of one embedded bus at once (their StoredRef::ref): one hop to
+// its shard (none from there) instead of one call each, and each group
+// pumped once, after all of them. Each op's status at its index; all
+// FailedPrecondition when `bus` is not embedded.
+struct AckOp {
+  enum class Kind : std::uint8_t { kAck, kNack, kInProgress };
+  broker::DeliveryRef ref;
+  Kind kind = Kind::kAck;
+  std::optional<Duration> delay;  // kNack
+  std::string error;              // kNack
+};
+Awaitable<std::vector<Status>> ApplyAcks(Bus& bus, std::vector<AckOp> ops);
 
 // For junctiond: broker::BrokerOptions::keep_stored_batches on an embedded
 // bus (nothing on any other). REQUIRES: nothing runs the bus's executor yet
