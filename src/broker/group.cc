@@ -196,7 +196,8 @@ bool Group::FillPartition(std::uint32_t p) {
     std::span<const codec::RecordView> records = views.records();
     // Copied out of the read buffer (entries would pin all of it) when at
     // least half of its records are this group's to deliver: junctiond
-    // sends such a batch whole, and encodes the messages of the others.
+    // sends such a batch, or runs of its records, as stored, and encodes
+    // the messages of the others.
     std::shared_ptr<const StoredBatch> kept;
     if (broker_.keep_stored_batches() && header->last_offset_delta + 1 == header->record_count) {
       std::size_t ours = 0;

@@ -268,6 +268,76 @@ void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms) {
   StoreLE<std::uint64_t>(batch.data() + f::kChecksum, ComputeBatchChecksum(batch));
 }
 
+Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offset first,
+                                          Offset last) {
+  JUNCTION_ASSIGN_OR_RETURN(BatchHeader h, ParseBatchHeader(batch, kMaxBatchBytesLimit));
+  if (h.batch_length != batch.size()) {
+    return DataLossError("batch_length " + std::to_string(h.batch_length) + " but " +
+                         std::to_string(batch.size()) + " bytes given");
+  }
+  if (h.compression != Compression::kNone) {
+    return InvalidArgumentError("a compressed batch cannot be sliced");
+  }
+  std::span<const std::byte> body = batch.subspan(kBatchHeaderSize);
+  std::size_t pos = 0;
+  std::size_t begin = 0;  // of the run in `body`
+  std::size_t end = 0;
+  std::uint32_t count = 0;
+  std::uint32_t first_index = 0;
+  std::uint64_t last_delta = 0;
+  std::int64_t max_ts_delta = 0;
+  for (std::uint32_t i = 0; i < h.record_count; ++i) {
+    const std::size_t start = pos;
+    auto length = GetVarint(body, pos);
+    if (!length || *length > body.size() - pos) {
+      return DataLossError("record " + std::to_string(i) + ": length exceeds the batch");
+    }
+    const std::size_t record_end = pos + static_cast<std::size_t>(*length);
+    std::span<const std::byte> record = body.first(record_end);
+    std::size_t at = pos + 1;  // past the attributes
+    auto ts = at <= record_end ? GetVarint(record, at) : std::nullopt;
+    auto delta = ts ? GetVarint(record, at) : std::nullopt;
+    if (!delta || *delta > h.last_offset_delta) {
+      return DataLossError("record " + std::to_string(i) + ": bad timestamp or offset delta");
+    }
+    pos = record_end;
+    const Offset offset = h.base_offset + *delta;
+    if (offset < first) continue;
+    if (offset > last) break;
+    if (count == 0) {
+      begin = start;
+      first_index = i;
+      max_ts_delta = ZigZagDecode(*ts);
+    } else {
+      max_ts_delta = std::max(max_ts_delta, ZigZagDecode(*ts));
+    }
+    end = record_end;
+    last_delta = *delta;
+    ++count;
+  }
+  if (count == 0) {
+    return InvalidArgumentError("no record of the batch lies in offsets [" +
+                                std::to_string(first.value()) + ", " +
+                                std::to_string(last.value()) + "]");
+  }
+  std::vector<std::byte> out(kBatchHeaderSize + (end - begin));
+  std::copy_n(batch.data(), kBatchHeaderSize, out.data());
+  std::copy(body.begin() + static_cast<std::ptrdiff_t>(begin),
+            body.begin() + static_cast<std::ptrdiff_t>(end), out.begin() + kBatchHeaderSize);
+  std::byte* p = out.data();
+  StoreLE<std::uint32_t>(p + f::kBatchLength, static_cast<std::uint32_t>(out.size()));
+  StoreLE<std::uint32_t>(p + f::kRecordCount, count);
+  StoreLE<std::uint32_t>(p + f::kLastOffsetDelta, static_cast<std::uint32_t>(last_delta));
+  // (Wrapping, as a hostile batch's fields may: the result is only stored.)
+  StoreLE<std::uint64_t>(p + f::kMaxTimestamp, static_cast<std::uint64_t>(h.first_timestamp_ms) +
+                                                   static_cast<std::uint64_t>(max_ts_delta));
+  if (h.producer_id.value() != 0) {
+    StoreLE<std::uint64_t>(p + f::kBaseSequence, h.base_sequence.value() + first_index);
+  }
+  StoreLE<std::uint64_t>(p + f::kChecksum, ComputeBatchChecksum(out));
+  return out;
+}
+
 RecordBatchBuilder::RecordBatchBuilder(Options options) : options_(options) {}
 
 void RecordBatchBuilder::Add(

@@ -99,6 +99,18 @@ void SetBaseOffset(std::span<std::byte> batch, Offset base_offset);
 // REQUIRES: batch.size() >= kBatchHeaderSize.
 void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms);
 
+// A batch of the records of `batch` whose offsets lie in [first, last]: a
+// run of its records, their bytes unchanged, under a header of its own
+// with the same base_offset, attributes, first_timestamp and producer_id,
+// and its own batch_length, record_count, last_offset_delta, max_timestamp,
+// base_sequence (its first record's) and checksum. So junctiond sends part
+// of a stored batch without encoding its records again (wire.md, DELIVER).
+// InvalidArgument for a compressed batch or a range holding none of its
+// records; DataLoss for a malformed header or record framing. The batch's
+// checksum is not verified (the log verified it on read).
+Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offset first,
+                                          Offset last);
+
 struct RecordHeader {
   std::string key;
   std::optional<std::string> value;

@@ -86,6 +86,78 @@ TEST(RecordBatchTest, StampingTheTimeKeepsTheRecordsAndTheChecksumValid) {
   }
 }
 
+std::vector<std::byte> BodyOf(std::span<const std::byte> batch) {
+  return {batch.begin() + kBatchHeaderSize, batch.end()};
+}
+
+TEST(SliceBatchTest, ARunOfRecordsKeepsTheirBytesUnderAValidHeaderOfItsOwn) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  SetBaseOffset(batch, Offset(1000));
+  Result<std::vector<std::byte>> tail = SliceBatch(batch, Offset(1001), Offset(1002));
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  Result<BatchHeader> h = VerifyBatch(*tail);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->base_offset, Offset(1000));
+  EXPECT_EQ(h->record_count, 2u);
+  EXPECT_EQ(h->last_offset(), Offset(1002));
+  EXPECT_EQ(h->first_timestamp_ms, 1'700'000'000'000);
+  EXPECT_EQ(h->max_timestamp_ms, 1'700'000'000'500);
+  EXPECT_EQ(h->producer_id, ProducerId(7));
+  EXPECT_EQ(h->base_sequence, SequenceNumber(101));  // its first record's
+  Result<std::vector<Record>> decoded = DecodeRecords(*tail);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  std::vector<Record> expected = SampleRecords();
+  expected.erase(expected.begin());
+  for (Record& r : expected) r.offset += 1000;
+  EXPECT_EQ(*decoded, expected);
+  // The records are the stored batch's last bytes, not encoded again.
+  std::vector<std::byte> body = BodyOf(batch);
+  std::vector<std::byte> tail_body = BodyOf(*tail);
+  ASSERT_LE(tail_body.size(), body.size());
+  EXPECT_TRUE(std::equal(tail_body.begin(), tail_body.end(),
+                         body.end() - static_cast<std::ptrdiff_t>(tail_body.size())));
+
+  // One record in the middle: its own time is the greatest.
+  Result<std::vector<std::byte>> middle = SliceBatch(batch, Offset(1001), Offset(1001));
+  ASSERT_TRUE(middle.ok()) << middle.status();
+  Result<BatchHeader> m = VerifyBatch(*middle);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->record_count, 1u);
+  EXPECT_EQ(m->max_timestamp_ms, 1'699'999'999'000);
+  Result<std::vector<Record>> one = DecodeRecords(*middle);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].offset, Offset(1001));
+  EXPECT_EQ((*one)[0].headers, SampleRecords()[1].headers);
+}
+
+TEST(SliceBatchTest, ARangeOverEveryRecordGivesTheBatchBack) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  SetBaseOffset(batch, Offset(1000));
+  Result<std::vector<std::byte>> all = SliceBatch(batch, Offset(0), Offset(5000));
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, batch);
+}
+
+TEST(SliceBatchTest, WhatCannotBeSlicedIsAnErrorNamingWhy) {
+  std::vector<std::byte> lz4 = Build(SampleRecords(), Compression::kLz4);
+  EXPECT_EQ(SliceBatch(lz4, Offset(0), Offset(0)).status().code(), StatusCode::kInvalidArgument);
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
+  SetBaseOffset(batch, Offset(1000));
+  Result<std::vector<std::byte>> none = SliceBatch(batch, Offset(2000), Offset(3000));
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("no record"), std::string_view::npos);
+  std::vector<std::byte> shorter(batch.begin(), batch.end() - 1);
+  EXPECT_EQ(SliceBatch(shorter, Offset(1000), Offset(1000)).status().code(), StatusCode::kDataLoss);
+  // The first record's length points past the batch.
+  std::vector<std::byte> bad = batch;
+  bad[kBatchHeaderSize] = std::byte{0xFF};
+  bad[kBatchHeaderSize + 1] = std::byte{0xFF};
+  bad[kBatchHeaderSize + 2] = std::byte{0x7F};  // about 2 MiB
+  Result<std::vector<std::byte>> framing = SliceBatch(bad, Offset(1000), Offset(1002));
+  EXPECT_EQ(framing.status().code(), StatusCode::kDataLoss) << framing.status();
+}
+
 TEST(RecordBatchTest, EveryFlippedBitOutsideTheBaseOffsetIsDetected) {
   std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);
   for (std::size_t i = 0; i < batch.size(); ++i) {

@@ -374,7 +374,8 @@ TEST_F(ServerTest, ARedeliveryInTheRangeOfAStoredBatchIsServedFromIt) {
   client.Handshake();
   std::uint64_t stream = SubscribeRaw(client);
   PublishRaw(client, BatchOf({"a", "b", "c", "d"}));
-  // One of four: encoded. Then nacked, so it comes again without a batch.
+  // One of four (a run of one record). Then nacked: it comes again without
+  // a batch of its own.
   Delivered first = FetchRaw(client, stream, 1, c::kWireVersion);
   ASSERT_EQ(first.ids, (std::vector<std::string>{"a"}));
   std::vector<std::byte> out;
@@ -402,21 +403,74 @@ TEST_F(ServerTest, ARedeliveryInTheRangeOfAStoredBatchIsServedFromIt) {
   }
 }
 
-TEST_F(ServerTest, DeliverEncodesWhatIsUnderHalfOfAStoredBatch) {
+// The records of `batch` (as stored: no header), from the `first`th on.
+std::vector<std::byte> RecordBytes(std::span<const std::byte> batch, std::size_t first,
+                                   std::size_t count) {
+  std::span<const std::byte> body = batch.subspan(c::kBatchHeaderSize);
+  std::size_t pos = 0;
+  std::size_t begin = 0;
+  for (std::size_t i = 0; i < first + count; ++i) {
+    if (i == first) begin = pos;
+    std::optional<std::uint64_t> length = c::GetVarint(body, pos);
+    if (!length) return {};
+    pos += *length;
+  }
+  return {body.begin() + static_cast<std::ptrdiff_t>(begin),
+          body.begin() + static_cast<std::ptrdiff_t>(pos)};
+}
+
+TEST_F(ServerTest, DeliverSendsPartOfAStoredBatchAsARunOfItsRecords) {
   RawClient client(server_->port());
   client.Handshake();
   std::uint64_t stream = SubscribeRaw(client);
-  PublishRaw(client, BatchOf({"a", "b", "c"}));
-  // One of three records: encoded for this consumer alone.
+  std::vector<std::byte> sent = BatchOf({"a", "b", "c"});
+  PublishRaw(client, sent);
+  // One of three records: the stored batch's first record, not encoded
+  // again, under a header of its own.
   Delivered first = FetchRaw(client, stream, 1, c::kWireVersion);
   EXPECT_EQ(first.ids, (std::vector<std::string>{"a"}));
   ASSERT_EQ(first.sources.size(), 1u);
-  EXPECT_FALSE(first.sources[0]);
-  // Two of three: the stored batch, with "a" in it not this fetch's.
+  EXPECT_TRUE(first.sources[0]);
+  Result<c::BatchHeader> h = c::VerifyBatch(first.batches[0], c::kMaxBatchBytesLimit);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->record_count, 1u);
+  EXPECT_EQ(RecordBytes(first.batches[0], 0, 1), RecordBytes(sent, 0, 1));
+  // The other two: the run of the last two records.
   Delivered rest = FetchRaw(client, stream, 10, c::kWireVersion);
   EXPECT_EQ(rest.ids, (std::vector<std::string>{"b", "c"}));
   ASSERT_EQ(rest.sources.size(), 1u);
   EXPECT_TRUE(rest.sources[0]);
+  EXPECT_EQ(RecordBytes(rest.batches[0], 0, 2), RecordBytes(sent, 1, 2));
+  EXPECT_FALSE(RecordBytes(sent, 1, 2).empty());
+}
+
+TEST_F(ServerTest, ACompressedStoredBatchGoesWholeOrItsMessagesAreEncoded) {
+  RawClient client(server_->port());
+  client.Handshake();
+  std::uint64_t stream = SubscribeRaw(client);
+  c::RecordBatchBuilder builder({.compression = c::Compression::kLz4});
+  for (const char* id : {"a", "b", "c"}) {
+    Message m;
+    m.id = id;
+    m.source = "/server_test";
+    m.type = "stored";
+    m.data = std::string(200, 'z');
+    broker::AddMessage(builder, m, 1'000, std::nullopt);
+  }
+  Result<std::vector<std::byte>> sent = builder.Build();
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  PublishRaw(client, *sent);
+  // One of three cannot be cut out of a compressed batch: encoded.
+  Delivered first = FetchRaw(client, stream, 1, c::kWireVersion);
+  EXPECT_EQ(first.ids, (std::vector<std::string>{"a"}));
+  ASSERT_EQ(first.sources.size(), 1u);
+  EXPECT_FALSE(first.sources[0]);
+  // Two of three: the whole batch, compressed as it was stored.
+  Delivered rest = FetchRaw(client, stream, 10, c::kWireVersion);
+  EXPECT_EQ(rest.ids, (std::vector<std::string>{"b", "c"}));
+  ASSERT_EQ(rest.sources.size(), 1u);
+  EXPECT_TRUE(rest.sources[0]);
+  EXPECT_EQ(rest.batches[0].size(), sent->size());
 }
 
 TEST_F(ServerTest, AVersionOneClientGetsItsDeliveriesEncoded) {

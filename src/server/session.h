@@ -168,8 +168,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // Sends DELIVER with as many of `deliveries` as fit the client's frame
   // limit (the rest wait in stream.pending). `stored[i]`: where
   // deliveries[i]'s message is when the Delivery's is empty
-  // (transport::NextBatchStored); a stored batch goes as it is when this
-  // frame takes at least half of its records, else its messages are encoded.
+  // (transport::NextBatchStored); of a stored batch, the run of records
+  // from this frame's lowest offset in it to its highest goes as stored
+  // (whole, or sliced: codec::SliceBatch) when the frame takes at least
+  // half of that run, else its messages are encoded.
   void SendDeliveries(std::uint32_t correlation, Stream& stream, std::vector<Delivery> deliveries,
                       std::vector<transport::StoredRef> stored);
   // An ACK frame's acks, answered in order: `results` holds the answers

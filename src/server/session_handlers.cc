@@ -2,13 +2,17 @@
 // as a coroutine of its own on the session's shard.
 
 #include <algorithm>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "broker/message_codec.h"
+#include "codec/record_batch.h"
+#include "junction/log.h"
 #include "server/session.h"
 #include "transport/embedded_bus.h"
 
@@ -188,17 +192,27 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   const std::size_t room =
       peer_max_frame_ > kDeliverSlack * 2 ? peer_max_frame_ - kDeliverSlack : peer_max_frame_;
   // The stored batches of this fetch, one per range of offsets however many
-  // copies the deliveries hold (the tail's, one read back from the log). A
-  // batch goes whole when the fetch has at least half of its records, and
-  // it fits the frame; then every delivery of the frame in its range is
-  // served from it, first deliveries or not (the client takes each record
-  // in a stored batch that matches a delivery: wire.md, DELIVER).
+  // copies the deliveries hold (the tail's, one read back from the log).
+  // Of each, the run of records from the fetch's lowest offset in its range
+  // to its highest goes out as stored when the fetch has at least half of
+  // that run: the whole batch when the run is all of it, else a slice (its
+  // records' bytes unchanged under a header of its own, codec::SliceBatch;
+  // a compressed batch goes whole or not at all). Every delivery of the
+  // frame in that run is then served from it, first deliveries or not (the
+  // client takes each record of a stored batch that matches a delivery:
+  // wire.md, DELIVER); the others are encoded.
   struct Candidate {
-    const broker::StoredBatch* batch;
+    const broker::StoredBatch* batch = nullptr;
     PartitionId partition;
+    Offset lowest;   // of this fetch's deliveries in its range
+    Offset highest;  // likewise
     std::size_t uses = 0;
     bool chosen = false;
     bool sent = false;
+    std::vector<std::byte> slice;  // when chosen and not whole
+    std::span<const std::byte> bytes() const {
+      return slice.empty() ? std::span<const std::byte>(batch->bytes) : slice;
+    }
   };
   std::vector<Candidate> candidates;
   constexpr std::size_t kNone = static_cast<std::size_t>(-1);
@@ -216,7 +230,11 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
     for (std::size_t i = 0; i < deliveries.size(); ++i) {
       const broker::StoredBatch* b = stored[i].batch.get();
       if (b != nullptr && covering(deliveries[i].partition(), deliveries[i].offset()) == kNone) {
-        candidates.push_back({b, deliveries[i].partition()});
+        Candidate& c = candidates.emplace_back();
+        c.batch = b;
+        c.partition = deliveries[i].partition();
+        c.lowest = deliveries[i].offset();
+        c.highest = deliveries[i].offset();
       }
     }
   }
@@ -224,10 +242,36 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   if (!candidates.empty()) {
     for (std::size_t i = 0; i < deliveries.size(); ++i) {
       cover[i] = covering(deliveries[i].partition(), deliveries[i].offset());
-      if (cover[i] != kNone) ++candidates[cover[i]].uses;
+      if (cover[i] == kNone) continue;
+      Candidate& c = candidates[cover[i]];
+      ++c.uses;
+      c.lowest = std::min(c.lowest, deliveries[i].offset());
+      c.highest = std::max(c.highest, deliveries[i].offset());
     }
     for (Candidate& c : candidates) {
-      c.chosen = c.uses * 2 >= c.batch->records && c.batch->bytes.size() + kDeliverSlack <= room;
+      const broker::StoredBatch& b = *c.batch;
+      const Offset last(b.base_offset.value() + b.records - 1);
+      const std::uint64_t run = c.highest.value() - c.lowest.value() + 1;
+      const bool whole = c.lowest == b.base_offset && c.highest == last;
+      if (!whole && c.uses * 2 >= run) {
+        Result<std::vector<std::byte>> slice = c::SliceBatch(b.bytes, c.lowest, c.highest);
+        if (slice.ok()) {
+          c.slice = std::move(*slice);
+        } else if (slice.status().code() != StatusCode::kInvalidArgument) {
+          log::Warn("a stored batch could not be sliced; its deliveries are encoded",
+                    {{"error", slice.status().ToString()}});
+        }
+      }
+      if (c.slice.empty()) {
+        // Whole, or nothing: a batch that could not be sliced (compressed)
+        // goes whole only when the fetch has half of all its records.
+        c.lowest = b.base_offset;
+        c.highest = last;
+        c.chosen = c.uses * 2 >= b.records;
+      } else {
+        c.chosen = true;
+      }
+      c.chosen = c.chosen && c.bytes().size() + kDeliverSlack <= room;
     }
   }
   std::vector<std::size_t> sent;  // candidates, in the order they go out
@@ -241,7 +285,7 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
     if (cover[take] != kNone && candidates[cover[take]].chosen) {
       // The delivery header, and the batch once.
       Candidate& c = candidates[cover[take]];
-      std::size_t extra = 32 + (c.sent ? 0 : c.batch->bytes.size() + 8);
+      std::size_t extra = 32 + (c.sent ? 0 : c.bytes().size() + 8);
       if (take > 0 && builder.uncompressed_bytes() + stored_bytes + extra > room) break;
       stored_bytes += extra;
       if (!c.sent) sent.push_back(cover[take]);
@@ -283,7 +327,7 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   } else {
     c::BeginDeliverBatches(w, sent.size() + (unstored > 0 ? 1 : 0));
     for (std::size_t k : sent) {
-      c::EncodeDeliverBatch(w, {candidates[k].partition, candidates[k].batch->bytes});
+      c::EncodeDeliverBatch(w, {candidates[k].partition, candidates[k].bytes()});
     }
     if (unstored > 0) c::EncodeDeliverBatch(w, {std::nullopt, *batch});
   }

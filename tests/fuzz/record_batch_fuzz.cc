@@ -2,7 +2,9 @@
 // never carry a valid XXH3 checksum, so each input is tried twice: as given,
 // and with its checksum field recomputed, which lets the fuzzer reach the
 // record parser. Every batch that decodes must rebuild into a batch that
-// decodes to the same records (a round-trip oracle).
+// decodes to the same records (a round-trip oracle), and a slice of it
+// (SliceBatch) must decode to the records of its range. SliceBatch is also
+// run on every input: it may fail, never crash.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,11 +21,31 @@ using junction::codec::Record;
 
 constexpr std::uint32_t kMaxBatch = 1 << 20;
 
+void CheckSlice(std::span<const std::byte> batch, const BatchHeader& header,
+                const std::vector<Record>& records) {
+  if (header.compression != junction::codec::Compression::kNone) return;
+  const std::size_t i = records.size() / 3;
+  const std::size_t j = records.size() * 2 / 3;
+  auto slice = junction::codec::SliceBatch(batch, records[i].offset, records[j].offset);
+  JUNCTION_CHECK(slice.ok()) << slice.status();
+  auto sliced = junction::codec::DecodeRecords(*slice, kMaxBatch);
+  JUNCTION_CHECK(sliced.ok()) << sliced.status();
+  const std::vector<Record> expected(records.begin() + static_cast<std::ptrdiff_t>(i),
+                                     records.begin() + static_cast<std::ptrdiff_t>(j) + 1);
+  JUNCTION_CHECK(*sliced == expected) << "a slice's records differ from its range's";
+}
+
 void CheckRoundTrip(std::span<const std::byte> batch) {
+  if (batch.size() >= junction::codec::kBatchHeaderSize) {
+    const junction::Offset base(junction::codec::LoadLE<std::uint64_t>(
+        batch.data() + junction::codec::batch_field::kBaseOffset));
+    (void)junction::codec::SliceBatch(batch, base, base + 1);
+  }
   auto records = junction::codec::DecodeRecords(batch, kMaxBatch);
   if (!records.ok()) return;
   auto header = junction::codec::ParseBatchHeader(batch, kMaxBatch);
   JUNCTION_CHECK(header.ok()) << "decoded batch has a bad header";
+  CheckSlice(batch, *header, *records);
   // The builder numbers records densely; only dense batches can round-trip.
   if (header->last_offset_delta + 1 != header->record_count) return;
   junction::codec::RecordBatchBuilder builder({.compression = header->compression,
