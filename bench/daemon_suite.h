@@ -6,7 +6,10 @@
 //  * for fsync=always and fsync=never: the `queue` load (bus_bench.h)
 //    through a junctiond started in this process (junction:// over loopback,
 //    2 shards, file:// on the scratch disk) next to the same load on an
-//    in-process file:// bus; goal: the daemon reaches 0.80 of in-process;
+//    in-process file:// bus, the two taking turns in three rounds of a
+//    third of the messages each (a drifting machine moves both alike; the
+//    lowest and highest round's ratio are shown too); goal: the daemon
+//    reaches 0.80 of in-process;
 //  * the absolute goals (1,000,000 and 2,000,000 msg/s of 100 B on this
 //    machine) with pipelined publishers: the durable queue (fsync=always)
 //    and the non-durable `pubsub` load (fsync=never), each producer with
