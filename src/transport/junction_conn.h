@@ -31,6 +31,8 @@
 
 #include "codec/wire.h"
 #include "junction/bus.h"
+#include "junction/clock.h"
+#include "junction/deadline.h"
 #include "transport/junction_bus.h"
 
 namespace junction::transport::junction_client {
@@ -64,13 +66,19 @@ class Signal {
     }
     co_return std::move(*value_);
   }
-  // Wait(), or nullopt once `deadline` (on `clock`) has passed. A finite
-  // deadline is looked at every 20 ms (it may be on a virtual clock).
+  // Wait(), or nullopt once `deadline` (on `clock`) has passed. On the
+  // real clock the timer is set to the deadline itself, so a long wait (a
+  // FETCH that long-polls for 30 s) sleeps until then; on any other clock
+  // (a test's virtual one, which the timer cannot follow) the deadline is
+  // looked at every 20 ms.
   awaitable<std::optional<T>> WaitUntil(Deadline deadline, const Clock& clock) {
+    const bool real_clock = &clock == &RealClock();
     while (!value_) {
       if (deadline.Expired(clock)) co_return std::nullopt;
       if (deadline.is_infinite()) {
         wake_.expires_at(asio::steady_timer::time_point::max());
+      } else if (real_clock) {
+        wake_.expires_at(deadline.when());
       } else {
         wake_.expires_after(std::chrono::milliseconds(20));
       }
