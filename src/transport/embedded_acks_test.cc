@@ -3,24 +3,20 @@
 // Nack and InProgress would answer it.
 
 #include <chrono>
-#include <future>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 
+#include "core/run_sync.h"
 #include "junction/bus.h"
 #include "transport/embedded_bus.h"
 
 namespace junction {
 namespace {
 
-namespace asio = boost::asio;
 using namespace std::chrono_literals;  // NOLINT(google-build-using-namespace)
 
 Message Msg(const std::string& id) {
@@ -29,16 +25,6 @@ Message Msg(const std::string& id) {
   m.source = "/test";
   m.type = "test.acks";
   return m;
-}
-
-// Runs `body` on an io_context of the test's thread (bounded: a hang fails).
-template <typename F>
-void RunOnIo(F body) {
-  asio::io_context io;
-  std::future<void> done = asio::co_spawn(io, body(), asio::use_future);
-  io.run_for(30s);  // a bound on a hang, not a timing assertion
-  ASSERT_EQ(done.wait_for(0s), std::future_status::ready);
-  done.get();
 }
 
 transport::AckOp Op(const transport::StoredRef& stored, transport::AckOp::Kind kind) {
@@ -51,7 +37,7 @@ transport::AckOp Op(const transport::StoredRef& stored, transport::AckOp::Kind k
 TEST(ApplyAcks, EachOpIsAnsweredAtItsIndexAsTheDeliveryCallWouldBe) {
   Result<std::unique_ptr<Bus>> bus = Bus::Open("mem://");
   ASSERT_TRUE(bus.ok()) << bus.status();
-  RunOnIo([&]() -> Awaitable<void> {
+  RunSync([&]() -> Awaitable<void> {
     SubscribeOptions group;
     group.group = "g";
     group.start = StartPosition::Earliest();
@@ -113,7 +99,7 @@ TEST(ApplyAcks, EachOpIsAnsweredAtItsIndexAsTheDeliveryCallWouldBe) {
     if (!applied.empty()) {
       EXPECT_EQ(applied[0].code(), StatusCode::kFailedPrecondition) << applied[0];
     }
-  });
+  }());
 }
 
 }  // namespace
