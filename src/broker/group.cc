@@ -212,7 +212,7 @@ bool Group::FillPartition(std::uint32_t p) {
     }
     for (const codec::RecordView& record : records) {
       if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
-      Result<StoredMessage> stored = DecodeMessage(record);
+      Result<std::shared_ptr<StoredMessage>> stored = DecodeStoredMessage(record);
       if (!stored.ok()) {
         // Unreadable as a message: it cannot be delivered or dead-lettered.
         log::Error("skipping a record that is not a message",
@@ -223,8 +223,7 @@ bool Group::FillPartition(std::uint32_t p) {
         cursor.acked.Add(record.offset);
         continue;
       }
-      AddEntry(PartitionId(p), record.offset,
-               std::make_shared<const StoredMessage>(std::move(*stored)), kept);
+      AddEntry(PartitionId(p), record.offset, std::move(*stored), kept);
     }
   }
   cursor.next_read = read->next_offset;

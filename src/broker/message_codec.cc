@@ -187,9 +187,8 @@ Result<StoredMessage> DecodeMessage(const codec::Record& record) {
   return DecodeMessage(view);
 }
 
-Result<StoredMessage> DecodeMessage(const codec::RecordView& record) {
-  Message m;
-  std::optional<std::int64_t> deliver_at_ms;
+Status DecodeMessageInto(const codec::RecordView& record, Message& m,
+                         std::optional<std::int64_t>* deliver_at_ms) {
   if (record.key) m.key.emplace(*record.key);
   if (record.value) m.data = *record.value;
 
@@ -210,10 +209,11 @@ Result<StoredMessage> DecodeMessage(const codec::RecordView& record) {
       }
       m.headers.emplace(name.substr(kUserHeaderPrefix.size()), value);
     } else if (name == kDeliverAtHeader) {
-      deliver_at_ms = ParseCanonicalInt(value);
-      if (!deliver_at_ms) {
+      std::optional<std::int64_t> at = ParseCanonicalInt(value);
+      if (!at) {
         return DataLossError(Where(name) + ": not a canonical decimal int64: " + Quote(value));
       }
+      if (deliver_at_ms != nullptr) *deliver_at_ms = at;
     } else if (!name.starts_with(kBrokerFieldPrefix)) {
       return DataLossError(Where(name) + ": unknown header");
     }  // else: a broker field of a later version; ignored.
@@ -229,7 +229,21 @@ Result<StoredMessage> DecodeMessage(const codec::RecordView& record) {
   if (Status valid = m.Validate(); !valid.ok()) {
     return DataLossError("stored message is invalid: " + valid.message());
   }
+  return OkStatus();
+}
+
+Result<StoredMessage> DecodeMessage(const codec::RecordView& record) {
+  Message m;
+  std::optional<std::int64_t> deliver_at_ms;
+  JUNCTION_RETURN_IF_ERROR(DecodeMessageInto(record, m, &deliver_at_ms));
   return StoredMessage(std::move(m), record.timestamp_ms, deliver_at_ms);
+}
+
+Result<std::shared_ptr<StoredMessage>> DecodeStoredMessage(const codec::RecordView& record) {
+  auto box = std::make_shared<StoredMessage>(record.timestamp_ms);
+  JUNCTION_RETURN_IF_ERROR(DecodeMessageInto(record, box->message, &box->deliver_at_ms));
+  box->size_ = MessageSize(box->message);
+  return box;
 }
 
 std::size_t MessageSize(const Message& message) {
@@ -279,9 +293,8 @@ Status DecodeBatchWith(std::span<const std::byte> batch, std::uint32_t max_batch
       header->producer_id == ProducerId() && header->base_sequence == SequenceNumber();
   for (std::size_t i = 0; i < records.size(); ++i) {
     const codec::RecordView& record = records[i];
-    Result<StoredMessage> stored = DecodeMessage(record);
-    if (!stored.ok()) {
-      return InvalidArgumentError("record " + std::to_string(i) + ": " + stored.status().message());
+    if (Status taken = take(records.size(), record); !taken.ok()) {
+      return InvalidArgumentError("record " + std::to_string(i) + ": " + taken.message());
     }
     if (as_received) {
       auto broker_field = [](const codec::RecordHeaderView& h) {
@@ -291,7 +304,6 @@ Status DecodeBatchWith(std::span<const std::byte> batch, std::uint32_t max_batch
                     record.timestamp_ms == header->first_timestamp_ms &&
                     std::none_of(record.headers.begin(), record.headers.end(), broker_field);
     }
-    take(records.size(), std::move(*stored));
   }
   if (storable != nullptr) *storable = as_received;
   return OkStatus();
@@ -303,9 +315,9 @@ Status DecodeMessageBatch(std::span<const std::byte> batch, std::uint32_t max_ba
                           std::size_t max_messages, std::vector<Message>& out, bool* storable) {
   out.clear();
   return DecodeBatchWith(batch, max_batch_bytes, max_messages, storable,
-                         [&out](std::size_t count, StoredMessage&& stored) {
+                         [&out](std::size_t count, const codec::RecordView& record) {
                            if (out.empty()) out.reserve(count);
-                           out.push_back(std::move(stored.message));
+                           return DecodeMessageInto(record, out.emplace_back());
                          });
 }
 
@@ -314,9 +326,12 @@ Status DecodeStoredBatch(std::span<const std::byte> batch, std::uint32_t max_bat
                          bool* storable) {
   out.clear();
   return DecodeBatchWith(batch, max_batch_bytes, max_messages, storable,
-                         [&out](std::size_t count, StoredMessage&& stored) {
+                         [&out](std::size_t count, const codec::RecordView& record) -> Status {
                            if (out.empty()) out.reserve(count);
-                           out.push_back(std::make_shared<StoredMessage>(std::move(stored)));
+                           JUNCTION_ASSIGN_OR_RETURN(std::shared_ptr<StoredMessage> stored,
+                                                     DecodeStoredMessage(record));
+                           out.push_back(std::move(stored));
+                           return OkStatus();
                          });
 }
 

@@ -36,6 +36,8 @@ std::size_t MessageSize(const Message& message);
 struct StoredMessage {
   // Takes the message over (one move: make_shared<StoredMessage>(std::move(m))).
   explicit StoredMessage(Message&& m) : message(std::move(m)), size_(MessageSize(message)) {}
+  // An empty message stamped `timestamp`, for DecodeStoredMessage to fill.
+  explicit StoredMessage(std::int64_t timestamp) : timestamp_ms(timestamp), size_(0) {}
   StoredMessage(Message m, std::int64_t timestamp, std::optional<std::int64_t> deliver_at)
       : message(std::move(m)),
         timestamp_ms(timestamp),
@@ -50,6 +52,8 @@ struct StoredMessage {
   friend bool operator==(const StoredMessage&, const StoredMessage&) = default;
 
  private:
+  friend Result<std::shared_ptr<StoredMessage>> DecodeStoredMessage(
+      const codec::RecordView& record);
   std::size_t size_;
 };
 
@@ -75,6 +79,14 @@ void AddMessage(codec::RecordBatchBuilder& builder, const Message& message,
 // Message::Validate(). Unknown "x-" headers are ignored.
 Result<StoredMessage> DecodeMessage(const codec::RecordView& record);
 Result<StoredMessage> DecodeMessage(const codec::Record& record);
+// The same into `out`, which must be a default Message: the fields are built
+// in place, not moved (a Message move touches two maps and nine strings).
+// `deliver_at_ms` (when given) receives the delay. On error `out` is partly
+// filled.
+Status DecodeMessageInto(const codec::RecordView& record, Message& out,
+                         std::optional<std::int64_t>* deliver_at_ms = nullptr);
+// The same, boxed as the broker keeps it, built in the box.
+Result<std::shared_ptr<StoredMessage>> DecodeStoredMessage(const codec::RecordView& record);
 
 // Messages in one record batch, as the wire protocol carries them
 // (docs/formats/wire.md): one record each, in order, stamped `timestamp_ms`.

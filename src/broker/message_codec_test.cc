@@ -77,6 +77,35 @@ TEST(MessageCodecTest, FullAndMinimalMessagesRoundTripThroughABatch) {
   EXPECT_EQ(records[1].value, std::nullopt);
 }
 
+// DecodeStoredMessage builds the message in its box: the same message,
+// times and size as DecodeMessage, and the same error for a bad record.
+TEST(MessageCodecTest, BoxedDecodeGivesWhatDecodeMessageGives) {
+  const std::vector<StoredMessage> stored = {
+      {FullMessage(), 1709251199000, 1709251260000},
+      {MinimalMessage(), -5, std::nullopt},
+  };
+  codec::RecordBatchBuilder builder;
+  for (const StoredMessage& s : stored) {
+    AddMessage(builder, s.message, s.timestamp_ms, s.deliver_at_ms);
+  }
+  Message bad = MinimalMessage();
+  bad.subject = "";  // encoded as it is; invalid once decoded
+  AddMessage(builder, bad, 7, std::nullopt);
+  Result<std::vector<std::byte>> batch = builder.Build();
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  codec::RecordViews views;
+  ASSERT_TRUE(views.Decode(*batch, codec::kDefaultMaxBatchBytes).ok());
+  ASSERT_EQ(views.records().size(), 3u);
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    Result<std::shared_ptr<StoredMessage>> boxed = DecodeStoredMessage(views.records()[i]);
+    ASSERT_TRUE(boxed.ok()) << i << ": " << boxed.status();
+    EXPECT_EQ(**boxed, stored[i]) << i;
+    EXPECT_EQ((*boxed)->size(), MessageSize(stored[i].message)) << i;
+  }
+  Result<std::shared_ptr<StoredMessage>> boxed = DecodeStoredMessage(views.records()[2]);
+  EXPECT_EQ(boxed.status(), DecodeMessage(views.records()[2]).status());
+  EXPECT_THAT(boxed.status().message(), HasSubstr("attribute 'subject'"));
+}
 // Which received batches the broker may store as they came.
 TEST(MessageCodecTest, OnlyBatchesWithoutBrokerFieldsOrOwnTimesAreStorable) {
   Message second = MinimalMessage();

@@ -21,12 +21,9 @@ Status DecodeDeliveredMessages(std::span<const codec::DeliveryHeader> headers,
     if (found[i]) {
       return InvalidArgumentError("delivery " + std::to_string(i) + " has two records");
     }
-    Result<broker::StoredMessage> stored = broker::DecodeMessage(record);
-    if (!stored.ok()) {
-      return InvalidArgumentError("delivery " + std::to_string(i) + ": " +
-                                  stored.status().message());
+    if (Status decoded = broker::DecodeMessageInto(record, out[i]); !decoded.ok()) {
+      return InvalidArgumentError("delivery " + std::to_string(i) + ": " + decoded.message());
     }
-    out[i] = std::move(stored->message);
     broker::SetAttemptHeader(out[i], headers[i].attempt);
     found[i] = true;
     return OkStatus();
