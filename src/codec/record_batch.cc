@@ -231,6 +231,11 @@ Result<BatchHeader> ParseBatchHeader(std::span<const std::byte> bytes,
                          " inconsistent with last_offset_delta " +
                          std::to_string(h.last_offset_delta));
   }
+  if (h.base_offset.value() > std::numeric_limits<std::uint64_t>::max() - h.last_offset_delta) {
+    return DataLossError("batch: base_offset " + std::to_string(h.base_offset.value()) +
+                         " + last_offset_delta " + std::to_string(h.last_offset_delta) +
+                         " passes the largest offset");
+  }
   h.first_timestamp_ms = LoadLE<std::int64_t>(p + f::kFirstTimestamp);
   h.max_timestamp_ms = LoadLE<std::int64_t>(p + f::kMaxTimestamp);
   h.producer_id = ProducerId(LoadLE<std::uint64_t>(p + f::kProducerId));
@@ -286,7 +291,24 @@ Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offs
   std::uint32_t first_index = 0;
   std::uint64_t last_delta = 0;
   std::int64_t max_ts_delta = 0;
-  for (std::uint32_t i = 0; i < h.record_count; ++i) {
+  std::uint32_t i = 0;
+  // A dense batch (offset deltas 0, 1, 2, ...: every batch the broker
+  // stores) numbers its records by position, so the records before `first`
+  // are passed by their lengths alone. A fetch that takes a stored batch in
+  // several slices then reads each record's fields once, not once per
+  // earlier slice.
+  if (h.last_offset_delta + std::uint64_t{1} == h.record_count && first > h.base_offset) {
+    const std::uint64_t before =
+        std::min<std::uint64_t>(first.value() - h.base_offset.value(), h.record_count);
+    for (; i < before; ++i) {
+      auto length = GetVarint(body, pos);
+      if (!length || *length > body.size() - pos) {
+        return DataLossError("record " + std::to_string(i) + ": length exceeds the batch");
+      }
+      pos += static_cast<std::size_t>(*length);
+    }
+  }
+  for (; i < h.record_count; ++i) {
     const std::size_t start = pos;
     auto length = GetVarint(body, pos);
     if (!length || *length > body.size() - pos) {

@@ -107,7 +107,10 @@ void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms);
 // of a stored batch without encoding its records again (wire.md, DELIVER).
 // InvalidArgument for a compressed batch or a range holding none of its
 // records; DataLoss for a malformed header or record framing. The batch's
-// checksum is not verified (the log verified it on read).
+// checksum is not verified (the log verified it on read). In a dense batch
+// (offset deltas 0, 1, 2, ...) the records before `first` are passed by
+// their lengths alone: the cost is that of the slice, plus a varint per
+// record before it.
 Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offset first,
                                           Offset last);
 

@@ -1,5 +1,11 @@
 #include "codec/record_batch.h"
 
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "codec/byte_order.h"
@@ -139,6 +145,42 @@ TEST(SliceBatchTest, ARangeOverEveryRecordGivesTheBatchBack) {
   EXPECT_EQ(*all, batch);
 }
 
+// A fetch takes a large stored batch in windows: every window is its run of
+// records (the records before it are passed by length), and a record whose
+// length runs past the batch before the window is still found.
+TEST(SliceBatchTest, WindowsOfALargeBatchAreItsRunsInOrder) {
+  std::vector<Record> records;
+  for (int i = 0; i < 1000; ++i) {
+    records.push_back({Offset(static_cast<std::uint64_t>(i)),
+                       1'700'000'000'000 + i % 7,
+                       "k" + std::to_string(i % 13),
+                       std::string(static_cast<std::size_t>(i % 50), 'v'),
+                       {{"n", std::to_string(i)}}});
+  }
+  std::vector<std::byte> batch = Build(records, Compression::kNone);
+  SetBaseOffset(batch, Offset(5000));
+  for (std::uint64_t first = 0; first < records.size(); first += 64) {
+    const std::uint64_t last = std::min<std::uint64_t>(first + 63, records.size() - 1);
+    Result<std::vector<std::byte>> window =
+        SliceBatch(batch, Offset(5000 + first), Offset(5000 + last));
+    ASSERT_TRUE(window.ok()) << first << ": " << window.status();
+    ASSERT_TRUE(VerifyBatch(*window).ok()) << first;
+    Result<std::vector<Record>> decoded = DecodeRecords(*window);
+    ASSERT_TRUE(decoded.ok()) << first << ": " << decoded.status();
+    std::vector<Record> expected(records.begin() + static_cast<std::ptrdiff_t>(first),
+                                 records.begin() + static_cast<std::ptrdiff_t>(last) + 1);
+    for (Record& r : expected) r.offset += 5000;
+    EXPECT_EQ(*decoded, expected) << first;
+  }
+  // The first record's length points past the batch: found while passing it.
+  std::vector<std::byte> bad = batch;
+  bad[kBatchHeaderSize] = std::byte{0xFF};
+  bad[kBatchHeaderSize + 1] = std::byte{0xFF};
+  bad[kBatchHeaderSize + 2] = std::byte{0x7F};
+  Result<std::vector<std::byte>> framing = SliceBatch(bad, Offset(5500), Offset(5563));
+  EXPECT_EQ(framing.status().code(), StatusCode::kDataLoss) << framing.status();
+}
+
 TEST(SliceBatchTest, WhatCannotBeSlicedIsAnErrorNamingWhy) {
   std::vector<std::byte> lz4 = Build(SampleRecords(), Compression::kLz4);
   EXPECT_EQ(SliceBatch(lz4, Offset(0), Offset(0)).status().code(), StatusCode::kInvalidArgument);
@@ -168,6 +210,22 @@ TEST(RecordBatchTest, EveryFlippedBitOutsideTheBaseOffsetIsDetected) {
       EXPECT_FALSE(VerifyBatch(copy).ok()) << "byte " << i << " bit " << bit;
     }
   }
+}
+
+// Offsets never wrap: a base_offset whose last record would pass 2^64 - 1
+// is refused (and so is any slice of it), the largest that fits is not.
+TEST(RecordBatchTest, ABatchWhoseOffsetsWouldWrapIsRefused) {
+  std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);  // deltas 0..2
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  SetBaseOffset(batch, Offset(kMax - 2));
+  Result<BatchHeader> fits = VerifyBatch(batch);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  EXPECT_EQ(fits->last_offset(), Offset(kMax));
+  SetBaseOffset(batch, Offset(kMax - 1));
+  Result<BatchHeader> wraps = VerifyBatch(batch);
+  EXPECT_EQ(wraps.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(wraps.status().message(), ::testing::HasSubstr("passes the largest offset"));
+  EXPECT_EQ(SliceBatch(batch, Offset(kMax), Offset(kMax)).status().code(), StatusCode::kDataLoss);
 }
 
 TEST(RecordBatchTest, HeaderDamageIsNamed) {
