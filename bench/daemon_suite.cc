@@ -1,7 +1,13 @@
 #include "bench/daemon_suite.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -79,6 +85,75 @@ struct Rounds {
   double ops_per_second() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
 };
 
+// CPU seconds this process has used: the daemon's shard threads ("jn-shard-N",
+// read from /proc/self/task) and all of it (getrusage, which keeps the time
+// of threads that have exited: each load's client threads do). The rest is
+// the client's, and the daemon's blocking pool's (fdatasync).
+struct CpuTimes {
+  double shards = 0;
+  double process = 0;
+};
+
+// A thread's CPU seconds: schedstat's first field (nanoseconds on a CPU),
+// or, where the kernel keeps no schedstat, stat's utime + stime (ticks).
+double ThreadCpuSeconds(const std::filesystem::path& task) {
+  std::ifstream schedstat(task / "schedstat");
+  double ns = 0;
+  if (schedstat >> ns) return ns / 1e9;
+  std::ifstream stat_file(task / "stat");
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  // Fields after the name, which ends at the last ')': state is field 3,
+  // utime 14 and stime 15.
+  std::size_t close = stat.rfind(')');
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  if (close == std::string::npos || ticks <= 0) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  double used = 0;
+  for (int n = 3; n <= 15 && fields >> field; ++n) {
+    if (n == 14 || n == 15) used += std::stod(field);
+  }
+  return used / ticks;
+}
+
+CpuTimes ReadCpuTimes() {
+  CpuTimes t;
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+    t.process = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  }
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name) && name.starts_with("jn-shard-")) {
+      t.shards += ThreadCpuSeconds(task.path());
+    }
+  }
+  return t;
+}
+
+// Rows saying where a load's CPU went, per message: the daemon's shards, the
+// rest of the process, and the rate at which every CPU of this machine would
+// be busy at that cost (the ceiling for this load as the code stands: a goal
+// above it needs less CPU per message, not more overlap).
+void AddCpuRows(std::vector<BenchRow>& rows, const std::string& load, const CpuTimes& before,
+                const CpuTimes& after, std::uint64_t msgs) {
+  if (msgs == 0) return;
+  const double shards = after.shards - before.shards;
+  const double rest = std::max(0.0, (after.process - before.process) - shards);
+  const double per_msg = 1e6 / static_cast<double>(msgs);
+  rows.push_back(Measured(load + ": daemon shards CPU per msg", shards * per_msg, "us"));
+  rows.push_back(Measured(load + ": client + blocking pool CPU per msg", rest * per_msg, "us"));
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (shards + rest > 0 && cpus > 0) {
+    rows.push_back(Measured(fmt::format("{}: rate with all {} CPUs busy at that cost", load, cpus),
+                            static_cast<double>(cpus) * static_cast<double>(msgs) / (shards + rest),
+                            "msgs/s"));
+  }
+}
+
 std::string Shape(const DaemonSuiteOptions& o) {
   return fmt::format("{}p x{} {}c {}part", o.producers, o.in_flight, o.consumers, o.partitions);
 }
@@ -143,8 +218,10 @@ Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
     // The throughput goal's load with pipelined publishers: the durable
     // queue with fsync=always, the pub/sub with fsync=never.
     BusScenario goal = fsync == "always" ? BusScenario::kQueue : BusScenario::kPubSub;
+    const CpuTimes cpu_before = ReadCpuTimes();
     Result<BusBenchResult> pipelined = other.ok() ? Run(options, goal, daemon_url, options.batch)
                                                   : Result<BusBenchResult>(other.status());
+    const CpuTimes cpu_after = ReadCpuTimes();
     Status stopped = daemon->Stop();
     JUNCTION_RETURN_IF_ERROR(other.status());
     JUNCTION_RETURN_IF_ERROR(pipelined.status());
@@ -177,6 +254,7 @@ Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
                                batched, options.consumers),
                    pipelined->ops_per_second(), "msgs/s"),
           ">= 1000000", pipelined->ops_per_second() >= kDurableGoal));
+      AddCpuRows(result.rows, "durable queue, batched", cpu_before, cpu_after, pipelined->ops);
       if (via.latency != nullptr) {
         result.rows.push_back(Measured("queue via junctiond p50 (send->received) " + tag,
                                        via.latency->ValueAtQuantile(0.5) / 1000.0, "us"));
@@ -193,6 +271,7 @@ Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
                                batched, options.consumers),
                    pipelined->ops_per_second(), "msgs/s"),
           ">= 2000000", pipelined->ops_per_second() >= kPubSubGoal));
+      AddCpuRows(result.rows, "pubsub, batched", cpu_before, cpu_after, pipelined->ops);
     }
   }
   return result;

@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -357,6 +359,9 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
   std::vector<double> ratios;  // per fsync policy, in order
   std::vector<double> lowest;
   std::vector<double> highest;
+  // Per batched load: daemon shards and the rest, CPU us per message, and
+  // the rate with every CPU busy at that cost.
+  std::map<std::string, std::array<double, 3>, std::less<>> cpu;
   for (const boost::json::value& row : rows) {
     const boost::json::object& r = row.as_object();
     std::string_view scenario = r.at("scenario").as_string();
@@ -374,6 +379,14 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
       EXPECT_GT(r.at("ratio").as_double(), 0);  // both sides measured in this run
       ratios.push_back(r.at("ratio").as_double());
     }
+    for (std::string_view load : {"durable queue, batched: ", "pubsub, batched: "}) {
+      if (!scenario.starts_with(load)) continue;
+      std::string_view what = scenario.substr(load.size());
+      std::size_t k = what.starts_with("daemon shards CPU per msg")            ? 0
+                      : what.starts_with("client + blocking pool CPU per msg") ? 1
+                                                                               : 2;
+      cpu[std::string(load)][k] = r.at("value").as_double();
+    }
     if (scenario.find("of 3 rounds") != std::string_view::npos) {
       (scenario.find("lowest") != std::string_view::npos ? lowest : highest)
           .push_back(r.at("value").as_double());
@@ -387,6 +400,12 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
   for (std::size_t i = 0; i < ratios.size(); ++i) {
     EXPECT_LE(lowest[i], ratios[i] * (1 + 1e-9));
     EXPECT_GE(highest[i], ratios[i] * (1 - 1e-9));
+  }
+  ASSERT_EQ(cpu.size(), 2u);
+  const double cpus = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+  for (const auto& [load, v] : cpu) {
+    // Full CPUs at (shards + rest) us per message.
+    EXPECT_NEAR(v[2], cpus * 1e6 / (v[0] + v[1]), v[2] * 1e-6) << load;
   }
   EXPECT_EQ(with_goal, 5);  // 0.80 for each fsync, 1M durable, 2.2x request-reply, 2M pubsub
   EXPECT_EQ(pipelined, 2);  // durable queue, pub/sub
