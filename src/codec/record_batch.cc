@@ -231,10 +231,11 @@ Result<BatchHeader> ParseBatchHeader(std::span<const std::byte> bytes,
                          " inconsistent with last_offset_delta " +
                          std::to_string(h.last_offset_delta));
   }
-  if (h.base_offset.value() > std::numeric_limits<std::uint64_t>::max() - h.last_offset_delta) {
+  // The offset after the batch (next_offset()) must exist too.
+  if (h.base_offset.value() >= std::numeric_limits<std::uint64_t>::max() - h.last_offset_delta) {
     return DataLossError("batch: base_offset " + std::to_string(h.base_offset.value()) +
                          " + last_offset_delta " + std::to_string(h.last_offset_delta) +
-                         " passes the largest offset");
+                         " leaves no next offset below 2^64");
   }
   h.first_timestamp_ms = LoadLE<std::int64_t>(p + f::kFirstTimestamp);
   h.max_timestamp_ms = LoadLE<std::int64_t>(p + f::kMaxTimestamp);

@@ -212,20 +212,25 @@ TEST(RecordBatchTest, EveryFlippedBitOutsideTheBaseOffsetIsDetected) {
   }
 }
 
-// Offsets never wrap: a base_offset whose last record would pass 2^64 - 1
-// is refused (and so is any slice of it), the largest that fits is not.
+// Offsets never wrap: a batch whose next offset (after its last record)
+// would pass 2^64 - 1 is refused (and so is any slice of it); the last one
+// that fits is not.
 TEST(RecordBatchTest, ABatchWhoseOffsetsWouldWrapIsRefused) {
   std::vector<std::byte> batch = Build(SampleRecords(), Compression::kNone);  // deltas 0..2
   constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
-  SetBaseOffset(batch, Offset(kMax - 2));
+  SetBaseOffset(batch, Offset(kMax - 3));
   Result<BatchHeader> fits = VerifyBatch(batch);
   ASSERT_TRUE(fits.ok()) << fits.status();
-  EXPECT_EQ(fits->last_offset(), Offset(kMax));
-  SetBaseOffset(batch, Offset(kMax - 1));
-  Result<BatchHeader> wraps = VerifyBatch(batch);
-  EXPECT_EQ(wraps.status().code(), StatusCode::kDataLoss);
-  EXPECT_THAT(wraps.status().message(), ::testing::HasSubstr("passes the largest offset"));
-  EXPECT_EQ(SliceBatch(batch, Offset(kMax), Offset(kMax)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(fits->last_offset(), Offset(kMax - 1));
+  EXPECT_EQ(fits->next_offset(), Offset(kMax));
+  for (std::uint64_t base : {kMax - 2, kMax - 1, kMax}) {
+    SetBaseOffset(batch, Offset(base));
+    Result<BatchHeader> wraps = VerifyBatch(batch);
+    EXPECT_EQ(wraps.status().code(), StatusCode::kDataLoss) << base;
+    EXPECT_THAT(wraps.status().message(), ::testing::HasSubstr("leaves no next offset"));
+    EXPECT_EQ(SliceBatch(batch, Offset(kMax - 1), Offset(kMax - 1)).status().code(),
+              StatusCode::kDataLoss);
+  }
 }
 
 TEST(RecordBatchTest, HeaderDamageIsNamed) {
