@@ -15,6 +15,7 @@
 
 #include "bench/bus_bench.h"
 #include "bench/log_scenarios.h"
+#include "core/affinity.h"
 #include "server/server.h"
 
 namespace junction::bench {
@@ -99,7 +100,7 @@ struct CpuTimes {
 double ThreadCpuSeconds(const std::filesystem::path& task) {
   std::ifstream schedstat(task / "schedstat");
   double ns = 0;
-  if (schedstat >> ns) return ns / 1e9;
+  if (schedstat >> ns && ns > 0) return ns / 1e9;  // (0: scheduler statistics off)
   std::ifstream stat_file(task / "stat");
   std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
   // Fields after the name, which ends at the last ')': state is field 3,
@@ -135,8 +136,8 @@ CpuTimes ReadCpuTimes() {
 }
 
 // Rows saying where a load's CPU went, per message: the daemon's shards, the
-// rest of the process, and the rate at which every CPU of this machine would
-// be busy at that cost (the ceiling for this load as the code stands: a goal
+// rest of the process, and the rate at which every CPU this process may use
+// would be busy at that cost (the ceiling for this load as the code stands: a goal
 // above it needs less CPU per message, not more overlap).
 void AddCpuRows(std::vector<BenchRow>& rows, const std::string& load, const CpuTimes& before,
                 const CpuTimes& after, std::uint64_t msgs) {
@@ -146,7 +147,9 @@ void AddCpuRows(std::vector<BenchRow>& rows, const std::string& load, const CpuT
   const double per_msg = 1e6 / static_cast<double>(msgs);
   rows.push_back(Measured(load + ": daemon shards CPU per msg", shards * per_msg, "us"));
   rows.push_back(Measured(load + ": client + blocking pool CPU per msg", rest * per_msg, "us"));
-  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  // The CPUs this process may run on (affinity), not every CPU online.
+  Result<std::vector<int>> allowed = ThreadCpus();
+  const std::size_t cpus = allowed.ok() ? allowed->size() : 0;
   if (shards + rest > 0 && cpus > 0) {
     rows.push_back(Measured(fmt::format("{}: rate with all {} CPUs busy at that cost", load, cpus),
                             static_cast<double>(cpus) * static_cast<double>(msgs) / (shards + rest),

@@ -3,6 +3,7 @@
 // against it as subprocesses. Every process started here is stopped by its
 // PID.
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -365,7 +366,12 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
   for (const boost::json::value& row : rows) {
     const boost::json::object& r = row.as_object();
     std::string_view scenario = r.at("scenario").as_string();
-    EXPECT_GT(r.at("value").as_double(), 0) << scenario;
+    // A load's CPU may round to 0 where the kernel counts it in ticks.
+    if (scenario.find("CPU per msg") != std::string_view::npos) {
+      EXPECT_GE(r.at("value").as_double(), 0) << scenario;
+    } else {
+      EXPECT_GT(r.at("value").as_double(), 0) << scenario;
+    }
     if (r.at("goal").is_string()) {
       ++with_goal;
       EXPECT_TRUE(r.at("met").is_bool());
@@ -402,10 +408,15 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
     EXPECT_GE(highest[i], ratios[i] * (1 - 1e-9));
   }
   ASSERT_EQ(cpu.size(), 2u);
-  const double cpus = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  const double cpus = CPU_COUNT(&allowed);
   for (const auto& [load, v] : cpu) {
-    // Full CPUs at (shards + rest) us per message.
-    EXPECT_NEAR(v[2], cpus * 1e6 / (v[0] + v[1]), v[2] * 1e-6) << load;
+    // Every allowed CPU busy at (shards + rest) us per message.
+    if (v[0] + v[1] > 0) {
+      EXPECT_NEAR(v[2], cpus * 1e6 / (v[0] + v[1]), v[2] * 1e-6) << load;
+    }
   }
   EXPECT_EQ(with_goal, 5);  // 0.80 for each fsync, 1M durable, 2.2x request-reply, 2M pubsub
   EXPECT_EQ(pipelined, 2);  // durable queue, pub/sub
