@@ -43,15 +43,6 @@ awaitable<Status> CreateTopicOn(Conn* conn, std::string topic, TopicOptions opti
   }));
 }
 
-// A publish whose deadline passed after it was handed to the connection: it
-// may still be stored (it goes out again on reconnection); publishing it
-// again with the same message id stores it once.
-Status PublishDeadlineExceeded() {
-  return DeadlineExceededError(
-      "no answer from junctiond by the deadline; the message may still be stored (publish it "
-      "again with the same id: it is stored once)");
-}
-
 awaitable<Result<std::vector<PublishResult>>> SendPublish(Conn* conn, std::string topic,
                                                           std::vector<Message> messages,
                                                           PublishOptions options,
@@ -94,12 +85,10 @@ awaitable<void> SendBuffer(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
                            Deadline::Infinite());  // each caller has its own deadline
   for (const PublishBuffer::Caller& caller : buffer->callers) {
     if (!results.ok()) {
-      caller.done->Set(results.status());
+      conn->Finish(*caller.call, results.status(), {});
       continue;
     }
-    auto first = results->begin() + static_cast<std::ptrdiff_t>(caller.first);
-    caller.done->Set(
-        std::vector<PublishResult>(first, first + static_cast<std::ptrdiff_t>(caller.count)));
+    conn->Finish(*caller.call, OkStatus(), std::span(*results).subspan(caller.first, caller.count));
   }
 }
 
@@ -114,36 +103,30 @@ void FlushPublishes(Conn* conn) {
   for (auto& [topic, buffer] : buffers) SendBuffered(conn, std::move(buffer));
 }
 
-awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string topic,
-                                                        std::vector<Message> messages,
-                                                        PublishOptions options, Deadline deadline) {
-  // This bus's own limit (BusOptions::max_message_bytes) and the message
-  // rules, checked per message so that one bad message never fails the
-  // publishes gathered with it; the daemon checks again.
+// The size of `messages` for the coalescing limit, or the error of the
+// first that this bus's own limit (BusOptions::max_message_bytes) or the
+// message rules refuse: checked per message, so that one bad message never
+// fails the publishes gathered with it; the daemon checks again.
+Result<std::size_t> CheckedBytes(const Conn* conn, std::span<const Message> messages) {
   std::size_t bytes = 0;
   for (const Message& m : messages) {
     std::size_t size = broker::MessageSize(m);
     if (size > conn->options.max_message_bytes) {
-      co_return ResourceExhaustedError("message of " + std::to_string(size) +
-                                       " bytes exceeds max_message_bytes (" +
-                                       std::to_string(conn->options.max_message_bytes) + ")");
+      return ResourceExhaustedError("message of " + std::to_string(size) +
+                                    " bytes exceeds max_message_bytes (" +
+                                    std::to_string(conn->options.max_message_bytes) + ")");
     }
-    if (Status valid = m.Validate(); !valid.ok()) co_return valid;
+    JUNCTION_RETURN_IF_ERROR(m.Validate());
     bytes += size;
   }
-  // While reconnecting, a publish with a deadline waits for the connection
-  // first, so that one that gives up is never sent later.
-  if (!conn->ready && !deadline.is_infinite()) {
-    bool connected = co_await conn->WaitConnected(deadline);
-    if (!connected && conn->broken.ok()) {
-      co_return DeadlineExceededError(
-          "junctiond is not reachable (reconnecting); nothing was sent");
-    }
-  }
-  bool plain = !options.partition && !options.deliver_at && !options.delay;
-  if (!plain || bytes >= kCoalesceBytes) {
-    co_return co_await SendPublish(conn, std::move(topic), std::move(messages), options, deadline);
-  }
+  return bytes;
+}
+
+// Adds checked `messages` of `bytes` to the topic's gathered publish, for
+// `call` (finished by the answer or its deadline); starts the send when the
+// buffer is full, else posts one flush per turn.
+void Gather(Conn* conn, std::string topic, std::span<Message> messages, std::size_t bytes,
+            std::shared_ptr<PublishCall> call, Deadline deadline) {
   auto it = conn->publishes.find(topic);
   if (it != conn->publishes.end() && it->second->bytes + bytes > kCoalesceBytes) {
     SendBuffered(conn, std::move(it->second));  // full: it goes first, in order
@@ -152,11 +135,11 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
   }
   if (it == conn->publishes.end()) {
     it = conn->publishes.emplace(topic, std::make_shared<PublishBuffer>()).first;
-    it->second->topic = topic;
+    it->second->topic = std::move(topic);
   }
   PublishBuffer& buffer = *it->second;
-  auto done = std::make_shared<Signal<Result<std::vector<PublishResult>>>>(conn->executor);
-  buffer.callers.push_back({buffer.messages.size(), messages.size(), done});
+  conn->ExpireAt(call, deadline);
+  buffer.callers.push_back({buffer.messages.size(), messages.size(), std::move(call)});
   buffer.bytes += bytes;
   for (Message& m : messages) buffer.messages.push_back(std::move(m));
   if (buffer.messages.size() >= kCoalesceMessages) {
@@ -166,10 +149,63 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
     conn->publishes_posted = true;
     conn->Post([conn] { FlushPublishes(conn); });
   }
-  std::optional<Result<std::vector<PublishResult>>> results =
-      co_await done->WaitUntil(deadline, conn->clock);
-  if (!results) co_return PublishDeadlineExceeded();
-  co_return std::move(*results);
+}
+
+bool Plain(const PublishOptions& options) {
+  return !options.partition && !options.deliver_at && !options.delay;
+}
+
+awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string topic,
+                                                        std::vector<Message> messages,
+                                                        PublishOptions options, Deadline deadline) {
+  Result<std::size_t> bytes = CheckedBytes(conn, messages);
+  if (!bytes.ok()) co_return bytes.status();
+  // While reconnecting, a publish with a deadline waits for the connection
+  // first, so that one that gives up is never sent later.
+  if (!conn->ready && !deadline.is_infinite()) {
+    bool connected = co_await conn->WaitConnected(deadline);
+    if (!connected && conn->broken.ok()) {
+      co_return DeadlineExceededError(
+          "junctiond is not reachable (reconnecting); nothing was sent");
+    }
+  }
+  if (!Plain(options) || *bytes >= kCoalesceBytes) {
+    co_return co_await SendPublish(conn, std::move(topic), std::move(messages), options, deadline);
+  }
+  co_return co_await asio::async_initiate<decltype(use_awaitable),
+                                          void(Result<std::vector<PublishResult>>)>(
+      [&](auto handler) {
+        // (This coroutine runs on the connection's executor.)
+        auto call = std::make_shared<PublishCall>(PublishCall::Many(std::move(handler)), true);
+        Gather(conn, std::move(topic), messages, *bytes, std::move(call), deadline);
+      },
+      use_awaitable);
+}
+
+// A single Publish on the connection's executor: gathered straight from the
+// caller's initiation (no coroutine of its own) when it can be, else run
+// by PublishOn. `here`: the caller runs on that executor.
+template <typename Handler>
+void StartPublish(Conn* conn, std::string topic, std::unique_ptr<Message> message,
+                  PublishOptions options, Deadline deadline, Handler handler, bool here) {
+  Result<std::size_t> bytes = CheckedBytes(conn, std::span(message.get(), 1));
+  if (bytes.ok() && conn->ready && conn->broken.ok() && Plain(options) && *bytes < kCoalesceBytes) {
+    auto call = std::make_shared<PublishCall>(PublishCall::One(std::move(handler)), here);
+    Gather(conn, std::move(topic), std::span(message.get(), 1), *bytes, std::move(call), deadline);
+    return;
+  }
+  std::vector<Message> one;
+  one.push_back(std::move(*message));
+  // Posted, never inline: this may run inside the caller's initiation.
+  asio::co_spawn(conn->executor,
+                 PublishOn(conn, std::move(topic), std::move(one), options, deadline),
+                 [hold = conn->Hold(), handler = std::move(handler)](
+                     const std::exception_ptr& e, Result<std::vector<PublishResult>> r) mutable {
+                   Result<PublishResult> out = InternalError("the publish failed");
+                   if (e == nullptr && r.ok()) out = r->front();
+                   if (e == nullptr && !r.ok()) out = r.status();
+                   Complete(handler, /*here=*/false, std::move(out));
+                 });
 }
 
 awaitable<Status> SeekOn(Conn* conn, std::string topic, std::string group, StartPosition p) {
@@ -337,15 +373,31 @@ class JunctionBus final : public Bus {
     co_return co_await conn_->On(CreateTopicOn(conn_.get(), std::string(topic), options));
   }
 
+  // Not a coroutine: the awaitable async_initiate returns is the only frame
+  // per publish (src/transport/README.md, "junction://").
   Awaitable<Result<PublishResult>> Publish(std::string_view topic, Message message,
                                            PublishOptions options, Deadline deadline) override {
-    JUNCTION_CO_RETURN_IF_ERROR(CheckDeadline(deadline));
-    std::vector<Message> one;
-    one.push_back(std::move(message));
-    Result<std::vector<PublishResult>> r = co_await conn_->On(
-        PublishOn(conn_.get(), std::string(topic), std::move(one), options, deadline));
-    if (!r.ok()) co_return r.status();
-    co_return r->front();
+    if (Status s = CheckDeadline(deadline); !s.ok()) return Failed(std::move(s));
+    // Boxed: the awaitable's machinery then moves a pointer, not the Message.
+    auto initiate = [owner = conn_, topic = std::string(topic),
+                     message = std::make_unique<Message>(std::move(message)), options,
+                     deadline](auto handler) mutable {
+      Conn* conn = owner.get();
+      if (asio::get_associated_executor(handler) == conn->executor) {
+        StartPublish(conn, std::move(topic), std::move(message), options, deadline,
+                     std::move(handler), /*here=*/true);
+        return;
+      }
+      asio::post(conn->executor,
+                 [conn, topic = std::move(topic), message = std::move(message), options, deadline,
+                  handler = HoldingConn<decltype(handler)>{std::move(owner),
+                                                           std::move(handler)}]() mutable {
+                   StartPublish(conn, std::move(topic), std::move(message), options, deadline,
+                                std::move(handler), /*here=*/false);
+                 });
+    };
+    return asio::async_initiate<decltype(use_awaitable), void(Result<PublishResult>)>(
+        std::move(initiate), use_awaitable);
   }
 
   Awaitable<Result<std::vector<PublishResult>>> PublishBatch(std::string_view topic,
@@ -449,6 +501,7 @@ class JunctionBus final : public Bus {
     }
     return OkStatus();
   }
+  static Awaitable<Result<PublishResult>> Failed(Status status) { co_return status; }
 
   std::shared_ptr<Conn> conn_;
   // Read from the user's threads: copied once, at open.

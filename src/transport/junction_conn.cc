@@ -11,6 +11,12 @@
 
 namespace junction::transport::junction_client {
 
+Status PublishDeadlineExceeded() {
+  return DeadlineExceededError(
+      "no answer from junctiond by the deadline; the message may still be stored (publish it "
+      "again with the same id: it is stored once)");
+}
+
 Status RetryStatus() { return AbortedError("junction://: the connection was lost; retrying"); }
 
 bool IsRetry(const Status& s) {
@@ -124,8 +130,9 @@ void Conn::Fail(const Status& why) {
   pending.clear();
   for (auto& [corr, r] : waiting) r.waiter->Set(why);
   auto queued = std::exchange(acks, {});
-  for (PendingAck& a : queued) a.done->Set(why);
+  for (PendingAck& a : queued) Complete(a.done, a.here, why);
   if (heartbeat_timer != nullptr) heartbeat_timer->cancel();
+  if (expiry_timer != nullptr) expiry_timer->cancel();
   boost::system::error_code ec;
   socket.close(ec);
   if (connecting != nullptr) connecting->close(ec);  // ends a reconnection attempt at once
@@ -396,13 +403,18 @@ void Conn::OnFrame(const c::Frame& frame) {
       Answer{frame.type(), {frame.payload.begin(), frame.payload.end()}, generation, version});
 }
 
-awaitable<Status> Conn::QueueAck(PendingAck ack) {
-  auto done = std::make_shared<Signal<Status>>(executor);
-  ack.done = done;
-  if (!broken.ok()) co_return broken;
-  if (ack.generation != generation || !ready) {
-    co_return FailedPreconditionError(
+void Conn::QueueAck(PendingAck ack) {
+  Status refused;
+  if (!broken.ok()) {
+    refused = broken;
+  } else if (ack.generation != generation || !ready) {
+    refused = FailedPreconditionError(
         "the connection that delivered this message was lost; the group redelivers it");
+  }
+  if (!refused.ok()) {
+    // Posted: this may run inside the caller's initiation.
+    asio::post(executor, asio::append(std::move(ack.done), std::move(refused)));
+    return;
   }
   acks.push_back(std::move(ack));
   if (!acks_posted) {
@@ -413,7 +425,64 @@ awaitable<Status> Conn::QueueAck(PendingAck ack) {
       Spawn(SendAcks(this, std::exchange(acks, {})));
     });
   }
-  co_return co_await done->Wait();
+}
+
+void Conn::ExpireAt(const std::shared_ptr<PublishCall>& call, Deadline deadline) {
+  if (deadline.is_infinite()) return;
+  call->expiry = publish_expiries.emplace(deadline.when(), call);
+  if (expiry_timer == nullptr) {
+    expiry_due = MonoTime::max();
+    Spawn(ExpiryLoop(this));
+  } else if (deadline.when() < expiry_due) {
+    expiry_timer->cancel();  // sooner than the timer: it looks again
+  }
+}
+
+void Conn::Finish(PublishCall& call, const Status& failed, std::span<const PublishResult> results) {
+  if (call.done) return;
+  call.done = true;
+  if (call.expiry) {
+    publish_expiries.erase(*call.expiry);
+    call.expiry.reset();
+  }
+  if (call.one) {
+    Result<PublishResult> r = failed;
+    if (failed.ok()) r = results.front();
+    Complete(call.one, call.here, std::move(r));
+  } else {
+    Result<std::vector<PublishResult>> r = failed;
+    if (failed.ok()) r = std::vector<PublishResult>(results.begin(), results.end());
+    Complete(call.many, call.here, std::move(r));
+  }
+}
+
+awaitable<void> Conn::ExpiryLoop(Conn* self) {
+  asio::steady_timer timer(self->executor);
+  self->expiry_timer = &timer;
+  const bool real_clock = &self->clock == &RealClock();
+  while (!self->publish_expiries.empty() && self->broken.ok()) {
+    MonoTime first = self->publish_expiries.begin()->first;
+    if (Deadline::At(first).Expired(self->clock)) {
+      std::shared_ptr<PublishCall> call = self->publish_expiries.begin()->second.lock();
+      self->publish_expiries.erase(self->publish_expiries.begin());
+      if (call) {
+        call->expiry.reset();
+        self->Finish(*call, PublishDeadlineExceeded(), {});
+      }
+      continue;
+    }
+    if (real_clock) {
+      self->expiry_due = first;
+      timer.expires_at(first);
+    } else {
+      // A test's virtual clock, which the timer cannot follow.
+      self->expiry_due = MonoTime::min();
+      timer.expires_after(std::chrono::milliseconds(20));
+    }
+    boost::system::error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored));
+  }
+  self->expiry_timer = nullptr;
 }
 
 awaitable<void> Conn::SendAcks(Conn* self, std::vector<PendingAck> acks) {
@@ -459,7 +528,9 @@ awaitable<void> Conn::SendAcks(Conn* self, std::vector<PendingAck> acks) {
       answers[sent[k]] = failed.ok() ? statuses[k] : failed;
     }
   }
-  for (std::size_t i = 0; i < acks.size(); ++i) acks[i].done->Set(*answers[i]);
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    Complete(acks[i].done, acks[i].here, std::move(*answers[i]));
+  }
 }
 
 }  // namespace junction::transport::junction_client

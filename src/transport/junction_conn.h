@@ -11,14 +11,18 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -37,6 +41,7 @@
 
 namespace junction::transport::junction_client {
 namespace asio = boost::asio;
+struct Conn;
 namespace c = codec;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -109,6 +114,47 @@ enum class OnLoss : std::uint8_t {
   kFail,    // failed with Unavailable (acks, requests, replies: not safe to repeat)
 };
 
+// Completes a caller's handler with `value`, on the connection's executor:
+// in place when the caller runs there too (`here`: what dispatch would do,
+// without asking the type-erased handler for its executor each time), else
+// dispatched to the caller's executor. Never from inside the initiation
+// that took the handler (the awaiting coroutine is still suspending): post
+// there instead.
+//
+// Dispatching holds work on the caller's executor until it returns: the
+// caller may run the handler, finish, and let its io_context's run() return
+// (and the io_context go) only once this thread is done with its scheduler.
+template <typename Handler, typename Value>
+void Complete(Handler& handler, bool here, Value value) {
+  if (here) {
+    std::move(handler)(std::move(value));
+    return;
+  }
+  auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+  asio::dispatch(asio::append(std::move(handler), std::move(value)));
+}
+
+// A caller's completion handler that holds the Conn until it is called (or
+// destroyed) where the caller runs: on the connection's own thread nothing
+// else would keep the Conn alive for a call whose bus was dropped under it,
+// and the Conn must never be released on that thread.
+template <typename Handler>
+struct HoldingConn {
+  std::shared_ptr<Conn> conn;
+  Handler handler;
+
+  using executor_type = asio::associated_executor_t<Handler>;
+  executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
+  using allocator_type = asio::associated_allocator_t<Handler>;
+  allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(handler); }
+
+  template <typename Value>
+  void operator()(Value value) {
+    std::shared_ptr<Conn> keep = std::move(conn);
+    std::move(handler)(std::move(value));
+  }
+};
+
 struct PendingAck {
   c::AckKind kind;
   std::uint64_t stream;      // the client's stream id
@@ -116,7 +162,10 @@ struct PendingAck {
   std::uint64_t delivery_id;
   std::optional<Duration> delay;
   std::string error;
-  std::shared_ptr<Signal<Status>> done;
+  // The caller's: no coroutine frame or signal of its own per ack. Never
+  // move-assigned (see PublishCall).
+  asio::any_completion_handler<void(Status)> done;
+  bool here = false;  // the caller runs on the connection's executor
 };
 
 // A subscription or responder, as this client knows it: opened again on
@@ -131,11 +180,35 @@ struct StreamInfo {
 // Publishes of one topic (with default PublishOptions) gathered while the
 // connection's thread is busy, sent as one PUBLISH frame: one record batch,
 // one append on the broker. Each caller gets its own slice of the results.
+//
+// A caller is completed once: by the answer, or by its deadline
+// (Conn::publish_expiries, one timer for the connection), after which the
+// answer is ignored. A single Publish waits with the handler of its own
+// initiation; PublishBatch, and publishes that cannot take the fast path,
+// with their coroutine's.
+//
+// (Boost 1.81's any_completion_handler must never be move-assigned: its
+// move assignment wraps the handler in itself until the stack overflows.
+// These handlers are constructed in place and only ever move-constructed.)
+struct PublishCall {
+  using One = asio::any_completion_handler<void(Result<PublishResult>)>;
+  using Many = asio::any_completion_handler<void(Result<std::vector<PublishResult>>)>;
+  PublishCall(One h, bool here) : one(std::move(h)), here(here) {}
+  PublishCall(Many h, bool here) : many(std::move(h)), here(here) {}
+
+  One one;    // a single Publish's
+  Many many;  // else
+  bool here;  // the caller runs on the connection's executor
+  bool done = false;
+  // Its entry in Conn::publish_expiries while it has one.
+  std::optional<std::multimap<MonoTime, std::weak_ptr<PublishCall>>::iterator> expiry;
+};
+
 struct PublishBuffer {
   struct Caller {
     std::size_t first = 0;
     std::size_t count = 0;
-    std::shared_ptr<Signal<Result<std::vector<PublishResult>>>> done;
+    std::shared_ptr<PublishCall> call;
   };
   std::string topic;
   std::vector<Message> messages;
@@ -263,8 +336,17 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void Flush();
   static awaitable<void> WriteLoop(Conn* self, std::uint64_t generation);
 
-  awaitable<Status> QueueAck(PendingAck ack);
+  // On the connection's executor: queues `ack` for the next ACK frame (one
+  // per turn of the executor), or fails it.
+  void QueueAck(PendingAck ack);
   static awaitable<void> SendAcks(Conn* self, std::vector<PendingAck> acks);
+
+  // Publish callers: `call` fails with DeadlineExceeded once `deadline`
+  // passes unless finished before.
+  void ExpireAt(const std::shared_ptr<PublishCall>& call, Deadline deadline);
+  // Completes `call` (once) with its slice of the results, or `failed`.
+  void Finish(PublishCall& call, const Status& failed, std::span<const PublishResult> results);
+  static awaitable<void> ExpiryLoop(Conn* self);
 
   JunctionConfig config;
   BusOptions options;
@@ -298,6 +380,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool acks_posted = false;
   std::map<std::string, std::shared_ptr<PublishBuffer>, std::less<>> publishes;  // by topic
   bool publishes_posted = false;
+  // Publish callers with a deadline, by deadline; ExpiryLoop runs while
+  // there are any, its timer set to the first (on the real clock; on any
+  // other clock it looks every 20 ms).
+  std::multimap<MonoTime, std::weak_ptr<PublishCall>> publish_expiries;
+  asio::steady_timer* expiry_timer = nullptr;  // ExpiryLoop's while it runs
+  MonoTime expiry_due = MonoTime::max();       // when that timer fires
   std::minstd_rand jitter{std::random_device{}()};
   std::thread thread;
 };
@@ -315,6 +403,10 @@ std::shared_ptr<Waiter> SendFrame(Conn* conn, OnLoss on_loss, Encode encode) {
 // The answer `waiter` gets, expected to be OK.
 awaitable<Status> ExpectOk(std::shared_ptr<Waiter> waiter);
 
+// A publish whose deadline passed after it was handed to the connection: it
+// may still be stored (it goes out again on reconnection); publishing it
+// again with the same message id stores it once.
+Status PublishDeadlineExceeded();
 // Internal: a FETCH or CLOSE_STREAM whose connection was lost.
 Status RetryStatus();
 bool IsRetry(const Status& s);

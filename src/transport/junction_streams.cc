@@ -130,14 +130,38 @@ class JunctionDeliveryControl final : public DeliveryControl {
   }
 
  private:
+  // Not a coroutine: the awaitable async_initiate returns is the only frame
+  // per ack; its handler waits in the connection's queue of acks.
   Awaitable<Status> Send(c::AckKind kind, std::optional<Duration> delay, std::string error) {
-    return SendOn(conn_,
-                  PendingAck{kind, stream_, generation_, id_, delay, std::move(error), nullptr});
-  }
-  static Awaitable<Status> SendOn(std::weak_ptr<Conn> weak, PendingAck ack) {
-    std::shared_ptr<Conn> conn = weak.lock();
-    if (!conn) co_return FailedPreconditionError("the bus is closed");
-    co_return co_await conn->On(conn->QueueAck(std::move(ack)));
+    auto initiate = [weak = conn_, kind, stream = stream_, generation = generation_, id = id_,
+                     delay, error = std::move(error)](auto handler) mutable {
+      std::shared_ptr<Conn> conn = weak.lock();
+      if (!conn) {
+        // Not inline: the awaiting coroutine is still suspending.
+        auto executor = asio::get_associated_executor(handler);
+        asio::post(executor,
+                   asio::append(std::move(handler), FailedPreconditionError("the bus is closed")));
+        return;
+      }
+      if (asio::get_associated_executor(handler) == conn->executor) {
+        conn->QueueAck(PendingAck{kind, stream, generation, id, delay, std::move(error),
+                                  std::move(handler),
+                                  /*here=*/true});
+        return;
+      }
+      Conn* raw = conn.get();
+      PendingAck ack{kind,
+                     stream,
+                     generation,
+                     id,
+                     delay,
+                     std::move(error),
+                     HoldingConn<decltype(handler)>{std::move(conn), std::move(handler)},
+                     /*here=*/false};
+      raw->Post([raw, ack = std::move(ack)]() mutable { raw->QueueAck(std::move(ack)); });
+    };
+    return asio::async_initiate<decltype(use_awaitable), void(Status)>(std::move(initiate),
+                                                                       use_awaitable);
   }
 
   std::weak_ptr<Conn> conn_;
