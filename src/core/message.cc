@@ -1,7 +1,9 @@
 #include "junction/message.h"
 
 #include <array>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -15,11 +17,30 @@ using std::chrono::nanoseconds;
 using text::NextCodePoint;
 using text::Quote;
 
+// The length of the printable ASCII (0x20..0x7e) that `s` starts with,
+// eight bytes at a time: a word holds a byte below 0x20 iff subtracting
+// 0x20 from every byte borrows into the high bit of a byte whose own high
+// bit is clear, and a byte above 0x7e iff adding 1 to every byte sets a
+// high bit or one was set already (both exact as existence tests).
+std::size_t PrintableAsciiPrefix(std::string_view s) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101;
+  constexpr std::uint64_t kHighBits = 0x8080808080808080;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, sizeof w);
+    std::uint64_t below = (w - kOnes * 0x20) & ~w & kHighBits;
+    std::uint64_t above = ((w + kOnes) | w) & kHighBits;
+    if ((below | above) != 0) break;
+  }
+  while (i < s.size() && s[i] >= 0x20 && s[i] < 0x7f) ++i;
+  return i;
+}
+
 // A CloudEvents String: UTF-8 without control characters or noncharacters.
 Status CheckString(std::string_view what, std::string_view value) {
   // Printable ASCII (the usual case) is valid as it is: skip it undecoded.
-  std::size_t i = 0;
-  while (i < value.size() && value[i] >= 0x20 && value[i] < 0x7f) ++i;
+  std::size_t i = PrintableAsciiPrefix(value);
   while (i < value.size()) {
     char32_t cp;
     if (!NextCodePoint(value, i, cp)) {

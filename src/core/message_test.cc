@@ -117,6 +117,29 @@ TEST(MessageValidate, StringsMustBeCloudEventsStrings) {
   EXPECT_TRUE(m.Validate().ok());
 }
 
+// The printable ASCII fast path reads eight bytes at a time: every byte
+// value, at every position of a word and in the tail after the last whole
+// word, must be judged as the byte-at-a-time rule judges it.
+TEST(MessageValidate, EveryByteIsJudgedWhereverItSitsInAString) {
+  for (std::size_t length : {1u, 7u, 8u, 9u, 16u, 19u}) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        Message m = Valid();
+        m.id = std::string(length, 'a');
+        m.id[at] = static_cast<char>(b);
+        Status s = m.Validate();
+        if (b >= 0x20 && b < 0x7f) {
+          EXPECT_TRUE(s.ok()) << "byte " << b << " at " << at << " of " << length << ": " << s;
+        } else {
+          // Alone, a control character or a byte of a broken UTF-8 sequence.
+          EXPECT_EQ(s.code(), StatusCode::kInvalidArgument)
+              << "byte " << b << " at " << at << " of " << length;
+        }
+      }
+    }
+  }
+}
+
 TEST(MessageValidate, ExtensionNamesAreLowercaseAlphanumeric) {
   for (const char* name : {"", "MyExt", "my-ext", "my_ext", "caf\xc3\xa9"}) {
     Message m = Valid();
