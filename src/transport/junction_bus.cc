@@ -43,13 +43,16 @@ awaitable<Status> CreateTopicOn(Conn* conn, std::string topic, TopicOptions opti
   }));
 }
 
+std::uint32_t MaxBatchBytes(const Conn* conn) {
+  return std::min<std::uint32_t>(conn->peer_max_frame - 4096, c::kMaxBatchBytesLimit);
+}
+
+// Sends `batch` (of `count` messages) as one PUBLISH and waits for its
+// results.
 awaitable<Result<std::vector<PublishResult>>> SendPublish(Conn* conn, std::string topic,
-                                                          std::vector<Message> messages,
-                                                          PublishOptions options,
+                                                          Result<std::vector<std::byte>> batch,
+                                                          std::size_t count, PublishOptions options,
                                                           Deadline deadline) {
-  Result<std::vector<std::byte>> batch = broker::EncodeMessageBatch(
-      messages, WallMs(conn->clock),
-      std::min<std::uint32_t>(conn->peer_max_frame - 4096, c::kMaxBatchBytesLimit));
   if (!batch.ok()) co_return batch.status();
   // Sent again after a reconnection: the ids make the daemon store it once.
   std::shared_ptr<Waiter> waiter =
@@ -67,7 +70,7 @@ awaitable<Result<std::vector<PublishResult>>> SendPublish(Conn* conn, std::strin
   if (Status s = c::DecodePublished(a->payload, results); !s.ok()) {
     co_return UnavailableError("junctiond sent a malformed PUBLISHED: " + s.message());
   }
-  if (results.size() != messages.size()) {
+  if (results.size() != count) {
     co_return UnavailableError("junctiond answered a different number of publishes");
   }
   co_return results;
@@ -81,7 +84,7 @@ constexpr std::size_t kCoalesceBytes = 256 * 1024;
 
 awaitable<void> SendBuffer(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
   Result<std::vector<PublishResult>> results =
-      co_await SendPublish(conn, buffer->topic, std::move(buffer->messages), {},
+      co_await SendPublish(conn, buffer->topic, buffer->builder.Build(), buffer->count, {},
                            Deadline::Infinite());  // each caller has its own deadline
   for (const PublishBuffer::Caller& caller : buffer->callers) {
     if (!results.ok()) {
@@ -122,10 +125,11 @@ Result<std::size_t> CheckedBytes(const Conn* conn, std::span<const Message> mess
   return bytes;
 }
 
-// Adds checked `messages` of `bytes` to the topic's gathered publish, for
-// `call` (finished by the answer or its deadline); starts the send when the
-// buffer is full, else posts one flush per turn.
-void Gather(Conn* conn, std::string topic, std::span<Message> messages, std::size_t bytes,
+// Adds checked `messages` of `bytes` to the topic's gathered publish (its
+// records encoded now: the messages are not kept), for `call` (finished by
+// the answer or its deadline); starts the send when the buffer is full,
+// else posts one flush per turn.
+void Gather(Conn* conn, std::string topic, std::span<const Message> messages, std::size_t bytes,
             std::shared_ptr<PublishCall> call, Deadline deadline) {
   auto it = conn->publishes.find(topic);
   if (it != conn->publishes.end() && it->second->bytes + bytes > kCoalesceBytes) {
@@ -134,15 +138,19 @@ void Gather(Conn* conn, std::string topic, std::span<Message> messages, std::siz
     it = conn->publishes.end();
   }
   if (it == conn->publishes.end()) {
-    it = conn->publishes.emplace(topic, std::make_shared<PublishBuffer>()).first;
+    auto buffer = std::make_shared<PublishBuffer>(MaxBatchBytes(conn), WallMs(conn->clock));
+    it = conn->publishes.emplace(topic, std::move(buffer)).first;
     it->second->topic = std::move(topic);
   }
   PublishBuffer& buffer = *it->second;
   conn->ExpireAt(call, deadline);
-  buffer.callers.push_back({buffer.messages.size(), messages.size(), std::move(call)});
+  buffer.callers.push_back({buffer.count, messages.size(), std::move(call)});
   buffer.bytes += bytes;
-  for (Message& m : messages) buffer.messages.push_back(std::move(m));
-  if (buffer.messages.size() >= kCoalesceMessages) {
+  buffer.count += messages.size();
+  for (const Message& m : messages) {
+    broker::AddMessage(buffer.builder, m, buffer.timestamp_ms, std::nullopt);
+  }
+  if (buffer.count >= kCoalesceMessages) {
     SendBuffered(conn, std::move(it->second));
     conn->publishes.erase(it);
   } else if (!conn->publishes_posted) {
@@ -170,7 +178,10 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
     }
   }
   if (!Plain(options) || *bytes >= kCoalesceBytes) {
-    co_return co_await SendPublish(conn, std::move(topic), std::move(messages), options, deadline);
+    co_return co_await SendPublish(
+        conn, std::move(topic),
+        broker::EncodeMessageBatch(messages, WallMs(conn->clock), MaxBatchBytes(conn)),
+        messages.size(), options, deadline);
   }
   co_return co_await asio::async_initiate<decltype(use_awaitable),
                                           void(Result<std::vector<PublishResult>>)>(

@@ -33,6 +33,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "codec/record_batch.h"
 #include "codec/wire.h"
 #include "junction/bus.h"
 #include "junction/clock.h"
@@ -205,14 +206,19 @@ struct PublishCall {
 };
 
 struct PublishBuffer {
+  PublishBuffer(std::uint32_t max_batch_bytes, std::int64_t timestamp_ms)
+      : builder({.max_batch_bytes = max_batch_bytes}), timestamp_ms(timestamp_ms) {}
+
   struct Caller {
     std::size_t first = 0;
     std::size_t count = 0;
     std::shared_ptr<PublishCall> call;
   };
   std::string topic;
-  std::vector<Message> messages;
-  std::size_t bytes = 0;
+  c::RecordBatchBuilder builder;  // the messages, encoded as they come
+  std::int64_t timestamp_ms;      // of every record (the daemon stamps its own)
+  std::size_t count = 0;          // messages in `builder`
+  std::size_t bytes = 0;          // their MessageSize: the coalescing limit
   std::vector<Caller> callers;
 };
 
