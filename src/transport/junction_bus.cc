@@ -95,8 +95,17 @@ awaitable<void> SendBuffer(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
   }
 }
 
+// Sends `buffer` now: from a posted handler only, since a send that fails
+// at once (a closed bus, a batch too large) completes its callers in place.
 void SendBuffered(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
   conn->Spawn(SendBuffer(conn, std::move(buffer)));
+}
+
+// Sends `buffer` from a posted handler: Gather may run inside a caller's
+// initiation, where no caller may be completed.
+void PostSendBuffered(Conn* conn, std::shared_ptr<PublishBuffer> buffer) {
+  conn->Post(
+      [conn, buffer = std::move(buffer)]() mutable { SendBuffered(conn, std::move(buffer)); });
 }
 
 void FlushPublishes(Conn* conn) {
@@ -127,13 +136,14 @@ Result<std::size_t> CheckedBytes(const Conn* conn, std::span<const Message> mess
 
 // Adds checked `messages` of `bytes` to the topic's gathered publish (its
 // records encoded now: the messages are not kept), for `call` (finished by
-// the answer or its deadline); starts the send when the buffer is full,
-// else posts one flush per turn.
+// the answer or its deadline, which has not passed yet); posts the send
+// when the buffer is full, else one flush per turn. Completes no caller
+// itself: it may run inside a caller's initiation.
 void Gather(Conn* conn, std::string topic, std::span<const Message> messages, std::size_t bytes,
-            std::shared_ptr<PublishCall> call, Deadline deadline) {
+            const std::shared_ptr<PublishCall>& call, Deadline deadline) {
   auto it = conn->publishes.find(topic);
   if (it != conn->publishes.end() && it->second->bytes + bytes > kCoalesceBytes) {
-    SendBuffered(conn, std::move(it->second));  // full: it goes first, in order
+    PostSendBuffered(conn, std::move(it->second));  // full: it goes first, in order
     conn->publishes.erase(it);
     it = conn->publishes.end();
   }
@@ -143,20 +153,25 @@ void Gather(Conn* conn, std::string topic, std::span<const Message> messages, st
     it->second->topic = std::move(topic);
   }
   PublishBuffer& buffer = *it->second;
-  conn->ExpireAt(call, deadline);
-  buffer.callers.push_back({buffer.count, messages.size(), std::move(call)});
-  buffer.bytes += bytes;
-  buffer.count += messages.size();
   for (const Message& m : messages) {
     broker::AddMessage(buffer.builder, m, buffer.timestamp_ms, std::nullopt);
   }
+  buffer.callers.push_back({buffer.count, messages.size(), call});
+  buffer.bytes += bytes;
+  buffer.count += messages.size();
+  conn->ExpireAt(call, deadline);
   if (buffer.count >= kCoalesceMessages) {
-    SendBuffered(conn, std::move(it->second));
+    PostSendBuffered(conn, std::move(it->second));
     conn->publishes.erase(it);
   } else if (!conn->publishes_posted) {
     conn->publishes_posted = true;
     conn->Post([conn] { FlushPublishes(conn); });
   }
+}
+
+// A publish whose deadline passed before it could be sent: nothing was.
+Status DeadlineNotSent() {
+  return DeadlineExceededError("the deadline passed before the publish was sent; nothing was sent");
 }
 
 bool Plain(const PublishOptions& options) {
@@ -177,6 +192,7 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
           "junctiond is not reachable (reconnecting); nothing was sent");
     }
   }
+  if (deadline.Expired(conn->clock)) co_return DeadlineNotSent();
   if (!Plain(options) || *bytes >= kCoalesceBytes) {
     co_return co_await SendPublish(
         conn, std::move(topic),
@@ -188,7 +204,7 @@ awaitable<Result<std::vector<PublishResult>>> PublishOn(Conn* conn, std::string 
       [&](auto handler) {
         // (This coroutine runs on the connection's executor.)
         auto call = std::make_shared<PublishCall>(PublishCall::Many(std::move(handler)), true);
-        Gather(conn, std::move(topic), messages, *bytes, std::move(call), deadline);
+        Gather(conn, std::move(topic), messages, *bytes, call, deadline);
       },
       use_awaitable);
 }
@@ -200,23 +216,29 @@ template <typename Handler>
 void StartPublish(Conn* conn, std::string topic, std::unique_ptr<Message> message,
                   PublishOptions options, Deadline deadline, Handler handler, bool here) {
   Result<std::size_t> bytes = CheckedBytes(conn, std::span(message.get(), 1));
-  if (bytes.ok() && conn->ready && conn->broken.ok() && Plain(options) && *bytes < kCoalesceBytes) {
+  if (bytes.ok() && conn->ready && conn->broken.ok() && Plain(options) && *bytes < kCoalesceBytes &&
+      !deadline.Expired(conn->clock)) {
     auto call = std::make_shared<PublishCall>(PublishCall::One(std::move(handler)), here);
-    Gather(conn, std::move(topic), std::span(message.get(), 1), *bytes, std::move(call), deadline);
+    Gather(conn, std::move(topic), std::span(message.get(), 1), *bytes, call, deadline);
     return;
   }
   std::vector<Message> one;
   one.push_back(std::move(*message));
-  // Posted, never inline: this may run inside the caller's initiation.
-  asio::co_spawn(conn->executor,
-                 PublishOn(conn, std::move(topic), std::move(one), options, deadline),
-                 [hold = conn->Hold(), handler = std::move(handler)](
-                     const std::exception_ptr& e, Result<std::vector<PublishResult>> r) mutable {
-                   Result<PublishResult> out = InternalError("the publish failed");
-                   if (e == nullptr && r.ok()) out = r->front();
-                   if (e == nullptr && !r.ok()) out = r.status();
-                   Complete(handler, /*here=*/false, std::move(out));
-                 });
+  // Posted: a spawn runs PublishOn at once, and one that ends without
+  // waiting (a bad message, a deadline already past) would complete the
+  // caller inside its initiation.
+  conn->Post([conn, topic = std::move(topic), one = std::move(one), options, deadline,
+              handler = std::move(handler)]() mutable {
+    asio::co_spawn(conn->executor,
+                   PublishOn(conn, std::move(topic), std::move(one), options, deadline),
+                   [hold = conn->Hold(), conn, handler = std::move(handler)](
+                       const std::exception_ptr& e, Result<std::vector<PublishResult>> r) mutable {
+                     Result<PublishResult> out = InternalError("the publish failed");
+                     if (e == nullptr && r.ok()) out = r->front();
+                     if (e == nullptr && !r.ok()) out = r.status();
+                     Complete(conn->executor, handler, /*here=*/false, std::move(out));
+                   });
+  });
 }
 
 awaitable<Status> SeekOn(Conn* conn, std::string topic, std::string group, StartPosition p) {

@@ -130,7 +130,7 @@ void Conn::Fail(const Status& why) {
   pending.clear();
   for (auto& [corr, r] : waiting) r.waiter->Set(why);
   auto queued = std::exchange(acks, {});
-  for (PendingAck& a : queued) Complete(a.done, a.here, why);
+  for (PendingAck& a : queued) Complete(executor, a.done, a.here, why);
   if (heartbeat_timer != nullptr) heartbeat_timer->cancel();
   if (expiry_timer != nullptr) expiry_timer->cancel();
   boost::system::error_code ec;
@@ -430,10 +430,12 @@ void Conn::QueueAck(PendingAck ack) {
 void Conn::ExpireAt(const std::shared_ptr<PublishCall>& call, Deadline deadline) {
   if (deadline.is_infinite()) return;
   call->expiry = publish_expiries.emplace(deadline.when(), call);
-  if (expiry_timer == nullptr) {
-    expiry_due = MonoTime::max();
-    Spawn(ExpiryLoop(this));
-  } else if (deadline.when() < expiry_due) {
+  if (!expiry_running) {
+    // Posted: a spawn would run the loop at once, and a deadline already
+    // past would complete its caller inside that caller's initiation.
+    expiry_running = true;
+    Post([this] { Spawn(ExpiryLoop(this)); });
+  } else if (expiry_timer != nullptr && deadline.when() < expiry_due) {
     expiry_timer->cancel();  // sooner than the timer: it looks again
   }
 }
@@ -448,11 +450,11 @@ void Conn::Finish(PublishCall& call, const Status& failed, std::span<const Publi
   if (call.one) {
     Result<PublishResult> r = failed;
     if (failed.ok()) r = results.front();
-    Complete(call.one, call.here, std::move(r));
+    Complete(executor, call.one, call.here, std::move(r));
   } else {
     Result<std::vector<PublishResult>> r = failed;
     if (failed.ok()) r = std::vector<PublishResult>(results.begin(), results.end());
-    Complete(call.many, call.here, std::move(r));
+    Complete(executor, call.many, call.here, std::move(r));
   }
 }
 
@@ -483,6 +485,7 @@ awaitable<void> Conn::ExpiryLoop(Conn* self) {
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored));
   }
   self->expiry_timer = nullptr;
+  self->expiry_running = false;
 }
 
 awaitable<void> Conn::SendAcks(Conn* self, std::vector<PendingAck> acks) {
@@ -529,7 +532,7 @@ awaitable<void> Conn::SendAcks(Conn* self, std::vector<PendingAck> acks) {
     }
   }
   for (std::size_t i = 0; i < acks.size(); ++i) {
-    Complete(acks[i].done, acks[i].here, std::move(*answers[i]));
+    Complete(self->executor, acks[i].done, acks[i].here, std::move(*answers[i]));
   }
 }
 

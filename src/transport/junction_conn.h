@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -115,20 +116,30 @@ enum class OnLoss : std::uint8_t {
   kFail,    // failed with Unavailable (acks, requests, replies: not safe to repeat)
 };
 
-// Completes a caller's handler with `value`, on the connection's executor:
-// in place when the caller runs there too (`here`: what dispatch would do,
-// without asking the type-erased handler for its executor each time), else
-// dispatched to the caller's executor. Never from inside the initiation
-// that took the handler (the awaiting coroutine is still suspending): post
-// there instead.
+// Completes a caller's handler with `value`, on the connection's executor
+// `executor`: in place when the caller runs there too (`here`: what
+// dispatch would do, without asking the type-erased handler for its
+// executor each time), else dispatched to the caller's executor. Never
+// from inside the initiation that took the handler (the awaiting coroutine
+// is still suspending): post there instead.
+//
+// In place, the caller's code runs inside ours until it next suspends: an
+// exception it lets out (a completion handler of its co_spawn that
+// rethrows) is thrown again from a posted handler, out of the run() of
+// that executor, as it would have been had the completion been posted;
+// ours carries on with the next caller.
 //
 // Dispatching holds work on the caller's executor until it returns: the
 // caller may run the handler, finish, and let its io_context's run() return
 // (and the io_context go) only once this thread is done with its scheduler.
 template <typename Handler, typename Value>
-void Complete(Handler& handler, bool here, Value value) {
+void Complete(const asio::any_io_executor& executor, Handler& handler, bool here, Value value) {
   if (here) {
-    std::move(handler)(std::move(value));
+    try {
+      std::move(handler)(std::move(value));
+    } catch (...) {
+      asio::post(executor, [e = std::current_exception()] { std::rethrow_exception(e); });
+    }
     return;
   }
   auto work = asio::make_work_guard(asio::get_associated_executor(handler));
@@ -390,6 +401,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   // there are any, its timer set to the first (on the real clock; on any
   // other clock it looks every 20 ms).
   std::multimap<MonoTime, std::weak_ptr<PublishCall>> publish_expiries;
+  bool expiry_running = false;                 // ExpiryLoop is started (posted) or running
   asio::steady_timer* expiry_timer = nullptr;  // ExpiryLoop's while it runs
   MonoTime expiry_due = MonoTime::max();       // when that timer fires
   std::minstd_rand jitter{std::random_device{}()};

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -27,6 +28,7 @@
 #include "codec/wire.h"
 #include "core/run_sync.h"
 #include "junction/bus.h"
+#include "junction/clock.h"
 
 namespace junction::transport {
 namespace {
@@ -213,6 +215,55 @@ TEST(JunctionPublishTest, ALateAnswerAfterTheDeadlineIsDroppedAndTheNextPublishG
   EXPECT_EQ(next->offset, Offset(1));
   EXPECT_EQ(daemon.publishes(), (std::vector<std::uint32_t>{1, 1}));
   EXPECT_TRUE(RunSync((*bus)->Close()).ok());
+}
+
+// A publish awaited after its deadline passed (on the bus's clock) is
+// refused before anything is sent, never completed inside its own
+// initiation; the next publish goes out alone.
+TEST(JunctionPublishTest, APublishAwaitedPastItsDeadlineSendsNothing) {
+  HoldingDaemon daemon;
+  daemon.Release();  // answers at once
+  ManualClock clock;
+  asio::io_context io;
+  BusOptions options;
+  options.executor = io.get_executor();
+  options.clock = &clock;
+  Result<std::unique_ptr<Bus>> bus = Bus::Open(daemon.url(), options);
+  ASSERT_TRUE(bus.ok()) << bus.status();
+
+  std::optional<Result<PublishResult>> late, next;
+  std::optional<Result<std::vector<PublishResult>>> late_batch;
+  asio::co_spawn(
+      io,
+      [&]() -> Awaitable<void> {
+        Awaitable<Result<PublishResult>> publish =
+            (*bus)->Publish("t", Event("late"), {}, Deadline::After(clock, 10ms));
+        std::vector<Message> two;
+        two.push_back(Event("late-1"));
+        two.push_back(Event("late-2"));
+        Awaitable<Result<std::vector<PublishResult>>> batch =
+            (*bus)->PublishBatch("t", std::move(two), {}, Deadline::After(clock, 10ms));
+        clock.Advance(20ms);  // past the deadlines before the calls start
+        late = co_await std::move(publish);
+        late_batch = co_await std::move(batch);
+        next = co_await (*bus)->Publish("t", Event("next"), {}, Deadline::Infinite());
+      },
+      asio::detached);
+  ASSERT_TRUE(RunUntil(io, [&] { return next.has_value(); }));
+  EXPECT_EQ(late->status().code(), StatusCode::kDeadlineExceeded) << late->status();
+  EXPECT_THAT(late->status().message(), ::testing::HasSubstr("nothing was sent"));
+  // (PublishBatch is a coroutine: its own check of the deadline refuses it.)
+  EXPECT_EQ(late_batch->status().code(), StatusCode::kDeadlineExceeded) << late_batch->status();
+  ASSERT_TRUE(next->ok()) << next->status();
+  EXPECT_EQ((*next)->offset, Offset(0));                         // the first stored
+  EXPECT_EQ(daemon.publishes(), std::vector<std::uint32_t>{1});  // "next" alone
+
+  std::optional<Status> closed;
+  asio::co_spawn(
+      io, [&]() -> Awaitable<void> { closed = co_await (*bus)->Close(); }, asio::detached);
+  ASSERT_TRUE(RunUntil(io, [&] { return closed.has_value(); }));
+  bus->reset();
+  io.run_for(50ms);
 }
 
 }  // namespace
