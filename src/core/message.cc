@@ -90,25 +90,31 @@ bool IsToken(std::string_view s) {
   return true;
 }
 
-// RFC 3986 unreserved, gen-delims and sub-delims: every character a URI may
-// hold outside a percent-encoding.
-constexpr CharClass IsUriChar("-._~:/?#[]@!$&'()*+,;=");
-
-// The scheme of `uri` (RFC 3986 §3.1), or empty when it has none. A colon
-// before the first '/', '?' or '#' must end a scheme: "a b:c" is no
-// URI-reference at all, reported through `valid`.
-std::string_view SchemeOf(std::string_view uri, bool& valid) {
-  valid = true;
-  std::size_t end = uri.find_first_of(":/?#");
-  if (end == std::string_view::npos || uri[end] != ':') return {};
-  std::string_view scheme = uri.substr(0, end);
-  valid = !scheme.empty() && IsAlpha(scheme[0]);
-  for (char c : scheme) {
-    if (!IsAlpha(c) && !IsDigit(c) && c != '+' && c != '-' && c != '.') valid = false;
+// What each byte is to CheckUri: RFC 3986 unreserved, gen-delims and
+// sub-delims are every character a URI may hold outside a
+// percent-encoding; ':', '/', '?' and '#' also end a scheme, and '#' starts
+// the fragment.
+enum class UriByte : std::uint8_t { kNotAllowed, kPlain, kEndsScheme, kHash, kPercent };
+struct UriBytes {
+  std::array<UriByte, 256> of{};
+  constexpr UriBytes() {
+    for (char c = 'a'; c <= 'z'; ++c) of[static_cast<unsigned char>(c)] = UriByte::kPlain;
+    for (char c = 'A'; c <= 'Z'; ++c) of[static_cast<unsigned char>(c)] = UriByte::kPlain;
+    for (char c = '0'; c <= '9'; ++c) of[static_cast<unsigned char>(c)] = UriByte::kPlain;
+    for (char c : std::string_view("-._~[]@!$&'()*+,;=")) {
+      of[static_cast<unsigned char>(c)] = UriByte::kPlain;
+    }
+    for (char c : std::string_view(":/?")) of[static_cast<unsigned char>(c)] = UriByte::kEndsScheme;
+    of['#'] = UriByte::kHash;
+    of['%'] = UriByte::kPercent;
   }
-  return valid ? scheme : std::string_view();
-}
+  UriByte operator()(char c) const { return of[static_cast<unsigned char>(c)]; }
+};
+constexpr UriBytes kUriBytes;
 
+// One pass: the characters, the percent-encodings, the number of '#', and
+// where the scheme would end. A colon before the first '/', '?' or '#' must
+// end a scheme (RFC 3986 §3.1): "a b:c" is no URI-reference at all.
 Status CheckUri(std::string_view what, std::string_view value, bool absolute) {
   if (value.empty()) return InvalidArgumentError(std::string(what) + ": must not be empty");
   auto bad = [&](std::string_view why) {
@@ -116,21 +122,39 @@ Status CheckUri(std::string_view what, std::string_view value, bool absolute) {
                                 (absolute ? "URI" : "URI-reference") + " (" + std::string(why) +
                                 "): " + Quote(value));
   };
+  std::size_t hashes = 0;
+  std::size_t scheme_end = std::string_view::npos;  // the first of ":/?#"
   for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '%') {
-      if (i + 2 >= value.size() || !IsHex(value[i + 1]) || !IsHex(value[i + 2])) {
-        return bad("'%' not followed by two hex digits");
-      }
-      i += 2;
-    } else if (!IsUriChar(value[i])) {
-      return bad("character not allowed in a URI");
+    switch (kUriBytes(value[i])) {
+      case UriByte::kPlain:
+        break;
+      case UriByte::kHash:
+        ++hashes;
+        [[fallthrough]];
+      case UriByte::kEndsScheme:
+        if (scheme_end == std::string_view::npos) scheme_end = i;
+        break;
+      case UriByte::kPercent:
+        if (i + 2 >= value.size() || !IsHex(value[i + 1]) || !IsHex(value[i + 2])) {
+          return bad("'%' not followed by two hex digits");
+        }
+        i += 2;
+        break;
+      case UriByte::kNotAllowed:
+        return bad("character not allowed in a URI");
     }
   }
-  if (value.find('#') != value.rfind('#')) return bad("more than one '#'");
-  bool valid;
-  std::string_view scheme = SchemeOf(value, valid);
-  if (!valid) return bad("malformed scheme");
-  if (absolute && scheme.empty()) return bad("no scheme");
+  if (hashes > 1) return bad("more than one '#'");
+  bool has_scheme = scheme_end != std::string_view::npos && value[scheme_end] == ':';
+  if (has_scheme) {
+    std::string_view scheme = value.substr(0, scheme_end);
+    bool valid = !scheme.empty() && IsAlpha(scheme[0]);
+    for (char c : scheme) {
+      if (!IsAlpha(c) && !IsDigit(c) && c != '+' && c != '-' && c != '.') valid = false;
+    }
+    if (!valid) return bad("malformed scheme");
+  }
+  if (absolute && !has_scheme) return bad("no scheme");
   return OkStatus();
 }
 

@@ -85,6 +85,27 @@ TEST(MessageValidate, SourceMustBeAUriReference) {
   }
 }
 
+// The URI rules, each where CheckUri's one pass meets it: a colon ends a
+// scheme only before the first '/', '?' or '#'; a percent-encoding needs two
+// hex digits even at the end; one '#' at most.
+TEST(MessageValidate, UriRulesWhereverTheyFallInTheString) {
+  for (const char* source : {"a:b", "/a:b", "?q=a:b", "#f:g", "a+b.c-d:x", "%41", "x#%41"}) {
+    Message m = Valid();
+    m.source = source;
+    EXPECT_TRUE(m.Validate().ok()) << source << ": " << m.Validate();
+  }
+  for (const char* source : {"%4", "a%", "%g1", ":a", "+a:b", "a:b#c#", "a b", "a|b"}) {
+    Message m = Valid();
+    m.source = source;
+    ExpectInvalid(m, "attribute 'source': not a URI-reference");
+  }
+  Message m = Valid();
+  m.dataschema = "a/b:c";  // the colon comes after a '/': no scheme
+  ExpectInvalid(m, "attribute 'dataschema': not a URI (no scheme)");
+  m.dataschema = "urn:a#b";
+  EXPECT_TRUE(m.Validate().ok()) << m.Validate();
+}
+
 TEST(MessageValidate, DataSchemaMustBeAnAbsoluteUri) {
   Message m = Valid();
   m.dataschema = "/relative/schema";
