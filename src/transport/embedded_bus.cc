@@ -24,6 +24,7 @@
 #include "broker/broker.h"
 #include "core/affinity.h"
 #include "core/env.h"
+#include "transport/holding.h"
 #include "transport/shard_mailbox.h"
 
 namespace junction::transport {
@@ -211,20 +212,7 @@ Awaitable<Result<std::shared_ptr<broker::ResponderState>>> RespondOn(Core* c, st
 // silently). Invoked where `handler` runs (its executor is forwarded), so
 // the last reference is dropped there, never on a shard thread of our own.
 template <typename Handler>
-struct HoldingCore {
-  std::shared_ptr<Core> core;
-  Handler handler;
-
-  using executor_type = asio::associated_executor_t<Handler>;
-  executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
-  using allocator_type = asio::associated_allocator_t<Handler>;
-  allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(handler); }
-
-  void operator()(Status status) {
-    std::shared_ptr<Core> keep = std::move(core);
-    std::move(handler)(std::move(status));
-  }
-};
+using HoldingCore = Holding<Core, Handler>;
 
 // An ack, nack or InProgress through the shard's mailbox: a burst of them
 // costs one hop. No coroutine of its own: the awaitable is the initiation's,

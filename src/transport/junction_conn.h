@@ -39,6 +39,7 @@
 #include "junction/bus.h"
 #include "junction/clock.h"
 #include "junction/deadline.h"
+#include "transport/holding.h"
 #include "transport/junction_bus.h"
 
 namespace junction::transport::junction_client {
@@ -151,21 +152,7 @@ void Complete(const asio::any_io_executor& executor, Handler& handler, bool here
 // else would keep the Conn alive for a call whose bus was dropped under it,
 // and the Conn must never be released on that thread.
 template <typename Handler>
-struct HoldingConn {
-  std::shared_ptr<Conn> conn;
-  Handler handler;
-
-  using executor_type = asio::associated_executor_t<Handler>;
-  executor_type get_executor() const noexcept { return asio::get_associated_executor(handler); }
-  using allocator_type = asio::associated_allocator_t<Handler>;
-  allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(handler); }
-
-  template <typename Value>
-  void operator()(Value value) {
-    std::shared_ptr<Conn> keep = std::move(conn);
-    std::move(handler)(std::move(value));
-  }
-};
+using HoldingConn = Holding<Conn, Handler>;
 
 struct PendingAck {
   c::AckKind kind;
