@@ -210,8 +210,20 @@ bool Group::FillPartition(std::uint32_t p) {
                                                 std::vector<std::byte>(batch.begin(), batch.end()));
       }
     }
+    // Of a kept batch, junctiond sends the records as they are: their
+    // messages are decoded only if an attempt fails (Materialize), except
+    // where the group needs them now (a key's order, a delay).
+    const bool as_records = kept != nullptr && header->compression == codec::Compression::kNone &&
+                            !(config_.ordered && !ephemeral_);
     for (const codec::RecordView& record : records) {
       if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
+      if (as_records) {
+        RecordSummary summary = SummarizeRecord(record);
+        if (!summary.delayed) {
+          AddRecordEntry(PartitionId(p), record.offset, kept, record.position, summary.size);
+          continue;
+        }
+      }
       Result<std::shared_ptr<StoredMessage>> stored = DecodeStoredMessage(record);
       if (!stored.ok()) {
         // Unreadable as a message: it cannot be delivered or dead-lettered.
@@ -275,8 +287,25 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
   Entry entry;
   entry.partition = p;
   entry.offset = o;
+  entry.size = stored->size();
   entry.stored = std::move(stored);
   entry.batch = std::move(batch);
+  Admit(std::move(entry));
+}
+
+void Group::AddRecordEntry(PartitionId p, Offset o, std::shared_ptr<const StoredBatch> batch,
+                           std::uint32_t position, std::size_t size) {
+  Entry entry;
+  entry.partition = p;
+  entry.offset = o;
+  entry.batch = std::move(batch);
+  entry.size = size;
+  entry.position = position;
+  Admit(std::move(entry));
+}
+
+void Group::Admit(Entry&& entry) {
+  const Key key{entry.partition.value(), entry.offset.value()};
   auto [it, inserted] = entries_.try_emplace(key);
   if (!inserted) return;
   it->second = BoxEntry(std::move(entry));
@@ -296,6 +325,30 @@ void Group::AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessag
   }
   Activate(added);
   if (added.state != State::kReady) added.batch.reset();  // delayed: the same
+}
+
+bool Group::Materialize(Entry& entry) {
+  Result<std::shared_ptr<StoredMessage>> decoded =
+      DecodeStoredRecordAt(*entry.batch, entry.position);
+  entry.batch.reset();
+  if (!decoded.ok()) {
+    log::Error("skipping a record that is not a message",
+               {{"topic", topic_.name},
+                {"partition", std::uint64_t{entry.partition.value()}},
+                {"offset", entry.offset.value()},
+                {"error", decoded.status().ToString()}});
+    return false;
+  }
+  entry.stored = std::move(*decoded);
+  return true;
+}
+
+Result<std::shared_ptr<const StoredMessage>> StoredOf(const BrokerDelivery& delivery) {
+  if (delivery.stored != nullptr) return delivery.stored;
+  JUNCTION_CHECK(delivery.batch != nullptr) << "a delivery with neither a message nor a batch";
+  JUNCTION_ASSIGN_OR_RETURN(std::shared_ptr<StoredMessage> decoded,
+                            DecodeStoredRecordAt(*delivery.batch, delivery.position));
+  return std::shared_ptr<const StoredMessage>(std::move(decoded));
 }
 
 bool Group::NextOfKey(const std::string& message_key) {
@@ -361,6 +414,7 @@ bool Group::NextOfKey(const std::string& message_key) {
   entry.partition = PartitionId(key.first);
   entry.offset = o;
   entry.stored = std::make_shared<const StoredMessage>(std::move(*found));
+  entry.size = entry.stored->size();
   auto [it, inserted] = entries_.try_emplace(key, BoxEntry(std::move(entry)));
   JUNCTION_CHECK(inserted) << "a held-back message already had an entry";
   Activate(*it->second);
@@ -368,11 +422,13 @@ bool Group::NextOfKey(const std::string& message_key) {
 }
 
 void Group::Activate(Entry& entry) {
-  // The clock is read only for a delayed message (most have no deliver_at).
-  if (const auto& deliver_at = entry.stored->deliver_at_ms) {
+  // The clock is read only for a delayed message (most have no deliver_at,
+  // and a record entry never has one).
+  if (entry.stored != nullptr && entry.stored->deliver_at_ms) {
+    const std::int64_t deliver_at = *entry.stored->deliver_at_ms;
     std::int64_t now_ms = ToMillis(broker_.clock().WallNow());
-    if (*deliver_at > now_ms) {
-      SetTimer(entry, broker_.clock().Now() + std::chrono::milliseconds(*deliver_at - now_ms),
+    if (deliver_at > now_ms) {
+      SetTimer(entry, broker_.clock().Now() + std::chrono::milliseconds(deliver_at - now_ms),
                State::kWaiting);
       return;
     }
@@ -430,18 +486,22 @@ void Group::Dispatch() {
   while (!ready_.empty()) {
     Key key = ready_.front();
     Entry& entry = *entries_.at(key);
-    Member* member = PickMember(entry.stored->size());
+    Member* member = PickMember(entry.size);
     if (member == nullptr) return;
     ready_.pop_front();
     ++entry.attempts;
     entry.delivery_id = ++next_delivery_id_;
     entry.member_id = member->id;
     ++member->in_flight;
-    member->in_flight_bytes += entry.stored->size();
+    member->in_flight_bytes += entry.size;
+    // A record entry keeps its batch: a failed attempt decodes the message
+    // from it (Fail). The others hand theirs over with their first attempt.
+    std::shared_ptr<const StoredBatch> batch =
+        entry.stored == nullptr ? entry.batch : std::move(entry.batch);
     member->queue.push_back(BrokerDelivery{
         topic_.name, entry.partition, entry.offset, DeliveryCount(entry.attempts), entry.stored,
         DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, ephemeral_,
-        std::move(entry.batch)});
+        std::move(batch), entry.size, entry.position});
     member->Wake();
     if (ephemeral_) {
       Complete(key);  // at most once: handing it out is the ack
@@ -460,7 +520,7 @@ void SetAttemptHeader(Message& message, DeliveryCount attempt) {
 void Group::Taken(Member& member, const BrokerDelivery& delivery) {
   if (!ephemeral_) return;
   --member.in_flight;
-  member.in_flight_bytes -= delivery.stored->size();
+  member.in_flight_bytes -= delivery.size;
 }
 
 Result<Group::Entry*> Group::FindAttempt(const DeliveryRef& ref) {
@@ -480,7 +540,7 @@ void Group::Release(Entry& entry) {
   for (auto& member : members_) {
     if (member->id != entry.member_id) continue;
     --member->in_flight;
-    member->in_flight_bytes -= entry.stored->size();
+    member->in_flight_bytes -= entry.size;
     std::erase_if(member->queue,
                   [&](const BrokerDelivery& d) { return d.ref.delivery_id == entry.delivery_id; });
   }
@@ -489,6 +549,12 @@ void Group::Release(Entry& entry) {
 }
 
 void Group::Fail(Entry& entry, std::optional<Duration> delay, std::string error, MonoTime at) {
+  // A redelivery or a dead letter needs the message, and no batch is pinned
+  // while the entry waits.
+  if (entry.stored == nullptr && !Materialize(entry)) {
+    Complete(Key{entry.partition.value(), entry.offset.value()});  // skipped, as Fill skips one
+    return;
+  }
   WallTime now = broker_.clock().WallNow();
   if (!entry.first_failure) entry.first_failure = now;
   entry.last_failure = now;

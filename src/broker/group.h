@@ -58,7 +58,9 @@ struct BrokerDelivery {
   Offset offset;
   DeliveryCount attempt;
   // Shared with the group's entry and the tail cache: the consumer's copy is
-  // made once, with SetAttemptHeader.
+  // made once, with SetAttemptHeader. Null when the group never decoded the
+  // message: it is then the record at `position` of `batch`
+  // (DecodeStoredRecordAt), which junctiond sends as stored.
   std::shared_ptr<const StoredMessage> stored;
   DeliveryRef ref;
   bool ephemeral = false;
@@ -66,7 +68,13 @@ struct BrokerDelivery {
   // stored batch that holds the message, from the tail cache or read back
   // from the log, which junctiond may send as it is. Else null.
   std::shared_ptr<const StoredBatch> batch;
+  std::size_t size = 0;        // the message's size (MessageSize), for credit
+  std::uint32_t position = 0;  // with a null `stored`: the record's byte in `batch`
 };
+
+// The message of a delivery: its stored one, or the record it was held as,
+// decoded now (DataLoss when that record is not a message).
+Result<std::shared_ptr<const StoredMessage>> StoredOf(const BrokerDelivery& delivery);
 
 // The message as the consumer gets it is a copy of the stored one with the
 // attempt header (kHeaderAttempt) set: this sets it.
@@ -149,10 +157,17 @@ class Group {
   struct Entry {
     PartitionId partition;
     Offset offset;
-    std::shared_ptr<const StoredMessage> stored;  // its size() counts against credit
+    // Null for a record read from the log into a stored batch that junctiond
+    // will send as it is: the entry holds `batch` and the record's
+    // `position` in it, and decodes the message only when an attempt fails
+    // (Materialize), so a message delivered and acked is never built.
+    std::shared_ptr<const StoredMessage> stored;
     // The stored batch holding it (tail cache or log read), until its first
-    // hand-out (redeliveries carry none: an entry pins no batch for long).
+    // hand-out, or until its first failure when `stored` is null
+    // (redeliveries carry none: an entry pins no batch for long).
     std::shared_ptr<const StoredBatch> batch;
+    std::size_t size = 0;  // counts against credit: MessageSize
+    std::uint32_t position = 0;
     State state = State::kReady;
     std::uint32_t attempts = 0;
     std::uint64_t delivery_id = 0;
@@ -187,6 +202,14 @@ class Group {
   bool FillFromTail(std::uint32_t p);
   void AddEntry(PartitionId p, Offset o, std::shared_ptr<const StoredMessage> stored,
                 std::shared_ptr<const StoredBatch> batch = nullptr);
+  // The record at byte `position` of `batch` (not ordered, not delayed),
+  // its message not decoded (Entry::stored).
+  void AddRecordEntry(PartitionId p, Offset o, std::shared_ptr<const StoredBatch> batch,
+                      std::uint32_t position, std::size_t size);
+  void Admit(Entry&& entry);
+  // Decodes a record entry's message (Entry::stored) and lets its batch go.
+  // False (logged) when the record is not a message.
+  bool Materialize(Entry& entry);
   // Ordered groups: the front of `message_key`'s queue just became its next
   // message; give it its turn (reading it back first if it was held back
   // as a position only). False (logged) when the partition cannot be read;

@@ -246,6 +246,39 @@ Result<std::shared_ptr<StoredMessage>> DecodeStoredMessage(const codec::RecordVi
   return box;
 }
 
+RecordSummary SummarizeRecord(const codec::RecordView& record) {
+  RecordSummary summary;
+  summary.size = (record.key ? record.key->size() : 0) + (record.value ? record.value->size() : 0);
+  for (const codec::RecordHeaderView& header : record.headers) {
+    const std::string_view name = header.key;
+    const std::size_t value = header.value ? header.value->size() : 0;
+    if (name.starts_with(kAttributePrefix)) {
+      std::string_view attribute = name.substr(kAttributePrefix.size());
+      if (attribute == "id" || attribute == "source" || attribute == "specversion" ||
+          attribute == "type" || attribute == "subject" || attribute == "time" ||
+          attribute == "datacontenttype" || attribute == "dataschema") {
+        summary.size += value;
+      } else {
+        // An extension: its name and its text, without the type byte.
+        summary.size += attribute.size() + (value > 0 ? value - 1 : 0);
+      }
+    } else if (name.starts_with(kUserHeaderPrefix)) {
+      summary.size += name.size() - kUserHeaderPrefix.size() + value;
+    } else if (name == kDeliverAtHeader) {
+      summary.delayed = true;
+    }
+  }
+  return summary;
+}
+
+Result<std::shared_ptr<StoredMessage>> DecodeStoredRecordAt(const StoredBatch& batch,
+                                                            std::uint32_t position) {
+  std::vector<codec::RecordHeaderView> headers;
+  JUNCTION_ASSIGN_OR_RETURN(codec::RecordView record,
+                            codec::DecodeRecordAt(batch.bytes, position, headers));
+  return DecodeStoredMessage(record);
+}
+
 std::size_t MessageSize(const Message& message) {
   std::size_t size = message.data.size() + message.id.size() + message.source.size() +
                      message.specversion.size() + message.type.size();

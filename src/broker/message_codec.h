@@ -88,6 +88,22 @@ Status DecodeMessageInto(const codec::RecordView& record, Message& out,
 // The same, boxed as the broker keeps it, built in the box.
 Result<std::shared_ptr<StoredMessage>> DecodeStoredMessage(const codec::RecordView& record);
 
+// What a group needs of a stored record before, or instead of, decoding it
+// (junctiond sends most records as stored, and never builds their Message).
+struct RecordSummary {
+  // MessageSize of the message in a record AddMessage wrote (for any other
+  // record, its bytes counted the same way: credit only).
+  std::size_t size = 0;
+  bool delayed = false;  // has kDeliverAtHeader
+};
+RecordSummary SummarizeRecord(const codec::RecordView& record);
+
+// DecodeStoredMessage of the record at byte `position` of `batch`
+// (uncompressed; codec::DecodeRecordAt): what a group decodes of a record
+// it held as a position in a stored batch, once it needs the Message.
+Result<std::shared_ptr<StoredMessage>> DecodeStoredRecordAt(const StoredBatch& batch,
+                                                            std::uint32_t position);
+
 // Messages in one record batch, as the wire protocol carries them
 // (docs/formats/wire.md): one record each, in order, stamped `timestamp_ms`.
 // ResourceExhausted when the batch would pass `max_batch_bytes`.

@@ -106,6 +106,42 @@ TEST(MessageCodecTest, BoxedDecodeGivesWhatDecodeMessageGives) {
   EXPECT_EQ(boxed.status(), DecodeMessage(views.records()[2]).status());
   EXPECT_THAT(boxed.status().message(), HasSubstr("attribute 'subject'"));
 }
+// What a group reads of a record it does not decode: the message's size,
+// equal to MessageSize of what decoding gives, and whether it is delayed;
+// and the record decoded alone from its stored batch is the message.
+TEST(MessageCodecTest, ARecordsSummaryAndItsDecodeAtItsPositionAgreeWithTheMessage) {
+  Message no_time = FullMessage();
+  no_time.time.reset();
+  no_time.key.reset();
+  const std::vector<StoredMessage> stored = {
+      {FullMessage(), 1709251199000, 1709251260000},
+      {MinimalMessage(), 1709251199001, std::nullopt},
+      {no_time, 3, std::nullopt},
+  };
+  codec::RecordBatchBuilder builder;
+  for (const StoredMessage& s : stored) {
+    AddMessage(builder, s.message, s.timestamp_ms, s.deliver_at_ms);
+  }
+  Result<std::vector<std::byte>> bytes = builder.Build();
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const StoredBatch batch(Offset(0), 3, *bytes);
+  codec::RecordViews views;
+  ASSERT_TRUE(views.Decode(batch.bytes).ok());
+  ASSERT_EQ(views.records().size(), stored.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    const codec::RecordView& record = views.records()[i];
+    RecordSummary summary = SummarizeRecord(record);
+    EXPECT_EQ(summary.size, MessageSize(stored[i].message)) << i;
+    EXPECT_EQ(summary.delayed, stored[i].deliver_at_ms.has_value()) << i;
+    Result<std::shared_ptr<StoredMessage>> alone = DecodeStoredRecordAt(batch, record.position);
+    ASSERT_TRUE(alone.ok()) << i << ": " << alone.status();
+    EXPECT_EQ(**alone, stored[i]) << i;
+    EXPECT_EQ((*alone)->size(), summary.size) << i;
+  }
+  // Not a record's start: an error, not a message.
+  EXPECT_FALSE(DecodeStoredRecordAt(batch, views.records()[1].position + 2).ok());
+}
+
 // Which received batches the broker may store as they came.
 TEST(MessageCodecTest, OnlyBatchesWithoutBrokerFieldsOrOwnTimesAreStorable) {
   Message second = MinimalMessage();

@@ -142,6 +142,7 @@ Result<std::optional<std::string_view>> GetBytes(std::span<const std::byte> in, 
 // (the caller points the record's span at them once they stop moving).
 Result<RecordView> DecodeRecord(std::span<const std::byte> in, std::size_t& pos,
                                 const BatchHeader& h, std::vector<RecordHeaderView>& headers) {
+  const std::size_t start = pos;
   auto length = GetVarint(in, pos);
   if (!length) return DataLossError("length: bad varint");
   if (*length > in.size() - pos) return DataLossError("length: exceeds the batch");
@@ -149,6 +150,7 @@ Result<RecordView> DecodeRecord(std::span<const std::byte> in, std::size_t& pos,
   if (pos >= end) return DataLossError("attributes: missing");
   if (in[pos++] != std::byte{0}) return DataLossError("attributes: unknown bits set");
   RecordView record;
+  record.position = static_cast<std::uint32_t>(kBatchHeaderSize + start);
   auto ts = GetVarint(in.first(end), pos);
   if (!ts) return DataLossError("timestamp_delta: bad varint");
   record.timestamp_ms = h.first_timestamp_ms + ZigZagDecode(*ts);
@@ -498,6 +500,25 @@ Status RecordViews::Decode(std::span<const std::byte> batch, std::uint32_t max_b
     records_[i].headers = std::span<const RecordHeaderView>(headers_).subspan(first, last - first);
   }
   return OkStatus();
+}
+
+Result<RecordView> DecodeRecordAt(std::span<const std::byte> batch, std::uint32_t position,
+                                  std::vector<RecordHeaderView>& headers) {
+  headers.clear();
+  JUNCTION_ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(batch, kMaxBatchBytesLimit));
+  if (header.compression != Compression::kNone) {
+    return InvalidArgumentError("a record of a compressed batch has no position of its own");
+  }
+  if (header.batch_length != batch.size() || position < kBatchHeaderSize ||
+      position >= batch.size()) {
+    return InvalidArgumentError("no record starts at byte " + std::to_string(position) +
+                                " of a batch of " + std::to_string(batch.size()) + " bytes");
+  }
+  std::span<const std::byte> body = batch.subspan(kBatchHeaderSize);
+  std::size_t pos = position - kBatchHeaderSize;
+  JUNCTION_ASSIGN_OR_RETURN(RecordView record, DecodeRecord(body, pos, header, headers));
+  record.headers = headers;
+  return record;
 }
 
 Result<std::vector<Record>> DecodeRecords(std::span<const std::byte> batch,

@@ -190,6 +190,9 @@ struct RecordView {
   std::optional<std::string_view> key;
   std::optional<std::string_view> value;
   std::span<const RecordHeaderView> headers;
+  // Where the record starts in the batch's bytes (its length varint), for
+  // DecodeRecordAt; meaningful only in an uncompressed batch.
+  std::uint32_t position = 0;
 };
 
 // Every record of a batch, decoded without copying keys, values or headers:
@@ -217,5 +220,15 @@ class RecordViews {
   std::vector<std::size_t> first_header_;  // per record, into headers_, while decoding
   std::string decompressed_;
 };
+
+// The record that starts at byte `position` of an uncompressed batch (a
+// RecordView::position its RecordViews gave), with its headers in
+// `headers` (cleared first; the view's span points into it). Reads the
+// header's fields but does not verify the checksum or the other records:
+// for a batch decoded whole before (the broker's stored batches).
+// InvalidArgument for a compressed batch or a position outside the records;
+// DataLoss for a malformed record.
+Result<RecordView> DecodeRecordAt(std::span<const std::byte> batch, std::uint32_t position,
+                                  std::vector<RecordHeaderView>& headers);
 
 }  // namespace junction::codec

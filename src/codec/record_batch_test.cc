@@ -326,6 +326,46 @@ TEST_P(RecordBatchRoundTrip, ViewsReadTheRecordsInPlace) {
   }
 }
 
+// Each record decoded alone at its position is the record the whole
+// batch's decode gave; a compressed batch or a position where no record
+// starts is refused.
+TEST_P(RecordBatchRoundTrip, EachRecordDecodesAloneAtItsPosition) {
+  std::vector<std::byte> batch = Build(SampleRecords(), GetParam());
+  RecordViews views;
+  ASSERT_TRUE(views.Decode(batch).ok());
+  std::vector<RecordHeaderView> headers;
+  if (GetParam() != Compression::kNone) {
+    Result<RecordView> refused = DecodeRecordAt(batch, views.records()[0].position, headers);
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+    return;
+  }
+  std::uint32_t previous = 0;
+  for (const RecordView& whole : views.records()) {
+    EXPECT_GT(whole.position, previous);  // the first is right after the header
+    previous = whole.position;
+    Result<RecordView> alone = DecodeRecordAt(batch, whole.position, headers);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    EXPECT_EQ(alone->offset, whole.offset);
+    EXPECT_EQ(alone->timestamp_ms, whole.timestamp_ms);
+    EXPECT_EQ(alone->key, whole.key);
+    EXPECT_EQ(alone->value, whole.value);
+    EXPECT_EQ(alone->position, whole.position);
+    ASSERT_EQ(alone->headers.size(), whole.headers.size());
+    for (std::size_t h = 0; h < whole.headers.size(); ++h) {
+      EXPECT_EQ(alone->headers[h].key, whole.headers[h].key);
+      EXPECT_EQ(alone->headers[h].value, whole.headers[h].value);
+    }
+  }
+  EXPECT_EQ(views.records()[0].position, kBatchHeaderSize);
+  for (std::uint32_t outside : {std::uint32_t{0}, std::uint32_t{kBatchHeaderSize - 1},
+                                static_cast<std::uint32_t>(batch.size())}) {
+    EXPECT_EQ(DecodeRecordAt(batch, outside, headers).status().code(), StatusCode::kInvalidArgument)
+        << outside;
+  }
+  // Inside a record rather than at its start: malformed, never a crash.
+  EXPECT_FALSE(DecodeRecordAt(batch, views.records()[1].position + 1, headers).ok());
+}
+
 TEST(RecordBatchTest, ViewsAreReusedForTheNextBatchAndEmptyAfterAnError) {
   RecordViews views;
   std::vector<std::byte> three = Build(SampleRecords(), Compression::kZstd);

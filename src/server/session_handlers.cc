@@ -274,6 +274,32 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
       c.chosen = c.chosen && c.bytes().size() + kDeliverSlack <= room;
     }
   }
+  // A delivery the broker never decoded (a record of a stored batch) that
+  // goes out encoded after all: its message, decoded here. One that is not
+  // a message is left out (in flight, its attempt fails and the group skips
+  // it: broker::Group::Fail).
+  for (std::size_t i = 0; i < deliveries.size();) {
+    const bool encoded = cover[i] == kNone || !candidates[cover[i]].chosen;
+    if (!encoded || stored[i].message != nullptr || stored[i].batch == nullptr) {
+      ++i;
+      continue;
+    }
+    Result<std::shared_ptr<broker::StoredMessage>> decoded =
+        broker::DecodeStoredRecordAt(*stored[i].batch, stored[i].position);
+    if (decoded.ok()) {
+      stored[i].message = std::move(*decoded);
+      ++i;
+      continue;
+    }
+    log::Error("a delivery is not a message; skipped",
+               {{"topic", deliveries[i].topic()},
+                {"partition", std::uint64_t{deliveries[i].partition().value()}},
+                {"offset", deliveries[i].offset().value()},
+                {"error", decoded.status().ToString()}});
+    deliveries.erase(deliveries.begin() + static_cast<std::ptrdiff_t>(i));
+    stored.erase(stored.begin() + static_cast<std::ptrdiff_t>(i));
+    cover.erase(cover.begin() + static_cast<std::ptrdiff_t>(i));
+  }
   std::vector<std::size_t> sent;  // candidates, in the order they go out
   std::size_t stored_bytes = 0;
   std::size_t unstored = 0;

@@ -24,6 +24,7 @@
 #include "broker/broker.h"
 #include "core/affinity.h"
 #include "core/env.h"
+#include "junction/log.h"
 #include "transport/holding.h"
 #include "transport/shard_mailbox.h"
 
@@ -302,13 +303,24 @@ class EmbeddedSubscription final : public Subscription {
         // Sent as stored: no consumer's copy.
         out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, Message{},
                          std::move(control));
-        stored->push_back({std::move(d.batch), std::move(d.stored), d.ref});
+        stored->push_back({std::move(d.batch), std::move(d.stored), d.ref, d.position});
+        continue;
+      }
+      // A record the group never decoded: decoded here, off the shard.
+      Result<std::shared_ptr<const broker::StoredMessage>> message = broker::StoredOf(d);
+      if (!message.ok()) {
+        // Left in flight: its failed attempt skips it (broker::Group::Fail).
+        log::Error("a delivery is not a message; skipped",
+                   {{"topic", d.topic},
+                    {"partition", std::uint64_t{d.partition.value()}},
+                    {"offset", d.offset.value()},
+                    {"error", message.status().ToString()}});
         continue;
       }
       if (stored != nullptr) stored->push_back({nullptr, nullptr, d.ref});
       // The consumer's copy, made in place (not copied, then moved).
       Delivery& delivery = out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt,
-                                            std::as_const(d.stored->message), std::move(control));
+                                            std::as_const((*message)->message), std::move(control));
       broker::SetAttemptHeader(delivery.message(), d.attempt);
     }
     co_return out;

@@ -54,13 +54,16 @@ Awaitable<Result<std::vector<PublishResult>>> PublishReceived(
 // delivery, from the tail cache or a read of the log, on a bus given
 // KeepStoredBatches).
 // Such a delivery's own message is left empty (no copy is made): `message`
-// is the broker's, without the attempt header. On any other subscription,
-// and for every other delivery, both are null and the Delivery is whole.
+// is the broker's, without the attempt header, or null when the broker
+// never decoded it (the record at byte `position` of `batch`:
+// broker::DecodeStoredRecordAt). On any other subscription, and for every
+// other delivery, both are null and the Delivery is whole.
 // `ref` names every delivery of an embedded subscription for ApplyAcks.
 struct StoredRef {
   std::shared_ptr<const broker::StoredBatch> batch;
   std::shared_ptr<const broker::StoredMessage> message;
   std::optional<broker::DeliveryRef> ref;
+  std::uint32_t position = 0;
 };
 struct StoredDeliveries {
   std::vector<Delivery> deliveries;
