@@ -191,7 +191,7 @@ bool Group::FillPartition(std::uint32_t p) {
     JUNCTION_CHECK(header.ok()) << "log returned a bad batch: " << header.status();
     std::span<const std::byte> batch = rest.first(header->batch_length);
     rest = rest.subspan(header->batch_length);
-    Status decoded = views.Decode(batch);
+    Status decoded = views.DecodeVerified(batch);  // Log::Read verified every checksum
     JUNCTION_CHECK(decoded.ok()) << "log returned a bad batch: " << decoded;
     std::span<const codec::RecordView> records = views.records();
     // Copied out of the read buffer (entries would pin all of it) when at

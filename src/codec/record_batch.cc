@@ -453,9 +453,28 @@ Result<std::vector<std::byte>> RecordBatchBuilder::Build() {
 
 Status RecordViews::Decode(std::span<const std::byte> batch, std::uint32_t max_batch_bytes) {
   records_.clear();
+  Result<BatchHeader> header = VerifyBatch(batch, max_batch_bytes);
+  if (!header.ok()) return header.status();
+  return DecodeRecords(batch, *header, max_batch_bytes);
+}
+
+Status RecordViews::DecodeVerified(std::span<const std::byte> batch,
+                                   std::uint32_t max_batch_bytes) {
+  records_.clear();
+  Result<BatchHeader> header = ParseBatchHeader(batch, max_batch_bytes);
+  if (!header.ok()) return header.status();
+  if (header->batch_length != batch.size()) {
+    return DataLossError("batch_length " + std::to_string(header->batch_length) + " but " +
+                         std::to_string(batch.size()) + " bytes given");
+  }
+  return DecodeRecords(batch, *header, max_batch_bytes);
+}
+
+Status RecordViews::DecodeRecords(std::span<const std::byte> batch, const BatchHeader& header,
+                                  std::uint32_t max_batch_bytes) {
   headers_.clear();
   first_header_.clear();
-  JUNCTION_ASSIGN_OR_RETURN(header_, VerifyBatch(batch, max_batch_bytes));
+  header_ = header;
   std::span<const std::byte> body = batch.subspan(kBatchHeaderSize);
   if (header_.compression != Compression::kNone) {
     JUNCTION_ASSIGN_OR_RETURN(

@@ -210,10 +210,18 @@ class RecordViews {
   // on error, records() is empty.
   Status Decode(std::span<const std::byte> batch,
                 std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
+  // The same for a batch whose checksum was verified already (what
+  // storage::Log::Read returns): the header's fields and every record are
+  // checked, the checksum is not computed again.
+  Status DecodeVerified(std::span<const std::byte> batch,
+                        std::uint32_t max_batch_bytes = kDefaultMaxBatchBytes);
   const BatchHeader& header() const { return header_; }
   std::span<const RecordView> records() const { return records_; }
 
  private:
+  Status DecodeRecords(std::span<const std::byte> batch, const BatchHeader& header,
+                       std::uint32_t max_batch_bytes);
+
   BatchHeader header_{};
   std::vector<RecordView> records_;
   std::vector<RecordHeaderView> headers_;

@@ -137,7 +137,8 @@ class Log {
   // pass max_bytes (always at least one batch when `from` is below the high
   // watermark). Only acknowledged batches are returned. OutOfRange when
   // `from` is below log_start (deleted by retention) or above the high
-  // watermark; DataLoss when a batch fails its checks.
+  // watermark; DataLoss when a batch fails its checks (its checksum
+  // among them: a caller need not verify a returned batch again).
   Result<ReadResult> Read(Offset from, std::size_t max_bytes);
 
   // The base offset of the first batch whose max timestamp is >= t, or the

@@ -68,6 +68,13 @@ void FuzzMessage(Input& in) {
   auto again = junction::broker::DecodeMessage(records->front());
   JUNCTION_CHECK(again.ok()) << again.status();
   JUNCTION_CHECK(again->message == stored->message) << "message changed in a round trip";
+  // What a group reads of a record it does not decode (as AddMessage wrote it).
+  junction::codec::RecordViews views;
+  JUNCTION_CHECK(views.Decode(*batch).ok()) << "re-encoded message does not decode";
+  junction::broker::RecordSummary summary = junction::broker::SummarizeRecord(views.records()[0]);
+  JUNCTION_CHECK(summary.size == junction::broker::MessageSize(again->message))
+      << "a record's summary size differs from its message's";
+  JUNCTION_CHECK(summary.delayed == again->deliver_at_ms.has_value()) << "delay not seen";
   JUNCTION_CHECK(again->deliver_at_ms == stored->deliver_at_ms) << "deliver_at changed";
 }
 

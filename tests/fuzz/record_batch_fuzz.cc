@@ -4,7 +4,10 @@
 // record parser. Every batch that decodes must rebuild into a batch that
 // decodes to the same records (a round-trip oracle), and a slice of it
 // (SliceBatch) must decode to the records of its range. SliceBatch is also
-// run on every input: it may fail, never crash.
+// run on every input: it may fail, never crash. RecordViews::DecodeVerified
+// must give what Decode gives, and each record decoded alone at its
+// position (DecodeRecordAt) must be the same record; DecodeRecordAt at
+// positions inside records may fail, never crash.
 
 #include <cstddef>
 #include <cstdint>
@@ -35,7 +38,29 @@ void CheckSlice(std::span<const std::byte> batch, const BatchHeader& header,
   JUNCTION_CHECK(*sliced == expected) << "a slice's records differ from its range's";
 }
 
+void CheckViews(std::span<const std::byte> batch) {
+  junction::codec::RecordViews whole;
+  junction::codec::RecordViews verified;
+  const bool decoded = whole.Decode(batch, kMaxBatch).ok();
+  const bool trusted = verified.DecodeVerified(batch, kMaxBatch).ok();
+  if (!decoded) return;  // (DecodeVerified passes a wrong checksum)
+  JUNCTION_CHECK(trusted) << "DecodeVerified refused what Decode took";
+  JUNCTION_CHECK(whole.records().size() == verified.records().size()) << "record counts differ";
+  if (whole.header().compression != junction::codec::Compression::kNone) return;
+  std::vector<junction::codec::RecordHeaderView> headers;
+  for (const junction::codec::RecordView& r : whole.records()) {
+    auto alone = junction::codec::DecodeRecordAt(batch, r.position, headers);
+    JUNCTION_CHECK(alone.ok()) << alone.status();
+    JUNCTION_CHECK(alone->offset == r.offset && alone->key == r.key && alone->value == r.value &&
+                   alone->timestamp_ms == r.timestamp_ms &&
+                   alone->headers.size() == r.headers.size())
+        << "a record decoded alone differs";
+    (void)junction::codec::DecodeRecordAt(batch, r.position + 1, headers);
+  }
+}
+
 void CheckRoundTrip(std::span<const std::byte> batch) {
+  CheckViews(batch);
   if (batch.size() >= junction::codec::kBatchHeaderSize) {
     const junction::Offset base(junction::codec::LoadLE<std::uint64_t>(
         batch.data() + junction::codec::batch_field::kBaseOffset));
