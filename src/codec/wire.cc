@@ -181,22 +181,28 @@ std::span<std::byte> FrameDecoder::Prepare(std::size_t min_bytes) {
   // What the frame being read still needs, when its length is known.
   std::size_t want = min_bytes;
   if (buffered() >= kLengthField && !error_) {
-    std::uint32_t length = LoadLE<std::uint32_t>(buffer_.data() + begin_);
+    std::uint32_t length = LoadLE<std::uint32_t>(buffer_.get() + begin_);
     if (length <= max_frame_bytes_) {
       std::size_t whole = kLengthField + std::size_t{length};
       if (whole > buffered()) want = std::max(want, whole - buffered());
     }
   }
-  if (buffer_.size() - end_ < want) {
+  if (size_ - end_ < want) {
     // Move what is buffered to the front, then grow if that is not enough.
     if (begin_ > 0) {
-      std::memmove(buffer_.data(), buffer_.data() + begin_, buffered());
+      std::memmove(buffer_.get(), buffer_.get() + begin_, buffered());
       end_ -= begin_;
       begin_ = 0;
     }
-    if (buffer_.size() - end_ < want) buffer_.resize(end_ + want);
+    if (size_ - end_ < want) {
+      const std::size_t size = end_ + want;
+      std::unique_ptr<std::byte[]> grown = std::make_unique_for_overwrite<std::byte[]>(size);
+      if (end_ > 0) std::memcpy(grown.get(), buffer_.get(), end_);
+      buffer_ = std::move(grown);
+      size_ = size;
+    }
   }
-  return {buffer_.data() + end_, buffer_.size() - end_};
+  return {buffer_.get() + end_, size_ - end_};
 }
 
 std::optional<Frame> FrameDecoder::Next() {
@@ -205,7 +211,7 @@ std::optional<Frame> FrameDecoder::Next() {
     if (begin_ == end_) begin_ = end_ = 0;
     return std::nullopt;
   }
-  const std::byte* p = buffer_.data() + begin_;
+  const std::byte* p = buffer_.get() + begin_;
   FrameHeader h;
   h.length = LoadLE<std::uint32_t>(p);
   if (h.length > max_frame_bytes_) {
@@ -236,8 +242,9 @@ std::optional<Frame> FrameDecoder::Next() {
 }
 
 void FrameDecoder::Shrink(std::size_t keep) {
-  if (buffered() == 0 && buffer_.size() > keep) {
-    std::vector<std::byte>().swap(buffer_);
+  if (buffered() == 0 && size_ > keep) {
+    buffer_.reset();
+    size_ = 0;
     begin_ = end_ = 0;
   }
 }

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -169,14 +170,17 @@ class FrameDecoder {
   // Whether a frame has started and is not yet complete.
   bool in_frame() const { return buffered() > 0; }
   // Capacity held, for the per-connection memory bound.
-  std::size_t capacity() const { return buffer_.size(); }
+  std::size_t capacity() const { return size_; }
   void set_max_frame_bytes(std::uint32_t n) { max_frame_bytes_ = n; }
   // Releases the buffer when nothing is buffered and it grew past `keep`.
   void Shrink(std::size_t keep);
 
  private:
   std::uint32_t max_frame_bytes_;
-  std::vector<std::byte> buffer_;
+  // Not zero-filled when it grows (a vector's would be): received bytes
+  // overwrite it, and only [begin_, end_) is ever read.
+  std::unique_ptr<std::byte[]> buffer_;
+  std::size_t size_ = 0;
   std::size_t begin_ = 0;  // first byte not yet returned
   std::size_t end_ = 0;    // one past the last received byte
   std::optional<WireError> error_;
