@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "codec/byte_order.h"
+#include "codec/record_batch_internal.h"
 
 namespace junction::codec {
 namespace {
@@ -138,10 +139,15 @@ Result<std::optional<std::string_view>> GetBytes(std::span<const std::byte> in, 
   return std::optional<std::string_view>(value);
 }
 
+}  // namespace
+
+namespace internal {
+
 // One record at `pos`, in place; its headers are appended to `headers`
 // (the caller points the record's span at them once they stop moving).
-Result<RecordView> DecodeRecord(std::span<const std::byte> in, std::size_t& pos,
-                                const BatchHeader& h, std::vector<RecordHeaderView>& headers) {
+Result<RecordView> DecodeRecordChecked(std::span<const std::byte> in, std::size_t& pos,
+                                       const BatchHeader& h,
+                                       std::vector<RecordHeaderView>& headers) {
   const std::size_t start = pos;
   auto length = GetVarint(in, pos);
   if (!length) return DataLossError("length: bad varint");
@@ -174,7 +180,93 @@ Result<RecordView> DecodeRecord(std::span<const std::byte> in, std::size_t& pos,
   return record;
 }
 
+namespace {
+
+// A varint at `p` (before `end`); false when it does not end before `end`
+// or overflows, as GetVarint.
+[[gnu::always_inline]] inline bool ReadVarint(const std::uint8_t*& p, const std::uint8_t* end,
+                                              std::uint64_t& v) {
+  if (p < end && *p < 0x80) {
+    v = *p++;
+    return true;
+  }
+  std::uint64_t result = 0;
+  for (unsigned shift = 0; shift < 64 && p < end; shift += 7) {
+    const std::uint8_t byte = *p++;
+    if (shift == 63 && byte > 1) return false;
+    result |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+// A zigzag length and its bytes, as GetBytes: absent (-1) or within `end`.
+[[gnu::always_inline]] inline bool ReadBytes(const std::uint8_t*& p, const std::uint8_t* end,
+                                             std::optional<std::string_view>& out) {
+  std::uint64_t raw = 0;
+  if (!ReadVarint(p, end, raw)) return false;
+  const std::int64_t length = ZigZagDecode(raw);
+  if (length == -1) {
+    out.reset();
+    return true;
+  }
+  if (length < 0 || static_cast<std::uint64_t>(length) > static_cast<std::uint64_t>(end - p)) {
+    return false;
+  }
+  out.emplace(reinterpret_cast<const char*>(p), static_cast<std::size_t>(length));
+  p += length;
+  return true;
+}
+
 }  // namespace
+
+bool DecodeRecordFast(std::span<const std::byte> body, std::size_t& pos, const BatchHeader& h,
+                      std::vector<RecordHeaderView>& headers, RecordView& out) {
+  const auto* base = reinterpret_cast<const std::uint8_t*>(body.data());
+  const std::uint8_t* p = base + pos;
+  const std::uint8_t* limit = base + body.size();
+  std::uint64_t length = 0;
+  if (!ReadVarint(p, limit, length) || length > static_cast<std::uint64_t>(limit - p) ||
+      length == 0 || *p != 0) {
+    return false;
+  }
+  const std::uint8_t* end = p + length;
+  ++p;  // attributes
+  std::uint64_t ts = 0;
+  std::uint64_t delta = 0;
+  std::uint64_t count = 0;
+  RecordView record;
+  if (!ReadVarint(p, end, ts) || !ReadVarint(p, end, delta) || delta > h.last_offset_delta ||
+      !ReadBytes(p, end, record.key) || !ReadBytes(p, end, record.value) ||
+      !ReadVarint(p, end, count) || count > static_cast<std::uint64_t>(end - p)) {
+    return false;
+  }
+  const std::size_t first = headers.size();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    RecordHeaderView& header = headers.emplace_back();
+    std::optional<std::string_view> key;
+    if (!ReadBytes(p, end, key) || !key || !ReadBytes(p, end, header.value)) {
+      headers.resize(first);
+      return false;
+    }
+    header.key = *key;
+  }
+  if (p != end) {
+    headers.resize(first);
+    return false;
+  }
+  record.timestamp_ms = h.first_timestamp_ms + ZigZagDecode(ts);
+  record.offset = h.base_offset + delta;
+  record.position = static_cast<std::uint32_t>(kBatchHeaderSize + pos);
+  pos = static_cast<std::size_t>(end - base);
+  out = record;
+  return true;
+}
+
+}  // namespace internal
 
 std::string_view CompressionName(Compression c) {
   switch (c) {
@@ -489,18 +581,23 @@ Status RecordViews::DecodeRecords(std::span<const std::byte> batch, const BatchH
   Status failed;
   for (std::uint32_t i = 0; i < header_.record_count && failed.ok(); ++i) {
     std::size_t first = headers_.size();
-    Result<RecordView> record = DecodeRecord(body, pos, header_, headers_);
-    if (!record.ok()) {
-      failed = record.status().WithContext("record " + std::to_string(i));
-      break;
+    RecordView record;
+    if (!internal::DecodeRecordFast(body, pos, header_, headers_, record)) {
+      // Unusual or malformed: the careful reader decides, and names why.
+      Result<RecordView> checked = internal::DecodeRecordChecked(body, pos, header_, headers_);
+      if (!checked.ok()) {
+        failed = checked.status().WithContext("record " + std::to_string(i));
+        break;
+      }
+      record = *checked;
     }
-    std::uint64_t delta = record->offset - header_.base_offset;
+    std::uint64_t delta = record.offset - header_.base_offset;
     if (i > 0 && delta <= previous_delta) {
       failed = DataLossError("record " + std::to_string(i) + ": offset_delta not increasing");
       break;
     }
     previous_delta = delta;
-    records_.push_back(*record);
+    records_.push_back(record);
     first_header_.push_back(first);
   }
   if (failed.ok() && previous_delta != header_.last_offset_delta) {
@@ -535,7 +632,10 @@ Result<RecordView> DecodeRecordAt(std::span<const std::byte> batch, std::uint32_
   }
   std::span<const std::byte> body = batch.subspan(kBatchHeaderSize);
   std::size_t pos = position - kBatchHeaderSize;
-  JUNCTION_ASSIGN_OR_RETURN(RecordView record, DecodeRecord(body, pos, header, headers));
+  RecordView record;
+  if (!internal::DecodeRecordFast(body, pos, header, headers, record)) {
+    JUNCTION_ASSIGN_OR_RETURN(record, internal::DecodeRecordChecked(body, pos, header, headers));
+  }
   record.headers = headers;
   return record;
 }

@@ -7,7 +7,10 @@
 // run on every input: it may fail, never crash. RecordViews::DecodeVerified
 // must give what Decode gives, and each record decoded alone at its
 // position (DecodeRecordAt) must be the same record; DecodeRecordAt at
-// positions inside records may fail, never crash.
+// positions inside records may fail, never crash. The fast record reader
+// (internal::DecodeRecordFast) is held against the careful one at every
+// byte of the records: wherever it takes a record, the careful reader
+// takes the same record and ends at the same byte.
 
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +19,7 @@
 
 #include "codec/byte_order.h"
 #include "codec/record_batch.h"
+#include "codec/record_batch_internal.h"
 
 namespace {
 
@@ -59,7 +63,43 @@ void CheckViews(std::span<const std::byte> batch) {
   }
 }
 
+void CheckReaders(std::span<const std::byte> batch) {
+  auto header = junction::codec::ParseBatchHeader(batch, kMaxBatch);
+  if (!header.ok() || header->batch_length != batch.size()) return;
+  std::span<const std::byte> body = batch.subspan(junction::codec::kBatchHeaderSize);
+  std::vector<junction::codec::RecordHeaderView> fast_headers;
+  std::vector<junction::codec::RecordHeaderView> checked_headers;
+  for (std::size_t start = 0; start < body.size(); ++start) {
+    std::size_t fast_pos = start;
+    std::size_t checked_pos = start;
+    fast_headers.clear();
+    checked_headers.clear();
+    junction::codec::RecordView fast;
+    const bool took =
+        junction::codec::internal::DecodeRecordFast(body, fast_pos, *header, fast_headers, fast);
+    auto checked =
+        junction::codec::internal::DecodeRecordChecked(body, checked_pos, *header, checked_headers);
+    if (!took) {
+      JUNCTION_CHECK(fast_pos == start && fast_headers.empty()) << "a refusal changed state";
+      continue;
+    }
+    JUNCTION_CHECK(checked.ok()) << "the fast reader took what the careful one refuses: "
+                                 << checked.status();
+    JUNCTION_CHECK(fast_pos == checked_pos && fast.offset == checked->offset &&
+                   fast.timestamp_ms == checked->timestamp_ms && fast.key == checked->key &&
+                   fast.value == checked->value && fast.position == checked->position &&
+                   fast_headers.size() == checked_headers.size())
+        << "the two readers differ";
+    for (std::size_t h = 0; h < fast_headers.size(); ++h) {
+      JUNCTION_CHECK(fast_headers[h].key == checked_headers[h].key &&
+                     fast_headers[h].value == checked_headers[h].value)
+          << "the two readers differ in header " << h;
+    }
+  }
+}
+
 void CheckRoundTrip(std::span<const std::byte> batch) {
+  CheckReaders(batch);
   CheckViews(batch);
   if (batch.size() >= junction::codec::kBatchHeaderSize) {
     const junction::Offset base(junction::codec::LoadLE<std::uint64_t>(
