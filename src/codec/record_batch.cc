@@ -576,6 +576,9 @@ Status RecordViews::DecodeRecords(std::span<const std::byte> batch, const BatchH
   std::size_t reserve = std::min<std::size_t>(header_.record_count, body.size() / 4 + 1);
   records_.reserve(reserve);
   first_header_.reserve(reserve);
+  // A message's record has its four required attributes at least; room for
+  // at most one header per 16 bytes of body (a header takes 2 or more).
+  headers_.reserve(std::min<std::size_t>(std::size_t{header_.record_count} * 4, body.size() / 16));
   std::size_t pos = 0;
   std::uint64_t previous_delta = 0;
   Status failed;
