@@ -13,8 +13,10 @@
 //  * the absolute goals (1,000,000 and 2,000,000 msg/s of 100 B on this
 //    machine) with pipelined publishers: the durable queue (fsync=always)
 //    and the non-durable `pubsub` load (fsync=never), each producer with
-//    `in_flight` PublishBatch calls of `batch` messages in flight; the same
-//    loads with single publishes beside them, for reference;
+//    `in_flight` PublishBatch calls of `batch` messages in flight, each
+//    beside the same pipelined load on an in-process file:// bus (what the
+//    broker itself reaches bounds the daemon); the same loads with single
+//    publishes beside them, for reference;
 //  * request-reply p50 through the daemon against the loopback TCP round
 //    trip measured just before (goal: at most 2.2x).
 //
