@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "broker/broker.h"
 #include "broker/topic.h"
@@ -12,6 +14,37 @@ namespace junction::broker {
 namespace {
 
 constexpr std::size_t kReadBytes = 256 * 1024;
+
+// `text` as a header value may hold it (Message::Validate: no control
+// character but tab, no DEL): a newline or carriage return written as \n or
+// \r, any other such byte as \xNN. A consumer's error text (a nack's) can
+// hold anything, and a dead letter must still be a message.
+std::string HeaderSafe(std::string_view text) {
+  auto control = [](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    return (b < 0x20 && c != '\t') || b == 0x7f;
+  };
+  if (std::none_of(text.begin(), text.end(), control)) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    if (!control(c)) {
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      constexpr char kHex[] = "0123456789abcdef";
+      const auto b = static_cast<unsigned char>(c);
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 0xf];
+    }
+  }
+  return out;
+}
+
 // Ordered groups hold back at most this many positions per entry slot:
 // 10,000 entries allow 1,000,000 held-back messages (~16 MB).
 constexpr std::size_t kHeldPerEntry = 100;
@@ -585,7 +618,7 @@ void Group::DeadLetter(Entry& entry) {
   set(kHeaderDlqPartition, std::to_string(entry.partition.value()));
   set(kHeaderDlqOffset, std::to_string(entry.offset.value()));
   set(kHeaderDlqAttempts, std::to_string(entry.attempts));
-  set(kHeaderDlqLastError, entry.last_error);
+  set(kHeaderDlqLastError, HeaderSafe(entry.last_error));
   set(kHeaderDlqFirstFailure, FormatRfc3339(Timestamp(entry.first_failure->time_since_epoch())));
   set(kHeaderDlqLastFailure, FormatRfc3339(Timestamp(entry.last_failure->time_since_epoch())));
   broker_.SendToDeadLetters(*this, config_.dead_letter_topic, std::move(message), entry.partition,

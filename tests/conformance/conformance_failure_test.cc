@@ -77,6 +77,36 @@ TEST_P(Conformance, MaxDeliveriesMovesTheMessageToTheDeadLetterTopic) {
   });
 }
 
+// A consumer's error text can hold anything. The dead letter keeps it as a
+// header value can hold it (control characters escaped), so the dead
+// letter is still a message wherever it is read from: here from the log,
+// by a group that joins once it is stored.
+TEST_P(Conformance, ADeadLetterOfAnErrorWithControlCharactersIsStillAMessage) {
+  Run([&]() -> Awaitable<void> {
+    if (!co_await SupportsGroups()) co_return;
+    SubscribeOptions options = Group("g");
+    options.max_deliveries = 1;
+    options.dead_letter_topic = "parked";
+    if (!co_await Supported(caps().dead_letters, bus().Subscribe("orders", options, kForever))) {
+      co_return;
+    }
+    auto sub = co_await Join("orders", options);
+    co_await Publish("orders", Msg("multi-line"));
+    Delivery d = co_await TakeOne(*sub);
+    Must(co_await d.Nack(std::nullopt, "line one\nline two\r\x01\tend"));
+    GroupInfo info = co_await Describe("orders", "g");
+    for (int i = 0; i < 1000 && info.dead_lettered == 0; ++i) {
+      co_await Yield();
+      info = co_await Describe("orders", "g");
+    }
+    EXPECT_EQ(info.dead_lettered, 1u);
+    auto dlq = co_await Join("parked", Group("reader"));
+    Delivery dead = co_await AwaitOne(*dlq);
+    EXPECT_EQ(dead.message().id, "multi-line");
+    EXPECT_EQ(Header(dead.message(), kHeaderDlqLastError), "line one\\nline two\\r\\x01\tend");
+  });
+}
+
 TEST_P(Conformance, AckDeadlineFailuresAlsoEndInTheDeadLetterTopic) {
   Run([&]() -> Awaitable<void> {
     if (!co_await SupportsGroups()) co_return;
