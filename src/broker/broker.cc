@@ -143,6 +143,7 @@ Result<Topic*> Broker::OpenTopic(const std::string& name, const TopicOptions& op
     if (!log.ok()) {
       return log.status().WithContext("topic '" + name + "' partition " + std::to_string(p));
     }
+    topic->validated_from.push_back((*log)->high_watermark());
     topic->partitions.push_back(std::move(*log));
   }
   topic->tails.resize(topic->partitions.size());

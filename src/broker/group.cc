@@ -245,8 +245,10 @@ bool Group::FillPartition(std::uint32_t p) {
     }
     // Of a kept batch, junctiond sends the records as they are: their
     // messages are decoded only if an attempt fails (Materialize), except
-    // where the group needs them now (a key's order, a delay).
+    // where the group needs them now (a key's order, a delay) and in what
+    // this broker did not store and validate itself (Topic::validated_from).
     const bool as_records = kept != nullptr && header->compression == codec::Compression::kNone &&
+                            header->base_offset >= topic_.validated_from[p] &&
                             !(config_.ordered && !ephemeral_);
     for (const codec::RecordView& record : records) {
       if (record.offset < cursor.next_read || cursor.acked.Contains(record.offset)) continue;
@@ -363,7 +365,6 @@ void Group::Admit(Entry&& entry) {
 bool Group::Materialize(Entry& entry) {
   Result<std::shared_ptr<StoredMessage>> decoded =
       DecodeStoredRecordAt(*entry.batch, entry.position);
-  entry.batch.reset();
   if (!decoded.ok()) {
     log::Error("skipping a record that is not a message",
                {{"topic", topic_.name},
@@ -373,6 +374,7 @@ bool Group::Materialize(Entry& entry) {
     return false;
   }
   entry.stored = std::move(*decoded);
+  entry.batch.reset();
   return true;
 }
 
@@ -704,6 +706,9 @@ Status Group::Nack(const DeliveryRef& ref, std::optional<Duration> delay, std::s
 Status Group::InProgress(const DeliveryRef& ref) {
   if (ephemeral_) return OkStatus();
   JUNCTION_ASSIGN_OR_RETURN(Entry * entry, FindAttempt(ref));
+  // A long attempt: its message is decoded now rather than its batch held
+  // for as long (kept when the record does not decode: Fail skips it).
+  if (entry->stored == nullptr) (void)Materialize(*entry);
   SetTimer(*entry, broker_.clock().Now() + config_.ack_deadline, State::kInFlight);
   return OkStatus();
 }

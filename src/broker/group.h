@@ -163,8 +163,9 @@ class Group {
     // (Materialize), so a message delivered and acked is never built.
     std::shared_ptr<const StoredMessage> stored;
     // The stored batch holding it (tail cache or log read), until its first
-    // hand-out, or until its first failure when `stored` is null
-    // (redeliveries carry none: an entry pins no batch for long).
+    // hand-out, or, when `stored` is null, until it is acked, fails or is
+    // reported in progress (redeliveries carry none: an entry pins no batch
+    // for longer than an ack deadline).
     std::shared_ptr<const StoredBatch> batch;
     std::size_t size = 0;  // counts against credit: MessageSize
     std::uint32_t position = 0;
@@ -208,7 +209,8 @@ class Group {
                       std::uint32_t position, std::size_t size);
   void Admit(Entry&& entry);
   // Decodes a record entry's message (Entry::stored) and lets its batch go.
-  // False (logged) when the record is not a message.
+  // False (logged; the entry keeps its batch) when the record is not a
+  // message.
   bool Materialize(Entry& entry);
   // Ordered groups: the front of `message_key`'s queue just became its next
   // message; give it its turn (reading it back first if it was held back

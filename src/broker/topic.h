@@ -148,7 +148,14 @@ struct Topic {
   TopicOptions options;
   std::vector<std::unique_ptr<storage::Log>> partitions;
   std::vector<TailCache> tails;  // one per partition
-  StickyPartitioner keyless;     // placement of messages without a key
+  // Per partition: the high watermark when this broker opened the log.
+  // Every record from there on was stored by this broker, which validated
+  // it (Broker::Store's callers): a group may keep those as positions in a
+  // stored batch without decoding them (Group::FillPartition). Records
+  // below were written before, perhaps by another version, and are decoded
+  // when read, so one that is not a message is skipped there.
+  std::vector<Offset> validated_from;
+  StickyPartitioner keyless;  // placement of messages without a key
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
   std::map<std::uint64_t, std::unique_ptr<Group>> ephemerals;
   DedupeWindow dedupe;

@@ -171,8 +171,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // (transport::NextBatchStored); of a stored batch, the run of records
   // from this frame's lowest offset in it to its highest goes as stored
   // (whole, or sliced: codec::SliceBatch) when the frame takes at least
-  // half of that run, else its messages are encoded.
-  void SendDeliveries(std::uint32_t correlation, Stream& stream, std::vector<Delivery> deliveries,
+  // half of that run, else its messages are encoded. False, sending
+  // nothing, when every delivery was left out (a record the broker never
+  // decoded that is not a message): the caller fetches again.
+  bool SendDeliveries(std::uint32_t correlation, Stream& stream, std::vector<Delivery> deliveries,
                       std::vector<transport::StoredRef> stored);
   // An ACK frame's acks, answered in order: `results` holds the answers
   // known already (nullopt for the others); `batches` go to their buses at

@@ -150,42 +150,46 @@ awaitable<void> Session::HandleFetch(std::uint32_t correlation, std::shared_ptr<
     Flush();
     co_return;
   }
-  std::vector<Delivery> deliveries;
-  std::vector<transport::StoredRef> stored;
-  if (stream->pending.empty()) {
-    // A version 1 client takes no stored batch: its deliveries come whole.
-    Result<transport::StoredDeliveries> got;
-    if (version_ >= 2) {
-      got = co_await transport::NextBatchStored(*stream->subscription, max_messages, deadline);
-    } else {
-      Result<std::vector<Delivery>> whole =
-          co_await stream->subscription->NextBatch(max_messages, deadline);
-      if (whole.ok()) {
-        got = transport::StoredDeliveries{std::move(*whole), {}};
+  // Again when every delivery got was skipped (not a message: SendDeliveries).
+  for (bool sent = false; !sent;) {
+    std::vector<Delivery> deliveries;
+    std::vector<transport::StoredRef> stored;
+    if (stream->pending.empty()) {
+      // A version 1 client takes no stored batch: its deliveries come whole.
+      Result<transport::StoredDeliveries> got;
+      if (version_ >= 2) {
+        got = co_await transport::NextBatchStored(*stream->subscription, max_messages, deadline);
       } else {
-        got = whole.status();
+        Result<std::vector<Delivery>> whole =
+            co_await stream->subscription->NextBatch(max_messages, deadline);
+        if (whole.ok()) {
+          got = transport::StoredDeliveries{std::move(*whole), {}};
+        } else {
+          got = whole.status();
+        }
+      }
+      if (!got.ok()) {
+        stream->fetching = false;
+        SendError(correlation, got.status());
+        co_return;
+      }
+      deliveries = std::move(got->deliveries);
+      stored = std::move(got->stored);
+      stored.resize(deliveries.size());
+    } else {
+      while (!stream->pending.empty() && deliveries.size() < max_messages) {
+        deliveries.push_back(std::move(stream->pending.front().delivery));
+        stored.push_back(std::move(stream->pending.front().stored));
+        stream->pending.pop_front();
       }
     }
-    if (!got.ok()) {
-      stream->fetching = false;
-      SendError(correlation, got.status());
-      co_return;
-    }
-    deliveries = std::move(got->deliveries);
-    stored = std::move(got->stored);
-    stored.resize(deliveries.size());
-  } else {
-    while (!stream->pending.empty() && deliveries.size() < max_messages) {
-      deliveries.push_back(std::move(stream->pending.front().delivery));
-      stored.push_back(std::move(stream->pending.front().stored));
-      stream->pending.pop_front();
-    }
+    stream->fetching = false;
+    sent = SendDeliveries(correlation, *stream, std::move(deliveries), std::move(stored));
+    if (!sent) stream->fetching = true;
   }
-  stream->fetching = false;
-  SendDeliveries(correlation, *stream, std::move(deliveries), std::move(stored));
 }
 
-void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
+bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
                              std::vector<Delivery> deliveries,
                              std::vector<transport::StoredRef> stored) {
   // As many as fit the peer's frame limit; the rest wait for the next FETCH.
@@ -300,6 +304,7 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
     stored.erase(stored.begin() + static_cast<std::ptrdiff_t>(i));
     cover.erase(cover.begin() + static_cast<std::ptrdiff_t>(i));
   }
+  if (deliveries.empty()) return false;
   std::vector<std::size_t> sent;  // candidates, in the order they go out
   std::size_t stored_bytes = 0;
   std::size_t unstored = 0;
@@ -336,7 +341,7 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   if (unstored > 0) batch = builder.Build();
   if (!batch.ok()) {
     SendError(correlation, batch.status());
-    return;
+    return true;
   }
   c::FrameWriter w = writer();
   c::BeginDeliver(w, correlation, stream.id, deliveries.size());
@@ -359,6 +364,7 @@ void Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   }
   w.End();
   Flush();
+  return true;
 }
 
 awaitable<void> Session::HandleAck(std::uint32_t correlation, std::vector<SlotAck> one_by_one,

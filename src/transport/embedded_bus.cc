@@ -284,23 +284,38 @@ class EmbeddedSubscription final : public Subscription {
   // returns beside each delivery, at the same index.
   Awaitable<Result<std::vector<Delivery>>> NextBatchWith(std::size_t max, Deadline deadline,
                                                          std::vector<StoredRef>* stored) {
-    Result<std::vector<broker::BrokerDelivery>> got =
-        co_await OnShard(*core_, core_->broker->Next(member_, deadline, max));
-    if (!got.ok()) co_return got.status();
+    while (true) {
+      Result<std::vector<broker::BrokerDelivery>> got =
+          co_await OnShard(*core_, core_->broker->Next(member_, deadline, max));
+      if (!got.ok()) co_return got.status();
+      const bool none = got->empty();
+      std::vector<Delivery> out = Take(std::move(*got), stored);
+      // None when every one was skipped (not a message): the next ones.
+      if (!out.empty() || none) co_return out;
+    }
+  }
+
+  Awaitable<Status> Close() override {
+    co_return co_await OnShard(*core_, LeaveOn(core_.get(), member_));
+  }
+
+  // The broker's deliveries as the consumer's (see NextBatchWith).
+  std::vector<Delivery> Take(std::vector<broker::BrokerDelivery> got,
+                             std::vector<StoredRef>* stored) {
     if (stored != nullptr) {
       stored->clear();
-      stored->reserve(got->size());
+      stored->reserve(got.size());
     }
     std::vector<Delivery> out;
-    out.reserve(got->size());
+    out.reserve(got.size());
     // One allocation for the batch's controls; each delivery's pointer
     // shares the block (never grown: reserved first).
     auto controls = std::make_shared<std::vector<EmbeddedDeliveryControl>>();
-    controls->reserve(got->size());
-    for (broker::BrokerDelivery& d : *got) {
-      std::shared_ptr<DeliveryControl> control(controls, &controls->emplace_back(core_, d.ref));
+    controls->reserve(got.size());
+    for (broker::BrokerDelivery& d : got) {
       if (stored != nullptr && d.batch != nullptr) {
         // Sent as stored: no consumer's copy.
+        std::shared_ptr<DeliveryControl> control(controls, &controls->emplace_back(core_, d.ref));
         out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt, Message{},
                          std::move(control));
         stored->push_back({std::move(d.batch), std::move(d.stored), d.ref, d.position});
@@ -317,17 +332,14 @@ class EmbeddedSubscription final : public Subscription {
                     {"error", message.status().ToString()}});
         continue;
       }
+      std::shared_ptr<DeliveryControl> control(controls, &controls->emplace_back(core_, d.ref));
       if (stored != nullptr) stored->push_back({nullptr, nullptr, d.ref});
       // The consumer's copy, made in place (not copied, then moved).
       Delivery& delivery = out.emplace_back(std::move(d.topic), d.partition, d.offset, d.attempt,
                                             std::as_const((*message)->message), std::move(control));
       broker::SetAttemptHeader(delivery.message(), d.attempt);
     }
-    co_return out;
-  }
-
-  Awaitable<Status> Close() override {
-    co_return co_await OnShard(*core_, LeaveOn(core_.get(), member_));
+    return out;
   }
 
  private:
