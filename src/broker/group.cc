@@ -4,6 +4,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "broker/broker.h"
 #include "broker/topic.h"
@@ -51,6 +52,23 @@ constexpr std::size_t kHeldPerEntry = 100;
 
 std::int64_t ToMillis(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// The monotonic clock and the wall clock (in ms) as of one instant. Two
+// reads can straddle a move of the clock made on another thread (a test's
+// ManualClock::Advance; the shard runs beside it), and a timer computed
+// from such a pair is off by the whole move: a delayed message then waited
+// that much past its time. Read again while the monotonic clock moved more
+// than a little around the wall clock's read.
+std::pair<MonoTime, std::int64_t> Instant(const Clock& clock) {
+  constexpr Duration kSlack = std::chrono::microseconds(100);
+  MonoTime before = clock.Now();
+  for (int tries = 1;; ++tries) {
+    const std::int64_t wall_ms = ToMillis(clock.WallNow());
+    const MonoTime after = clock.Now();
+    if (after - before <= kSlack || tries == 8) return {after, wall_ms};
+    before = after;
+  }
 }
 
 }  // namespace
@@ -461,10 +479,9 @@ void Group::Activate(Entry& entry) {
   // and a record entry never has one).
   if (entry.stored != nullptr && entry.stored->deliver_at_ms) {
     const std::int64_t deliver_at = *entry.stored->deliver_at_ms;
-    std::int64_t now_ms = ToMillis(broker_.clock().WallNow());
+    const auto [now, now_ms] = Instant(broker_.clock());
     if (deliver_at > now_ms) {
-      SetTimer(entry, broker_.clock().Now() + std::chrono::milliseconds(deliver_at - now_ms),
-               State::kWaiting);
+      SetTimer(entry, now + std::chrono::milliseconds(deliver_at - now_ms), State::kWaiting);
       return;
     }
   }
