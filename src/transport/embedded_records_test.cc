@@ -66,16 +66,24 @@ bool RunToCompletion(asio::io_context& io) {
   return io.stopped();
 }
 
+// The bus of `url` on `io`, keeping stored batches as junctiond's does
+// (set before anything runs `io`); null after a failure reported here.
+std::unique_ptr<Bus> OpenKeepingBatches(asio::io_context& io, const std::string& url) {
+  BusOptions options;
+  options.executor = io.get_executor();
+  Result<std::unique_ptr<Bus>> opened = Bus::Open(url, options);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  if (!opened.ok()) return nullptr;
+  transport::KeepStoredBatches(**opened);
+  return std::move(*opened);
+}
+
 TEST(EmbeddedRecords, RecordsReadBackAreDeliveredFailedAndDeadLetteredWhole) {
   TempDir dir("junction-records");
   ASSERT_FALSE(dir.path().empty());
   asio::io_context io;
-  BusOptions options;
-  options.executor = io.get_executor();
-  Result<std::unique_ptr<Bus>> opened = Bus::Open(dir.url(), options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Bus> bus = std::move(*opened);
-  transport::KeepStoredBatches(*bus);  // before anything runs `io`
+  std::unique_ptr<Bus> bus = OpenKeepingBatches(io, dir.url());
+  ASSERT_NE(bus, nullptr);
 
   const std::vector<std::string> ids = {"a", "b", "c", "d"};
   auto body = [&]() -> Awaitable<void> {
@@ -204,12 +212,8 @@ TEST(EmbeddedRecords, OnlyRecordsStoredSinceTheLogOpenedStayUndecoded) {
     ASSERT_TRUE(s.ok()) << s;
   }
   asio::io_context io;
-  BusOptions options;
-  options.executor = io.get_executor();
-  Result<std::unique_ptr<Bus>> opened = Bus::Open(dir.url(), options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Bus> bus = std::move(*opened);
-  transport::KeepStoredBatches(*bus);
+  std::unique_ptr<Bus> bus = OpenKeepingBatches(io, dir.url());
+  ASSERT_NE(bus, nullptr);
   auto body = [&]() -> Awaitable<void> {
     std::vector<Message> messages = {Msg("new-1"), Msg("new-2")};
     Result<std::vector<PublishResult>> published =
