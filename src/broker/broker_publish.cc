@@ -12,6 +12,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/smart_ptr/make_local_shared.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include "broker/message_codec.h"
@@ -208,8 +209,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
         }
         topic.dedupe.Forget(hash);  // another id with the same hash
       }
-      std::shared_ptr<DedupeWindow::Pending> pending =
-          topic.dedupe.FindPending(hashes[i], owned[i]->message.id);
+      DedupeWindow::PendingPtr pending = topic.dedupe.FindPending(hashes[i], owned[i]->message.id);
       if (!pending) break;
       if (!pending->waiters) {
         pending->waiters = std::make_unique<asio::steady_timer>(shard_, MonoTime::max());
@@ -263,16 +263,16 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     by_partition[place[i] == kKeyless ? keyless_partition : place[i]].push_back(i);
   }
   // By the index of the (first) message with the id.
-  std::vector<std::pair<std::size_t, std::shared_ptr<DedupeWindow::Pending>>> pendings;
+  std::vector<std::pair<std::size_t, DedupeWindow::PendingPtr>> pendings;
   if (topic.dedupe.enabled()) {
     std::size_t placed = 0;
     for (const auto& [p, indexes] : by_partition) placed += indexes.size();
     // One allocation for all of them; each pointer shares the block.
-    auto block = std::make_shared<std::vector<DedupeWindow::Pending>>(placed);
+    auto block = boost::make_local_shared<std::vector<DedupeWindow::Pending>>(placed);
     pendings.reserve(placed);
     for (auto& [p, indexes] : by_partition) {
       for (std::size_t i : indexes) {
-        std::shared_ptr<DedupeWindow::Pending> pending(block, &(*block)[pendings.size()]);
+        DedupeWindow::PendingPtr pending(block, &(*block)[pendings.size()]);
         pending->id = owned[i]->message.id;
         topic.dedupe.AddPending(hashes[i], pending);
         pendings.emplace_back(i, std::move(pending));

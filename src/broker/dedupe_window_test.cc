@@ -3,6 +3,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <boost/smart_ptr/make_local_shared.hpp>
 
 #include "broker/topic.h"
 
@@ -12,8 +13,8 @@ namespace {
 using namespace std::chrono_literals;
 
 // `id` is a literal: it outlives the pending entry, as a publish's message does.
-std::shared_ptr<DedupeWindow::Pending> PendingFor(std::string_view id) {
-  auto pending = std::make_shared<DedupeWindow::Pending>();
+DedupeWindow::PendingPtr PendingFor(std::string_view id) {
+  auto pending = boost::make_local_shared<DedupeWindow::Pending>();
   pending->id = id;
   return pending;
 }

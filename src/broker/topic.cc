@@ -110,17 +110,16 @@ const DedupeWindow::Hit* DedupeWindow::Find(std::uint64_t hash) const {
   return it == ids_.end() ? nullptr : &it->second.hit;
 }
 
-std::shared_ptr<DedupeWindow::Pending> DedupeWindow::FindPending(std::uint64_t hash,
-                                                                 std::string_view id) const {
+DedupeWindow::PendingPtr DedupeWindow::FindPending(std::uint64_t hash, std::string_view id) const {
   auto it = pending_.find(hash);
   if (it == pending_.end()) return nullptr;
-  for (const std::shared_ptr<Pending>* p = &it->second; *p; p = &(*p)->next_same_hash) {
+  for (const PendingPtr* p = &it->second; *p; p = &(*p)->next_same_hash) {
     if ((*p)->id == id) return *p;
   }
   return nullptr;
 }
 
-void DedupeWindow::AddPending(std::uint64_t hash, std::shared_ptr<Pending> pending) {
+void DedupeWindow::AddPending(std::uint64_t hash, PendingPtr pending) {
   auto [it, inserted] = pending_.try_emplace(hash, pending);
   if (!inserted) {  // another id with the same hash is pending: chained in front
     pending->next_same_hash = std::move(it->second);
@@ -131,7 +130,7 @@ void DedupeWindow::AddPending(std::uint64_t hash, std::shared_ptr<Pending> pendi
 void DedupeWindow::RemovePending(std::uint64_t hash, const Pending* pending) {
   auto it = pending_.find(hash);
   if (it == pending_.end()) return;
-  for (std::shared_ptr<Pending>* p = &it->second; *p; p = &(*p)->next_same_hash) {
+  for (PendingPtr* p = &it->second; *p; p = &(*p)->next_same_hash) {
     if (p->get() != pending) continue;
     *p = std::move((*p)->next_same_hash);  // unlinks it
     break;
