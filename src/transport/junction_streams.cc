@@ -115,11 +115,17 @@ awaitable<Result<Answer>> NextAnswerOn(Conn* conn, std::uint64_t stream, std::si
   co_return co_await FetchOn(conn, stream, max, deadline);
 }
 
+// What the deliveries of one DELIVER have in common.
+struct DeliveredVia {
+  std::weak_ptr<Conn> conn;
+  std::uint64_t stream = 0;
+  std::uint64_t generation = 0;  // acks name the connection
+};
+
 class JunctionDeliveryControl final : public DeliveryControl {
  public:
-  JunctionDeliveryControl(std::weak_ptr<Conn> conn, std::uint64_t stream, std::uint64_t generation,
-                          std::uint64_t id)
-      : conn_(std::move(conn)), stream_(stream), generation_(generation), id_(id) {}
+  // `via` outlives this control (JunctionControls holds both).
+  JunctionDeliveryControl(const DeliveredVia* via, std::uint64_t id) : via_(via), id_(id) {}
   Awaitable<Status> Ack() override { return Send(c::AckKind::kAck, std::nullopt, {}); }
   Awaitable<Status> AckSync() override { return Send(c::AckKind::kAckSync, std::nullopt, {}); }
   Awaitable<Status> Nack(std::optional<Duration> delay, std::string error) override {
@@ -133,8 +139,8 @@ class JunctionDeliveryControl final : public DeliveryControl {
   // Not a coroutine: the awaitable async_initiate returns is the only frame
   // per ack; its handler waits in the connection's queue of acks.
   Awaitable<Status> Send(c::AckKind kind, std::optional<Duration> delay, std::string error) {
-    auto initiate = [weak = conn_, kind, stream = stream_, generation = generation_, id = id_,
-                     delay, error = std::move(error)](auto handler) mutable {
+    auto initiate = [weak = via_->conn, kind, stream = via_->stream, generation = via_->generation,
+                     id = id_, delay, error = std::move(error)](auto handler) mutable {
       std::shared_ptr<Conn> conn = weak.lock();
       if (!conn) {
         // Not inline: the awaiting coroutine is still suspending.
@@ -164,10 +170,16 @@ class JunctionDeliveryControl final : public DeliveryControl {
                                                                        use_awaitable);
   }
 
-  std::weak_ptr<Conn> conn_;
-  std::uint64_t stream_;
-  std::uint64_t generation_;
+  const DeliveredVia* via_;
   std::uint64_t id_;
+};
+
+// The controls of one DELIVER's deliveries in one allocation, each
+// Delivery holding an aliasing pointer into it: not one allocation and one
+// count on the connection's (cross-thread) weak count per delivery.
+struct JunctionControls {
+  DeliveredVia via;
+  std::vector<JunctionDeliveryControl> controls;  // reserved whole: never moves
 };
 
 // Closes a client stream from a destructor: posted, not awaited. A call
@@ -221,15 +233,16 @@ class JunctionSubscription final : public Subscription {
     std::vector<Message> messages;
     Status s = DecodeDeliveredMessages(headers, batches, c::kMaxBatchBytesLimit, messages);
     if (!s.ok()) co_return UnavailableError("junctiond sent a malformed DELIVER: " + s.message());
-    std::uint64_t generation = a->generation;  // acks name the connection
+    auto shared = std::make_shared<JunctionControls>();
+    shared->via = DeliveredVia{conn_, stream_, a->generation};
+    shared->controls.reserve(headers.size());
     std::vector<Delivery> out;
     out.reserve(headers.size());
     for (std::size_t i = 0; i < headers.size(); ++i) {
       const c::DeliveryHeader& h = headers[i];
-      auto control =
-          std::make_shared<JunctionDeliveryControl>(conn_, stream_, generation, h.delivery_id);
+      JunctionDeliveryControl& control = shared->controls.emplace_back(&shared->via, h.delivery_id);
       out.emplace_back(topic_, h.partition, h.offset, h.attempt, std::move(messages[i]),
-                       std::move(control));
+                       std::shared_ptr<DeliveryControl>(shared, &control));
     }
     if (out.size() > max) {  // the FETCH ahead asked for more than this call
       held_.assign(std::make_move_iterator(out.begin() + static_cast<std::ptrdiff_t>(max)),
