@@ -369,7 +369,8 @@ void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms) {
 }
 
 Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offset first,
-                                          Offset last) {
+                                          Offset last, std::uint32_t first_position,
+                                          std::uint32_t* end_position) {
   JUNCTION_ASSIGN_OR_RETURN(BatchHeader h, ParseBatchHeader(batch, kMaxBatchBytesLimit));
   if (h.batch_length != batch.size()) {
     return DataLossError("batch_length " + std::to_string(h.batch_length) + " but " +
@@ -392,7 +393,26 @@ Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offs
   // are passed by their lengths alone. A fetch that takes a stored batch in
   // several slices then reads each record's fields once, not once per
   // earlier slice.
-  if (h.last_offset_delta + std::uint64_t{1} == h.record_count && first > h.base_offset) {
+  const bool dense = h.last_offset_delta + std::uint64_t{1} == h.record_count;
+  if (dense && first > h.base_offset && first_position >= kBatchHeaderSize &&
+      first_position < batch.size()) {
+    // Where the caller says `first` starts: taken once the record there
+    // reads as `first` (the loop below checks its framing as for any other).
+    std::size_t at = first_position - kBatchHeaderSize;
+    std::size_t field = at;
+    auto length = GetVarint(body, field);
+    std::optional<std::uint64_t> delta;
+    if (length && *length <= body.size() - field && field + 1 < body.size()) {
+      std::span<const std::byte> record = body.first(field + static_cast<std::size_t>(*length));
+      ++field;  // past the attributes
+      if (GetVarint(record, field)) delta = GetVarint(record, field);
+    }
+    if (delta && *delta == first.value() - h.base_offset.value()) {
+      pos = at;
+      i = static_cast<std::uint32_t>(*delta);
+    }
+  }
+  if (dense && first > h.base_offset && i == 0) {
     const std::uint64_t before =
         std::min<std::uint64_t>(first.value() - h.base_offset.value(), h.record_count);
     for (; i < before; ++i) {
@@ -437,6 +457,7 @@ Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offs
                                 std::to_string(first.value()) + ", " +
                                 std::to_string(last.value()) + "]");
   }
+  if (end_position != nullptr) *end_position = static_cast<std::uint32_t>(kBatchHeaderSize + end);
   std::vector<std::byte> out(kBatchHeaderSize + (end - begin));
   std::copy_n(batch.data(), kBatchHeaderSize, out.data());
   std::copy(body.begin() + static_cast<std::ptrdiff_t>(begin),

@@ -110,9 +110,18 @@ void StampBatchTime(std::span<std::byte> batch, std::int64_t timestamp_ms);
 // checksum is not verified (the log verified it on read). In a dense batch
 // (offset deltas 0, 1, 2, ...) the records before `first` are passed by
 // their lengths alone: the cost is that of the slice, plus a varint per
-// record before it.
+// record before it. `first_position` (when not 0): the byte of `batch` where
+// the record at `first` starts, as RecordView::position or an earlier
+// slice's `end_position` gave it: in a dense batch the slice starts there,
+// with no varint per record before it. It is checked only against the
+// offset delta read there (a mismatch: ignored), so a position where no
+// record starts may slice wrongly: pass only positions of this batch.
+// `end_position` (when given) receives the byte of `batch` after the
+// slice's last record: where the record after `last` starts, the
+// `first_position` of a slice that goes on from there.
 Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offset first,
-                                          Offset last);
+                                          Offset last, std::uint32_t first_position = 0,
+                                          std::uint32_t* end_position = nullptr);
 
 struct RecordHeader {
   std::string key;

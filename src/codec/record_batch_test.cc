@@ -181,6 +181,46 @@ TEST(SliceBatchTest, WindowsOfALargeBatchAreItsRunsInOrder) {
   EXPECT_EQ(framing.status().code(), StatusCode::kDataLoss) << framing.status();
 }
 
+// Windows cut one after another, each from where the last one ended
+// (end_position), are the same runs as windows found by walking; a
+// position where no such record starts is ignored, not trusted.
+TEST(SliceBatchTest, AWindowStartsWhereTheLastOneEndedAndAWrongStartIsIgnored) {
+  std::vector<Record> records;
+  for (int i = 0; i < 500; ++i) {
+    records.push_back({Offset(static_cast<std::uint64_t>(i)),
+                       1'700'000'000'000 + i % 5,
+                       std::nullopt,
+                       std::string(static_cast<std::size_t>(i % 40), 'v'),
+                       {{"n", std::to_string(i)}}});
+  }
+  std::vector<std::byte> batch = Build(records, Compression::kNone);
+  SetBaseOffset(batch, Offset(7000));
+  std::uint32_t from = 0;
+  for (std::uint64_t first = 0; first < records.size(); first += 100) {
+    const std::uint64_t last = first + 99;
+    std::uint32_t end = 0;
+    Result<std::vector<std::byte>> chained =
+        SliceBatch(batch, Offset(7000 + first), Offset(7000 + last), from, &end);
+    Result<std::vector<std::byte>> walked =
+        SliceBatch(batch, Offset(7000 + first), Offset(7000 + last));
+    ASSERT_TRUE(chained.ok()) << first << ": " << chained.status();
+    ASSERT_TRUE(walked.ok()) << first << ": " << walked.status();
+    EXPECT_EQ(*chained, *walked) << first;
+    EXPECT_GT(end, from);
+    EXPECT_LE(end, batch.size());
+    // Off by one byte, or another record's start: the same slice again.
+    for (std::uint32_t wrong : {end + 1, from + 1, static_cast<std::uint32_t>(kBatchHeaderSize)}) {
+      if (first == 0) break;
+      Result<std::vector<std::byte>> hinted =
+          SliceBatch(batch, Offset(7000 + first), Offset(7000 + last), wrong);
+      ASSERT_TRUE(hinted.ok()) << first << " from " << wrong << ": " << hinted.status();
+      EXPECT_EQ(*hinted, *walked) << first << " from " << wrong;
+    }
+    from = end;
+  }
+  EXPECT_EQ(from, batch.size());  // the last window ended with the batch
+}
+
 TEST(SliceBatchTest, WhatCannotBeSlicedIsAnErrorNamingWhy) {
   std::vector<std::byte> lz4 = Build(SampleRecords(), Compression::kLz4);
   EXPECT_EQ(SliceBatch(lz4, Offset(0), Offset(0)).status().code(), StatusCode::kInvalidArgument);

@@ -444,6 +444,63 @@ TEST_F(ServerTest, DeliverSendsPartOfAStoredBatchAsARunOfItsRecords) {
   EXPECT_FALSE(RecordBytes(sent, 1, 2).empty());
 }
 
+// A batch larger than a fetch goes out as its runs of records, window
+// after window, each window's slice starting where the last one ended
+// (Stream::last_slice): from the tail cache (subscribed before the
+// publish) and read back from the log (subscribed after), where the group
+// knows each record's position.
+TEST_F(ServerTest, ABatchFetchedInWindowsGoesOutAsItsRunsOfRecordsInOrder) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back("m" + std::to_string(i));
+  const std::vector<std::byte> sent = BatchOf(ids);
+  RawClient before(server_->port());
+  before.Handshake();
+  std::uint64_t early = SubscribeRaw(before);
+  PublishRaw(before, sent);
+  for (bool from_log : {false, true}) {
+    RawClient after(server_->port());
+    RawClient& client = from_log ? after : before;
+    std::uint64_t stream = early;
+    if (from_log) {
+      after.Handshake();
+      std::vector<std::byte> out;
+      c::FrameWriter w(out);
+      SubscribeOptions options;
+      options.group = "late";
+      c::EncodeSubscribe(w, 1, "stored", options);
+      after.Send(out);
+      std::optional<c::Frame> f = after.NextFrame();
+      ASSERT_TRUE(f && f->type() == c::FrameType::kSubscribed);
+      stream = c::DecodeSubscribed(f->payload).value_or(0);
+    }
+    for (std::size_t first = 0; first < ids.size(); first += 30) {
+      const std::size_t count = std::min<std::size_t>(30, ids.size() - first);
+      Delivered d = FetchRaw(client, stream, 30, c::kWireVersion);
+      EXPECT_EQ(d.ids,
+                std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(first),
+                                         ids.begin() + static_cast<std::ptrdiff_t>(first + count)))
+          << (from_log ? "log" : "tail") << ", from " << first;
+      ASSERT_EQ(d.batches.size(), 1u) << first;
+      EXPECT_TRUE(d.sources[0]) << first;
+      EXPECT_EQ(RecordBytes(d.batches[0], 0, count), RecordBytes(sent, first, count)) << first;
+      // The deliveries are acked, so that the next window is the next run.
+      std::vector<std::byte> out;
+      c::FrameWriter w(out);
+      c::BeginAck(w, 4, static_cast<std::uint32_t>(d.headers.size()));
+      for (const c::DeliveryHeader& h : d.headers) {
+        c::AckEntry ack;
+        ack.stream = stream;
+        ack.delivery_id = h.delivery_id;
+        c::EncodeAckEntry(w, ack);
+      }
+      w.End();
+      client.Send(out);
+      std::optional<c::Frame> acked = client.NextFrame();
+      ASSERT_TRUE(acked && acked->type() == c::FrameType::kAcked);
+    }
+  }
+}
+
 TEST_F(ServerTest, ACompressedStoredBatchGoesWholeOrItsMessagesAreEncoded) {
   RawClient client(server_->port());
   client.Handshake();

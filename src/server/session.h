@@ -89,6 +89,17 @@ class Session : public std::enable_shared_from_this<Session> {
       transport::StoredRef stored;
     };
     std::deque<Pending> pending;
+    // Where the last slice of a stored batch cut for this stream ended
+    // (codec::SliceBatch's end_position): the next fetch, which goes on in
+    // the same batch, slices from there instead of passing every record
+    // before it again (a batch of thousands of records went out in
+    // hundreds of slices, each walking from the batch's start).
+    struct SliceEnd {
+      std::shared_ptr<const broker::StoredBatch> batch;
+      Offset next;
+      std::uint32_t position = 0;
+    };
+    SliceEnd last_slice;
   };
 
   // `shard`: the index (in context->shards) of the socket's io_context.

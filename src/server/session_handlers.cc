@@ -207,9 +207,11 @@ bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
   // wire.md, DELIVER); the others are encoded.
   struct Candidate {
     const broker::StoredBatch* batch = nullptr;
+    std::shared_ptr<const broker::StoredBatch> owner;  // of `batch`
     PartitionId partition;
-    Offset lowest;   // of this fetch's deliveries in its range
-    Offset highest;  // likewise
+    Offset lowest;                      // of this fetch's deliveries in its range
+    Offset highest;                     // likewise
+    std::uint32_t lowest_position = 0;  // where `lowest` starts in the batch, when known
     std::size_t uses = 0;
     bool chosen = false;
     bool sent = false;
@@ -236,6 +238,7 @@ bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
       if (b != nullptr && covering(deliveries[i].partition(), deliveries[i].offset()) == kNone) {
         Candidate& c = candidates.emplace_back();
         c.batch = b;
+        c.owner = stored[i].batch;
         c.partition = deliveries[i].partition();
         c.lowest = deliveries[i].offset();
         c.highest = deliveries[i].offset();
@@ -249,7 +252,13 @@ bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
       if (cover[i] == kNone) continue;
       Candidate& c = candidates[cover[i]];
       ++c.uses;
-      c.lowest = std::min(c.lowest, deliveries[i].offset());
+      if (deliveries[i].offset() <= c.lowest) {
+        c.lowest = deliveries[i].offset();
+        // (A record entry's, in this very batch: a decoded message's
+        // delivery knows none, and another copy's may be laid out otherwise.)
+        const bool known = stored[i].message == nullptr && stored[i].batch.get() == c.batch;
+        c.lowest_position = known ? stored[i].position : 0;
+      }
       c.highest = std::max(c.highest, deliveries[i].offset());
     }
     for (Candidate& c : candidates) {
@@ -258,9 +267,17 @@ bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
       const std::uint64_t run = c.highest.value() - c.lowest.value() + 1;
       const bool whole = c.lowest == b.base_offset && c.highest == last;
       if (!whole && c.uses * 2 >= run) {
-        Result<std::vector<std::byte>> slice = c::SliceBatch(b.bytes, c.lowest, c.highest);
+        std::uint32_t from = c.lowest_position;
+        if (from == 0 && stream.last_slice.batch.get() == c.batch &&
+            stream.last_slice.next == c.lowest) {
+          from = stream.last_slice.position;
+        }
+        std::uint32_t end = 0;
+        Result<std::vector<std::byte>> slice =
+            c::SliceBatch(b.bytes, c.lowest, c.highest, from, &end);
         if (slice.ok()) {
           c.slice = std::move(*slice);
+          stream.last_slice = {c.owner, c.highest + 1, end};
         } else if (slice.status().code() != StatusCode::kInvalidArgument) {
           log::Warn("a stored batch could not be sliced; its deliveries are encoded",
                     {{"error", slice.status().ToString()}});

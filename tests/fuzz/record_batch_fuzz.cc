@@ -3,7 +3,8 @@
 // and with its checksum field recomputed, which lets the fuzzer reach the
 // record parser. Every batch that decodes must rebuild into a batch that
 // decodes to the same records (a round-trip oracle), and a slice of it
-// (SliceBatch) must decode to the records of its range. SliceBatch is also
+// (SliceBatch) must decode to the records of its range, and be the same
+// when told where its first record starts. SliceBatch is also
 // run on every input: it may fail, never crash. RecordViews::DecodeVerified
 // must give what Decode gives, and each record decoded alone at its
 // position (DecodeRecordAt) must be the same record; DecodeRecordAt at
@@ -40,6 +41,31 @@ void CheckSlice(std::span<const std::byte> batch, const BatchHeader& header,
   const std::vector<Record> expected(records.begin() + static_cast<std::ptrdiff_t>(i),
                                      records.begin() + static_cast<std::ptrdiff_t>(j) + 1);
   JUNCTION_CHECK(*sliced == expected) << "a slice's records differ from its range's";
+  // From where a record starts (where the last slice ended, or the
+  // record's position as the views give it), the same slice as walking
+  // there. From any other byte: it may fail or slice wrongly (the caller
+  // must know), never crash. Only a dense batch takes a start position.
+  if (header.last_offset_delta + 1 != header.record_count) return;
+  std::uint32_t end = 0;
+  auto head = junction::codec::SliceBatch(batch, records[0].offset, records[i].offset, 0, &end);
+  JUNCTION_CHECK(head.ok()) << head.status();
+  JUNCTION_CHECK(end > junction::codec::kBatchHeaderSize && end <= batch.size());
+  if (i + 1 <= j) {
+    auto walked = junction::codec::SliceBatch(batch, records[i + 1].offset, records[j].offset);
+    auto chained =
+        junction::codec::SliceBatch(batch, records[i + 1].offset, records[j].offset, end);
+    JUNCTION_CHECK(walked.ok() && chained.ok() && *walked == *chained)
+        << "a slice from where the last one ended differs";
+    junction::codec::RecordViews views;
+    JUNCTION_CHECK(views.Decode(batch, kMaxBatch).ok());
+    auto at_record = junction::codec::SliceBatch(batch, records[i + 1].offset, records[j].offset,
+                                                 views.records()[i + 1].position);
+    JUNCTION_CHECK(at_record.ok() && *at_record == *walked)
+        << "a slice from its first record's position differs";
+    for (std::uint32_t at = 0; at < batch.size() && at < 1024; ++at) {
+      (void)junction::codec::SliceBatch(batch, records[i + 1].offset, records[j].offset, at);
+    }
+  }
 }
 
 void CheckViews(std::span<const std::byte> batch) {
@@ -105,6 +131,9 @@ void CheckRoundTrip(std::span<const std::byte> batch) {
     const junction::Offset base(junction::codec::LoadLE<std::uint64_t>(
         batch.data() + junction::codec::batch_field::kBaseOffset));
     (void)junction::codec::SliceBatch(batch, base, base + 1);
+    // A start position anywhere: may fail, never crash.
+    (void)junction::codec::SliceBatch(batch, base + 1, base + 2,
+                                      static_cast<std::uint32_t>(batch.size() / 2));
   }
   auto records = junction::codec::DecodeRecords(batch, kMaxBatch);
   if (!records.ok()) return;
