@@ -64,6 +64,21 @@ Status CheckOptions(const PublishOptions& options) {
   return OkStatus();
 }
 
+// Whether a group of `topic` may take partition `p`'s next batch from its
+// tail cache: one reading inside the cache, or (the cache empty) caught up
+// with the log. A group further behind reads the log, and by the time it
+// gets there the cache has moved on: holding the batch for it (a copy of
+// its bytes with keep_stored_batches, a count on each message) is wasted.
+// Under a pipelined publisher that outruns its consumers, that is every
+// batch.
+bool TailWanted(Topic& topic, std::uint32_t p) {
+  const TailCache& tail = topic.tails[p];
+  const Offset from = tail.empty() ? topic.partitions[p]->high_watermark() : tail.begin();
+  bool wanted = false;
+  topic.ForEachGroup([&](Group& group) { wanted |= group.NextRead(PartitionId(p)) >= from; });
+  return wanted;
+}
+
 }  // namespace
 
 Status Broker::RebuildDedupe(Topic& topic) {
@@ -291,6 +306,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     std::optional<Result<storage::AppendResult>> appended;
     // A copy of `batch` for the tail cache (BrokerOptions::keep_stored_batches).
     std::shared_ptr<StoredBatch> kept;
+    bool to_tail = false;  // TailWanted when appended
   };
   std::vector<Chunk> chunks;
   Status status;
@@ -331,9 +347,9 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
     // there, as the log acknowledges (a timer's cancel would queue it behind
     // whatever else waits on the shard, and the next store with it).
     std::optional<asio::any_completion_handler<void()>> all_appended;
-    const bool has_groups = !topic.groups.empty() || !topic.ephemerals.empty();
     for (Chunk& chunk : chunks) {
-      if (has_groups && options_.keep_stored_batches) {
+      chunk.to_tail = TailWanted(topic, chunk.partition);
+      if (chunk.to_tail && options_.keep_stored_batches) {
         chunk.kept = std::make_shared<StoredBatch>(
             Offset(0), static_cast<std::uint32_t>(chunk.end - chunk.begin), chunk.batch);
       }
@@ -341,7 +357,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
       // group can see the new high watermark: the tail cache has it first.
       topic.partitions[chunk.partition]->AsyncAppend(
           std::move(chunk.batch), [&chunk, &remaining, &all_appended, &topic, &owned](auto result) {
-            if (result.ok() && (!topic.groups.empty() || !topic.ephemerals.empty())) {
+            if (result.ok() && chunk.to_tail) {
               std::vector<std::shared_ptr<const StoredMessage>> stored;
               stored.reserve(chunk.end - chunk.begin);
               for (std::size_t k = chunk.begin; k < chunk.end; ++k) {

@@ -547,13 +547,16 @@ void Group::Dispatch() {
     ++member->in_flight;
     member->in_flight_bytes += entry.size;
     // A record entry keeps its batch: a failed attempt decodes the message
-    // from it (Fail). The others hand theirs over with their first attempt.
+    // from it (Fail). The others hand theirs over with their first attempt,
+    // as does every entry of an ephemeral group (completed below: it has no
+    // other attempt), without a count on the batch per message.
     std::shared_ptr<const StoredBatch> batch =
-        entry.stored == nullptr ? entry.batch : std::move(entry.batch);
-    member->queue.push_back(BrokerDelivery{
-        topic_.name, entry.partition, entry.offset, DeliveryCount(entry.attempts), entry.stored,
-        DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id}, ephemeral_,
-        std::move(batch), entry.size, entry.position});
+        entry.stored == nullptr && !ephemeral_ ? entry.batch : std::move(entry.batch);
+    member->queue.push_back(
+        BrokerDelivery{topic_.name, entry.partition, entry.offset, DeliveryCount(entry.attempts),
+                       ephemeral_ ? std::move(entry.stored) : entry.stored,
+                       DeliveryRef{id_, entry.partition, entry.offset, entry.delivery_id},
+                       ephemeral_, std::move(batch), entry.size, entry.position});
     member->Wake();
     if (ephemeral_) {
       Complete(key);  // at most once: handing it out is the ack
