@@ -54,13 +54,9 @@ std::int64_t ToMillis(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// The monotonic clock and the wall clock (in ms) as of one instant. Two
-// reads can straddle a move of the clock made on another thread (a test's
-// ManualClock::Advance; the shard runs beside it), and a timer computed
-// from such a pair is off by the whole move: a delayed message then waited
-// that much past its time. Read again while the monotonic clock moved more
-// than a little around the wall clock's read.
-std::pair<MonoTime, std::int64_t> Instant(const Clock& clock) {
+}  // namespace
+
+std::pair<MonoTime, std::int64_t> ClockInstant(const Clock& clock) {
   constexpr Duration kSlack = std::chrono::microseconds(100);
   MonoTime before = clock.Now();
   for (int tries = 1;; ++tries) {
@@ -70,8 +66,6 @@ std::pair<MonoTime, std::int64_t> Instant(const Clock& clock) {
     before = after;
   }
 }
-
-}  // namespace
 
 GroupConfig GroupConfig::From(const SubscribeOptions& options, std::string_view topic) {
   GroupConfig config;
@@ -479,7 +473,7 @@ void Group::Activate(Entry& entry) {
   // and a record entry never has one).
   if (entry.stored != nullptr && entry.stored->deliver_at_ms) {
     const std::int64_t deliver_at = *entry.stored->deliver_at_ms;
-    const auto [now, now_ms] = Instant(broker_.clock());
+    const auto [now, now_ms] = ClockInstant(broker_.clock());
     if (deliver_at > now_ms) {
       SetTimer(entry, now + std::chrono::milliseconds(deliver_at - now_ms), State::kWaiting);
       return;

@@ -76,6 +76,14 @@ struct BrokerDelivery {
 // decoded now (DataLoss when that record is not a message).
 Result<std::shared_ptr<const StoredMessage>> StoredOf(const BrokerDelivery& delivery);
 
+// The monotonic clock and the wall clock (in ms) as of one instant. Two
+// reads can straddle a move of the clock made on another thread (a test's
+// ManualClock::Advance; the shard runs beside it), and a timer computed
+// from such a pair is off by the whole move: a delayed message then waited
+// that much past its time. Reads again while the monotonic clock moved more
+// than 100 us around the wall clock's read (8 reads at most).
+std::pair<MonoTime, std::int64_t> ClockInstant(const Clock& clock);
+
 // The message as the consumer gets it is a copy of the stored one with the
 // attempt header (kHeaderAttempt) set: this sets it.
 void SetAttemptHeader(Message& message, DeliveryCount attempt);
