@@ -407,7 +407,7 @@ Result<std::vector<std::byte>> SliceBatch(std::span<const std::byte> batch, Offs
       ++field;  // past the attributes
       if (GetVarint(record, field)) delta = GetVarint(record, field);
     }
-    if (delta && *delta == first.value() - h.base_offset.value()) {
+    if (delta && *delta <= h.last_offset_delta && *delta == first.value() - h.base_offset.value()) {
       pos = at;
       i = static_cast<std::uint32_t>(*delta);
     }

@@ -94,8 +94,11 @@ class Session : public std::enable_shared_from_this<Session> {
     // the same batch, slices from there instead of passing every record
     // before it again (a batch of thousands of records went out in
     // hundreds of slices, each walking from the batch's start).
+    // The batch is watched, not held (it may be up to a frame's size):
+    // `at` names it while `batch` has not expired.
     struct SliceEnd {
-      std::shared_ptr<const broker::StoredBatch> batch;
+      std::weak_ptr<const broker::StoredBatch> batch;
+      const broker::StoredBatch* at = nullptr;
       Offset next;
       std::uint32_t position = 0;
     };

@@ -268,7 +268,7 @@ bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
       const bool whole = c.lowest == b.base_offset && c.highest == last;
       if (!whole && c.uses * 2 >= run) {
         std::uint32_t from = c.lowest_position;
-        if (from == 0 && stream.last_slice.batch.get() == c.batch &&
+        if (from == 0 && stream.last_slice.at == c.batch && !stream.last_slice.batch.expired() &&
             stream.last_slice.next == c.lowest) {
           from = stream.last_slice.position;
         }
@@ -277,7 +277,7 @@ bool Session::SendDeliveries(std::uint32_t correlation, Stream& stream,
             c::SliceBatch(b.bytes, c.lowest, c.highest, from, &end);
         if (slice.ok()) {
           c.slice = std::move(*slice);
-          stream.last_slice = {c.owner, c.highest + 1, end};
+          stream.last_slice = {c.owner, c.batch, c.highest + 1, end};
         } else if (slice.status().code() != StatusCode::kInvalidArgument) {
           log::Warn("a stored batch could not be sliced; its deliveries are encoded",
                     {{"error", slice.status().ToString()}});
