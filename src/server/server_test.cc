@@ -265,12 +265,12 @@ TEST_F(ServerTest, AClientOfAnotherVersionIsToldSo) {
   EXPECT_EQ(client.NextErrorCode(), Code(c::ConnectionError::kUnsupportedVersion));
 }
 
-// A raw client's subscription to "stored" (group "g", from the earliest).
-std::uint64_t SubscribeRaw(RawClient& client) {
+// A raw client's subscription to "stored" (group `group`, from the earliest).
+std::uint64_t SubscribeRaw(RawClient& client, const std::string& group = "g") {
   std::vector<std::byte> out;
   c::FrameWriter w(out);
   SubscribeOptions options;
-  options.group = "g";
+  options.group = group;
   c::EncodeSubscribe(w, 1, "stored", options);
   client.Send(out);
   std::optional<c::Frame> f = client.NextFrame();
@@ -463,15 +463,7 @@ TEST_F(ServerTest, ABatchFetchedInWindowsGoesOutAsItsRunsOfRecordsInOrder) {
     std::uint64_t stream = early;
     if (from_log) {
       after.Handshake();
-      std::vector<std::byte> out;
-      c::FrameWriter w(out);
-      SubscribeOptions options;
-      options.group = "late";
-      c::EncodeSubscribe(w, 1, "stored", options);
-      after.Send(out);
-      std::optional<c::Frame> f = after.NextFrame();
-      ASSERT_TRUE(f && f->type() == c::FrameType::kSubscribed);
-      stream = c::DecodeSubscribed(f->payload).value_or(0);
+      stream = SubscribeRaw(after, "late");
     }
     for (std::size_t first = 0; first < ids.size(); first += 30) {
       const std::size_t count = std::min<std::size_t>(30, ids.size() - first);
