@@ -15,6 +15,7 @@
 
 #include "bench/bus_bench.h"
 #include "bench/log_scenarios.h"
+#include "bench/nats_peer.h"
 #include "core/affinity.h"
 #include "server/server.h"
 
@@ -157,6 +158,37 @@ void AddCpuRows(std::vector<BenchRow>& rows, const std::string& load, const CpuT
   }
 }
 
+// NATS core pub/sub, the same messages count and size, beside the daemon's
+// pipelined pub/sub just measured: rates, their ratio, and the CPU per
+// message of each server (the daemon's shards against nats-server).
+Status AddNatsRows(std::vector<BenchRow>& rows, const DaemonSuiteOptions& options,
+                   const std::filesystem::path& scratch, double daemon_rate,
+                   double daemon_shard_seconds, std::uint64_t daemon_msgs) {
+  NatsPeerOptions peer;
+  peer.msgs = options.msgs;
+  peer.size = options.size;
+  peer.server = options.nats_server;
+  peer.log = scratch / "nats-server.log";
+  Progress(options, "pubsub on nats-server (core NATS), through cnats");
+  JUNCTION_ASSIGN_OR_RETURN(NatsPeerResult nats, RunNatsPubSub(peer));
+  const double rate = nats.msgs_per_second();
+  rows.push_back(Measured(fmt::format("vs nats-server: core NATS pub/sub (no storage), nats-server "
+                                      "{}, cnats 1 publisher 1 subscriber",
+                                      nats.server_version),
+                          rate, "msgs/s"));
+  rows.push_back(Compared("vs nats-server: junctiond pubsub, batched / core NATS", daemon_rate,
+                          "msgs/s", rate));
+  const double per_msg = 1e6 / static_cast<double>(std::max<std::uint64_t>(1, nats.msgs));
+  if (daemon_msgs > 0) {
+    rows.push_back(Compared("vs nats-server: junctiond shards / nats-server CPU per msg",
+                            daemon_shard_seconds * 1e6 / static_cast<double>(daemon_msgs), "us",
+                            nats.server_cpu_seconds * per_msg));
+  }
+  rows.push_back(Measured("vs nats-server: cnats client CPU per msg",
+                          nats.client_cpu_seconds * per_msg, "us"));
+  return Status();
+}
+
 std::string Shape(const DaemonSuiteOptions& o) {
   return fmt::format("{}p x{} {}c {}part", o.producers, o.in_flight, o.consumers, o.partitions);
 }
@@ -164,6 +196,13 @@ std::string Shape(const DaemonSuiteOptions& o) {
 }  // namespace
 
 Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
+  // Said before any load runs, not after a minute of them.
+  if (options.nats_server != "none" && FindNatsServer(options.nats_server).empty()) {
+    return NotFoundError(fmt::format(
+        "no nats-server{} for the NATS core peer (scripts/setup installs Debian's nats-server; "
+        "--nats-server none runs without it)",
+        options.nats_server.empty() ? "" : " at " + options.nats_server.string()));
+  }
   std::filesystem::path parent = options.dir.empty() ? DefaultScratchParent() : options.dir;
   JUNCTION_ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Create(parent));
   DaemonSuiteResult result;
@@ -286,6 +325,11 @@ Result<DaemonSuiteResult> RunDaemonSuite(const DaemonSuiteOptions& options) {
                    pipelined->ops_per_second(), "msgs/s", local_pipelined.ops_per_second()),
           ">= 2000000", pipelined->ops_per_second() >= kPubSubGoal));
       AddCpuRows(result.rows, "pubsub, batched", cpu_before, cpu_after, pipelined->ops);
+      if (options.nats_server != "none") {
+        JUNCTION_RETURN_IF_ERROR(AddNatsRows(result.rows, options, scratch->path(),
+                                             pipelined->ops_per_second(),
+                                             cpu_after.shards - cpu_before.shards, pipelined->ops));
+      }
     }
   }
   return result;

@@ -18,7 +18,11 @@
 //    broker itself reaches bounds the daemon); the same loads with single
 //    publishes beside them, for reference;
 //  * request-reply p50 through the daemon against the loopback TCP round
-//    trip measured just before (goal: at most 2.2x).
+//    trip measured just before (goal: at most 2.2x);
+//  * the peer the issue states its pub/sub goal beside: NATS core pub/sub
+//    (nats_peer.h: a nats-server on loopback, driven through cnats), run
+//    right after the daemon's pipelined pub/sub, with its msgs/s, the ratio
+//    of the daemon's to it, and both sides' CPU per message.
 //
 // Blocking; runs on the calling thread plus the threads the loads start.
 
@@ -43,6 +47,9 @@ struct DaemonSuiteOptions {
   std::uint32_t in_flight = 64;
   std::uint32_t batch = 64;  // messages per PublishBatch in the pipelined goal rows
   std::uint64_t request_msgs = 20'000;
+  // The nats-server binary for the NATS core peer; empty: found as
+  // nats_peer.h says (an error when there is none); "none": no peer rows.
+  std::filesystem::path nats_server;
   std::function<void(std::string_view)> progress;
 };
 

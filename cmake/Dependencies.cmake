@@ -15,6 +15,9 @@ pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
 pkg_check_modules(PROMETHEUS REQUIRED IMPORTED_TARGET prometheus-cpp-core)
+# cnats: the NATS client, for the NATS core peer of `junction bench daemon`
+# (and the nats:// transport to come).
+pkg_check_modules(NATS REQUIRED IMPORTED_TARGET libnats)
 
 # tcmalloc (gperftools, the minimal library) as the malloc of Junction's own
 # executables: the broker's per-message allocations cost it 20-30% less CPU

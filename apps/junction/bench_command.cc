@@ -159,6 +159,7 @@ int RunBenchDaemon(const Context& context, const BenchOptions& options) {
   if (bus.in_flight != 0) suite.in_flight = bus.in_flight;
   suite.request_msgs = options.request_msgs;
   suite.batch = options.daemon_batch;
+  suite.nats_server = options.nats_server;
   suite.progress = [&](std::string_view line) { context.err << "bench: " << line << std::endl; };
   Result<bench::DaemonSuiteResult> result = bench::RunDaemonSuite(suite);
   if (!result.ok()) {
@@ -173,7 +174,8 @@ int RunBenchDaemon(const Context& context, const BenchOptions& options) {
                         result->filesystem.ToString() + ", " + std::to_string(suite.msgs) +
                         " msgs of " + std::to_string(suite.size) +
                         " B per load; junctiond in this process over loopback (2 shards) vs "
-                        "file:// in process, same disk, same run");
+                        "file:// in process, same disk, same run; pub/sub also vs "
+                        "nats-server (core NATS) on loopback");
   }
   return kExitOk;
 }
@@ -233,6 +235,10 @@ void AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->add_option("--batch", options.daemon_batch,
                    "Messages per PublishBatch in the pipelined goal rows (default 64)")
       ->check(CLI::Range(1, 100000));
+  daemon->add_option("--nats-server", options.nats_server,
+                     "The nats-server binary of the NATS core pub/sub peer (default: "
+                     "$JUNCTION_NATS_SERVER, else nats-server on PATH or in /usr/sbin); "
+                     "\"none\": no peer");
 }
 
 int RunBench(const Context& context, const CLI::App& bench, const BenchOptions& options) {

@@ -24,6 +24,7 @@ struct BenchOptions {
   BusBenchFlags bus;                    // pub, sub, pubsub, queue, req, baseline, daemon
   std::uint64_t request_msgs = 20'000;  // daemon: requests of its req load
   std::uint32_t daemon_batch = 64;      // daemon: messages per PublishBatch, pipelined rows
+  std::string nats_server;              // daemon: the NATS peer's binary; "none": no peer
 };
 
 // Adds `bench` and its subcommands to `app`; parsing fills `options`, which

@@ -363,9 +363,21 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
   // Per batched load: daemon shards and the rest, CPU us per message, and
   // the rate with every CPU busy at that cost.
   std::map<std::string, std::array<double, 3>, std::less<>> cpu;
+  // The NATS core peer (a nats-server this run started): its rate, and the
+  // daemon's pipelined pub/sub rate beside it.
+  double nats_rate = 0;
+  double daemon_pubsub_rate = 0;
+  const boost::json::object* nats_ratio = nullptr;
   for (const boost::json::value& row : rows) {
     const boost::json::object& r = row.as_object();
     std::string_view scenario = r.at("scenario").as_string();
+    if (scenario.starts_with("vs nats-server: core NATS pub/sub")) {
+      nats_rate = r.at("value").as_double();
+    }
+    if (scenario.starts_with("pubsub via junctiond, non-durable, pipelined")) {
+      daemon_pubsub_rate = r.at("value").as_double();
+    }
+    if (scenario == "vs nats-server: junctiond pubsub, batched / core NATS") nats_ratio = &r;
     // A load's CPU may round to 0 where the kernel counts it in ticks.
     if (scenario.find("CPU per msg") != std::string_view::npos) {
       EXPECT_GE(r.at("value").as_double(), 0) << scenario;
@@ -422,6 +434,20 @@ TEST_F(MessagingTest, BenchDaemonPutsEveryGoalBesideItsPeerInOneTable) {
   }
   EXPECT_EQ(with_goal, 5);  // 0.80 for each fsync, 1M durable, 2.2x request-reply, 2M pubsub
   EXPECT_EQ(pipelined, 2);  // durable queue, pub/sub
+  // All 1000 messages reached the NATS subscriber (else the run fails).
+  EXPECT_GT(nats_rate, 0);
+  ASSERT_NE(nats_ratio, nullptr);
+  EXPECT_DOUBLE_EQ(nats_ratio->at("value").as_double(), daemon_pubsub_rate);
+  EXPECT_DOUBLE_EQ(nats_ratio->at("peer").as_double(), nats_rate);
+  EXPECT_NEAR(nats_ratio->at("ratio").as_double(), daemon_pubsub_rate / nats_rate, 1e-9);
+}
+
+TEST_F(MessagingTest, BenchDaemonSaysWhenItHasNoNatsServer) {
+  Outcome run = Junction(
+      "--log-level=error bench daemon --msgs 1000 --request-msgs 100 --batch 10 --dir . "
+      "--nats-server ./no-such-nats-server");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("no nats-server"), std::string::npos) << run.err;
 }
 
 TEST_F(MessagingTest, BenchBaselineMeasuresTheRoundTripAndFdatasync) {
