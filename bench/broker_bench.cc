@@ -28,12 +28,14 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include "broker/dedupe_window.h"
 
 #include "junction/bus.h"
 #include "junction/status.h"
@@ -156,11 +158,50 @@ void BM_PublishDeliverAckInMemory(benchmark::State& state) {
   if (!closed.ok()) state.SkipWithError(closed.ToString().c_str());
 }
 
+// A topic's dedupe window at its cap (1M ids, the default), as Broker::Store
+// uses it for a publish of 64 new ids: look each up (none is there), then,
+// once stored, add each and let the oldest go. Items are ids. The window
+// is past its growth, so this is the steady state of a busy topic: every
+// id's bucket is a cache miss.
+void BM_DedupeWindowAtItsCap(benchmark::State& state) {
+  constexpr std::size_t kCap = 1'000'000;
+  constexpr std::size_t kBatch = 64;
+  broker::DedupeWindow window(std::chrono::hours(1), kCap);
+  std::uint64_t next = 0;
+  std::vector<std::uint64_t> hashes(kBatch);
+  // New ids' hashes (splitmix64 of a count: as random as XXH3's, and cheap).
+  auto fill = [&] {
+    for (std::uint64_t& hash : hashes) {
+      std::uint64_t z = (next++ + 1) * 0x9e3779b97f4a7c15ULL;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      hash = z ^ (z >> 31);
+    }
+  };
+  for (std::size_t i = 0; i < kCap / kBatch + 1; ++i) {
+    fill();
+    for (std::uint64_t hash : hashes) window.Add(hash, {PartitionId(0), Offset(next)}, 1000);
+  }
+  for (auto _ : state) {
+    fill();
+    for (std::uint64_t hash : hashes) window.Prefetch(hash);
+    for (std::uint64_t hash : hashes) benchmark::DoNotOptimize(window.Find(hash));
+    window.Expire(1000);
+    for (std::uint64_t hash : hashes) window.Prefetch(hash);
+    for (std::uint64_t hash : hashes) window.Add(hash, {PartitionId(0), Offset(next)}, 1000);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+  // Past the cap, each id added lets the oldest go: all by count here.
+  state.counters["left_early"] = static_cast<double>(window.evicted());
+}
+
 void Register() {
   auto* b =
       benchmark::RegisterBenchmark("BM_PublishDeliverAckInMemory", BM_PublishDeliverAckInMemory);
   b->Unit(benchmark::kMicrosecond);
   if (FixedIterations()) b->Iterations(*FixedIterations());
+  auto* d = benchmark::RegisterBenchmark("BM_DedupeWindowAtItsCap", BM_DedupeWindowAtItsCap);
+  if (FixedIterations()) d->Iterations(*FixedIterations());
 }
 
 // Takes --iterations= out of argv (before Google Benchmark sees it).

@@ -2,6 +2,7 @@
 // the partition logs, and rebuilding the dedupe window at open.
 #include "broker/broker.h"
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <span>
@@ -84,6 +85,14 @@ bool TailWanted(Topic& topic, std::uint32_t p) {
 Status Broker::RebuildDedupe(Topic& topic) {
   if (!topic.dedupe.enabled()) return OkStatus();
   std::int64_t since = NowMs() - ToMillis(topic.options.dedupe_window);
+  // Every partition's ids, then added oldest first: the window keeps its
+  // ids in the order added and lets them go from the front.
+  struct Stored {
+    std::int64_t ms;
+    std::uint64_t hash;
+    DedupeWindow::Hit hit;
+  };
+  std::vector<Stored> ids;
   for (std::uint32_t p = 0; p < topic.partitions.size(); ++p) {
     storage::Log& log = *topic.partitions[p];
     JUNCTION_ASSIGN_OR_RETURN(Offset at, log.OffsetForTime(since));
@@ -99,13 +108,17 @@ Status Broker::RebuildDedupe(Topic& topic) {
           if (record.offset < at || record.timestamp_ms < since) continue;
           Result<StoredMessage> stored = DecodeMessage(record);
           if (!stored.ok()) continue;  // Group::FillPartition reports it
-          topic.dedupe.Add(DedupeWindow::Hash(stored->message.id), {PartitionId(p), record.offset},
-                           record.timestamp_ms);
+          ids.push_back({record.timestamp_ms,
+                         DedupeWindow::Hash(stored->message.id),
+                         {PartitionId(p), record.offset}});
         }
       }
       at = read.next_offset;
     }
   }
+  std::stable_sort(ids.begin(), ids.end(),
+                   [](const Stored& a, const Stored& b) { return a.ms < b.ms; });
+  for (const Stored& id : ids) topic.dedupe.Add(id.hash, id.hit, id.ms);
   return OkStatus();
 }
 
@@ -210,13 +223,17 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   // Each id's window hash, computed once (dedupe on only).
   std::vector<std::uint64_t> hashes;
   if (topic.dedupe.enabled()) hashes.resize(n);
-  // Ids already stored, or being stored by a publish in flight.
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!topic.dedupe.enabled()) break;
+  // The window's buckets of every id start loading at once (each is a
+  // cache miss on a large window), before the first lookup waits for one.
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
     hashes[i] = DedupeWindow::Hash(owned[i]->message.id);
+    topic.dedupe.Prefetch(hashes[i]);
+  }
+  // Ids already stored, or being stored by a publish in flight.
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
     while (true) {
       std::uint64_t hash = hashes[i];
-      if (const DedupeWindow::Hit* hit = topic.dedupe.Find(hash)) {
+      if (std::optional<DedupeWindow::Hit> hit = topic.dedupe.Find(hash)) {
         if (StoredIdIs(topic, *hit, owned[i]->message.id)) {
           results[i] = {hit->partition, hit->offset, true};
           done[i] = true;
@@ -397,6 +414,9 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
       }
     }
   }
+  for (const auto& [i, pending] : pendings) {
+    if (done[i]) topic.dedupe.Prefetch(hashes[i]);
+  }
   for (auto& [i, pending] : pendings) {
     topic.dedupe.RemovePending(hashes[i], pending.get());
     if (done[i]) {
@@ -409,7 +429,7 @@ asio::awaitable<Result<std::vector<PublishResult>>> Broker::Store(
   }
   if (topic.dedupe.evicted() > 0 && !topic.dedupe_eviction_logged) {
     topic.dedupe_eviction_logged = true;
-    log::Warn("dedupe window full: the oldest ids leave it before their time",
+    log::Warn("dedupe window full: ids leave it before their time",
               {{"topic", topic.name}, {"max_ids", std::uint64_t{options_.max_dedupe_ids}}});
   }
   // Whatever was stored is deliverable, even when a later batch failed.

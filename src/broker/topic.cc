@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <iterator>
 
-#include <xxhash.h>
-
 namespace junction::broker {
 
 Status ValidateName(std::string_view kind, std::string_view name) {
@@ -87,68 +85,6 @@ void TailCache::PopFront() {
     batches_.pop_front();
   }
   begin_ = Offset(begin_.value() + 1);
-}
-
-std::uint64_t DedupeWindow::Hash(std::string_view id) { return XXH3_64bits(id.data(), id.size()); }
-
-void DedupeWindow::Expire(std::int64_t now_ms) {
-  std::int64_t cutoff =
-      now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(window_).count();
-  while (!order_.empty() && (order_.front().first < cutoff || order_.size() > max_ids_)) {
-    bool early = order_.front().first >= cutoff;
-    auto it = ids_.find(order_.front().second);
-    if (it != ids_.end() && it->second.stored_ms == order_.front().first) {
-      ids_.erase(it);
-      if (early) ++evicted_;
-    }
-    order_.pop_front();
-  }
-}
-
-const DedupeWindow::Hit* DedupeWindow::Find(std::uint64_t hash) const {
-  auto it = ids_.find(hash);
-  return it == ids_.end() ? nullptr : &it->second.hit;
-}
-
-DedupeWindow::PendingPtr DedupeWindow::FindPending(std::uint64_t hash, std::string_view id) const {
-  auto it = pending_.find(hash);
-  if (it == pending_.end()) return nullptr;
-  for (const PendingPtr* p = &it->second; *p; p = &(*p)->next_same_hash) {
-    if ((*p)->id == id) return *p;
-  }
-  return nullptr;
-}
-
-void DedupeWindow::AddPending(std::uint64_t hash, PendingPtr pending) {
-  auto [it, inserted] = pending_.try_emplace(hash, pending);
-  if (!inserted) {  // another id with the same hash is pending: chained in front
-    pending->next_same_hash = std::move(it->second);
-    it->second = std::move(pending);
-  }
-}
-
-void DedupeWindow::RemovePending(std::uint64_t hash, const Pending* pending) {
-  auto it = pending_.find(hash);
-  if (it == pending_.end()) return;
-  for (PendingPtr* p = &it->second; *p; p = &(*p)->next_same_hash) {
-    if (p->get() != pending) continue;
-    *p = std::move((*p)->next_same_hash);  // unlinks it
-    break;
-  }
-  if (!it->second) pending_.erase(it);
-}
-
-void DedupeWindow::Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms) {
-  if (!enabled()) return;
-  ids_[hash] = Stored{hit, stored_ms};
-  // Kept sorted by time even when ids arrive out of order (rebuild at open).
-  if (order_.empty() || order_.back().first <= stored_ms) {
-    order_.emplace_back(stored_ms, hash);
-  } else {
-    auto at = std::upper_bound(order_.begin(), order_.end(), stored_ms,
-                               [](std::int64_t t, const auto& e) { return t < e.first; });
-    order_.emplace(at, stored_ms, hash);
-  }
 }
 
 }  // namespace junction::broker

@@ -8,17 +8,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/smart_ptr/local_shared_ptr.hpp>
-#include <boost/unordered/unordered_flat_map.hpp>
-
+#include "broker/dedupe_window.h"
 #include "broker/group.h"
 #include "broker/partitioner.h"
 #include "junction/bus.h"
@@ -29,79 +25,6 @@ namespace junction::broker {
 // Checks a topic or group name: 1..249 of [A-Za-z0-9._-], not starting with
 // "__" (reserved). InvalidArgument naming what is wrong.
 Status ValidateName(std::string_view kind, std::string_view name);
-
-// Message ids stored within the window, with where they went, kept as 64-bit
-// hashes (about 80 bytes an id at the 1M cap: an open-addressing table at
-// half load, and the time order): a hit is only a candidate, which the broker
-// confirms by reading the stored message's id. At most `max_ids` are kept;
-// past that the oldest leave the window early (counted in `evicted`). A
-// publish in flight holds its ids as pending, so a concurrent duplicate waits
-// for it.
-class DedupeWindow {
- public:
-  struct Hit {
-    PartitionId partition;
-    Offset offset;
-  };
-  struct Pending;
-  // Shard-only, so counted without atomics: a lock-prefixed count per id
-  // is a full fence, which made each id's window insert (a cache miss on a
-  // large window) wait for the one before (8% of junctiond's CPU on
-  // pipelined publishes, perf).
-  using PendingPtr = boost::local_shared_ptr<Pending>;
-  struct Pending {
-    // The id being stored: a view of the publishing call's message, which
-    // outlives the entry (Broker::Store removes it before it returns).
-    std::string_view id;
-    std::optional<Hit> result;  // unset while in flight, or when it failed
-    bool done = false;
-    // Created by the first duplicate that waits; cancelled when done.
-    std::unique_ptr<boost::asio::steady_timer> waiters;
-    // The next pending id with the same hash (almost always none).
-    PendingPtr next_same_hash;
-  };
-
-  DedupeWindow(Duration window, std::size_t max_ids) : window_(window), max_ids_(max_ids) {}
-
-  static std::uint64_t Hash(std::string_view id);
-
-  // Drops ids stored before now - window.
-  void Expire(std::int64_t now_ms);
-  // Valid until the next Add, Forget or Expire.
-  const Hit* Find(std::uint64_t hash) const;
-  void Forget(std::uint64_t hash) { ids_.erase(hash); }
-  // Pending ids are kept by hash(id) (the caller has it already), the ids
-  // compared on a hit.
-  PendingPtr FindPending(std::uint64_t hash, std::string_view id) const;
-  // Under `hash`, pending->id's (a second publish of an id waits
-  // for the first, so an id is pending once at most).
-  void AddPending(std::uint64_t hash, PendingPtr pending);
-  void RemovePending(std::uint64_t hash, const Pending* pending);
-  void Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms);
-  std::size_t size() const { return ids_.size(); }
-  std::uint64_t evicted() const { return evicted_; }
-  Duration window() const { return window_; }
-  bool enabled() const { return window_ > Duration::zero() && max_ids_ > 0; }
-
- private:
-  struct Stored {
-    Hit hit;
-    std::int64_t stored_ms = 0;
-  };
-  Duration window_;
-  std::size_t max_ids_;
-  std::uint64_t evicted_ = 0;
-  // The keys are XXH3 hashes already: used as they are.
-  struct HashIsKey {
-    using is_avalanching = void;
-    std::size_t operator()(std::uint64_t hash) const noexcept { return hash; }
-  };
-  // Open addressing: no node per id (the window holds up to max_ids).
-  boost::unordered_flat_map<std::uint64_t, Stored, HashIsKey> ids_;
-  std::deque<std::pair<std::int64_t, std::uint64_t>> order_;  // by stored_ms
-  // By hash; ids with the same hash chained through next_same_hash.
-  boost::unordered_flat_map<std::uint64_t, PendingPtr, HashIsKey> pending_;
-};
 
 // The newest messages of one partition as the groups read them: a store
 // hands each stored batch over, so that a group caught up with the log takes
