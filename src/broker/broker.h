@@ -47,7 +47,7 @@ struct BrokerOptions {
   // its backlog stays on disk until these are acked.
   std::size_t max_group_entries = 10000;
   Duration retention_interval = std::chrono::seconds(30);
-  // Ids each topic's dedupe window keeps at most (about 70 bytes each); past
+  // Ids each topic's dedupe window keeps at most (about 64 bytes each); past
   // it the oldest leave the window before its time.
   std::size_t max_dedupe_ids = 1'000'000;
   // Group positions changed by plain acks are written at most this often
