@@ -323,7 +323,6 @@ awaitable<bool> Session::Move() {
   room_ = asio::steady_timer(executor_, asio::steady_timer::time_point::max());
   watchdog_ = asio::steady_timer(executor_);
   shard_ = to;
-  skip_read_wait_ = true;
   context_->moved.fetch_add(1, std::memory_order_relaxed);
   asio::co_spawn(executor_, Resume(shared_from_this()), asio::detached);
   co_return true;
@@ -431,13 +430,15 @@ awaitable<bool> Session::Handshake() {
 
 awaitable<bool> Session::ReadMore() {
   boost::system::error_code ec;
-  if (decoder_.buffered() == 0 && !std::exchange(skip_read_wait_, false)) {
-    // Hold no buffer while idle: wait until bytes are there.
-    decoder_.Shrink(0);
-    co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                                asio::redirect_error(use_awaitable, ec));
-    if (ec || closed_) co_return false;
-  }
+  // Nothing buffered: what a burst grew goes back, so that a connection
+  // waiting for bytes holds one read's worth (kReadChunk) at most. The read
+  // goes to the socket at once: Asio tries it straight away unless the last
+  // read drained the socket, and otherwise waits on the readiness event
+  // registered with the socket. (Waiting with async_wait first, to hold no
+  // buffer at all while idle, cost a system call per read to re-arm the
+  // descriptor and a second pass through epoll: three of the daemon's
+  // sixteen system calls per request-reply, at about 1 us each here.)
+  if (decoder_.buffered() == 0) decoder_.Shrink(kReadChunk);
   std::span<std::byte> room = decoder_.Prepare(kReadChunk);
   std::size_t n = co_await socket_.async_read_some(asio::buffer(room.data(), room.size()),
                                                    asio::redirect_error(use_awaitable, ec));

@@ -250,7 +250,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<codec::Frame> held_;
   bool watchdog_running_ = false;
   bool stopping_watchdog_ = false;
-  bool skip_read_wait_ = false;  // the first read after a move reads at once
   std::shared_ptr<ServerContext> context_;
   std::string peer_;
   codec::FrameDecoder decoder_;
