@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
-#include <limits>
 #include <utility>
 
 #include <xxhash.h>
@@ -14,12 +13,13 @@ namespace {
 constexpr std::size_t kMinRing = 64;
 constexpr std::size_t kMinBuckets = 4;
 constexpr std::uint64_t kRebuildAhead = 16;  // entries placed ahead of their prefetch
+constexpr std::uint64_t kSweepEvery = 8;     // adds per bucket Sweep clears
 
 }  // namespace
 
 DedupeWindow::DedupeWindow(Duration window, std::size_t max_ids)
     : window_(window),
-      // Sequence numbers are compared in 32 bits: far more than any window.
+      // Sequence numbers are compared in 32 bits (Sweep keeps that sound).
       max_ids_(std::min<std::size_t>(max_ids, std::size_t{1} << 30)),
       max_buckets_(std::bit_ceil(std::max(kMinBuckets, max_ids_ / kIdsPerBucket))) {}
 
@@ -123,9 +123,12 @@ void DedupeWindow::Resize(std::size_t ring_size) {
 
 void DedupeWindow::Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms) {
   if (!enabled()) return;
-  if (count_ == ring_.size()) Resize(std::max(kMinRing, ring_.size() * 2));
   // Kept in time order, so that the front is always the oldest.
   newest_ms_ = std::max(newest_ms_, stored_ms);
+  // At the cap, the oldest goes first (early, unless its time is up), so
+  // that the ring never outgrows max_ids.
+  while (count_ >= max_ids_) PopFront(newest_ms_ - WindowMs());
+  if (count_ == ring_.size()) Resize(std::max(kMinRing, ring_.size() * 2));
   const std::uint64_t sequence = head_ + count_;
   At(sequence) = Entry{.hash = hash,
                        .stored_ms = newest_ms_,
@@ -142,7 +145,20 @@ void DedupeWindow::Add(std::uint64_t hash, Hit hit, std::int64_t stored_ms) {
     const bool grow = live_ > kIdsPerBucket * buckets_.size() && buckets_.size() < max_buckets_;
     if (grow || !Place(sequence, true)) Rebuild(buckets_.size() * 2);
   }
-  while (count_ > max_ids_) PopFront(std::numeric_limits<std::int64_t>::min());
+  if ((sequence & (kSweepEvery - 1)) == 0) Sweep();
+}
+
+void DedupeWindow::Sweep() {
+  // A slot is free once its id's sequence number left the ring, compared
+  // in 32 bits; left alone for 2^32 more adds it would look taken again.
+  // Clearing one bucket every kSweepEvery adds goes round the whole table
+  // every buckets_.size() * kSweepEvery adds (at most 2^31), before that.
+  sweep_ &= buckets_.size() - 1;
+  for (std::uint64_t& slot : buckets_[sweep_].slots) {
+    if (slot != 0 && !InRing(slot)) slot = 0;
+  }
+  sweep_ = (sweep_ + 1) & (buckets_.size() - 1);
+  __builtin_prefetch(&buckets_[sweep_], 1);  // the next one, for next time
 }
 
 void DedupeWindow::PopFront(std::int64_t cutoff) {
@@ -156,9 +172,12 @@ void DedupeWindow::PopFront(std::int64_t cutoff) {
   --count_;
 }
 
+std::int64_t DedupeWindow::WindowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(window_).count();
+}
+
 void DedupeWindow::Expire(std::int64_t now_ms) {
-  const std::int64_t cutoff =
-      now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(window_).count();
+  const std::int64_t cutoff = now_ms - WindowMs();
   while (count_ > 0 && (At(head_).stored_ms < cutoff || count_ > max_ids_)) PopFront(cutoff);
   // A window that emptied gives its memory back.
   if (ring_.size() > kMinRing && count_ * 8 < ring_.size()) {

@@ -33,7 +33,9 @@ namespace junction::broker {
 //    count, without touching the table;
 //  * a table of buckets of 16 slots (two cache lines), a slot holding a tag
 //    (the hash's high half) and an entry's sequence number: a slot whose
-//    sequence number left the ring is free again. A lookup reads one bucket,
+//    sequence number left the ring is free again (and every eighth add
+//    clears one bucket's such slots, so that a 32-bit sequence number never
+//    comes round to a live id). A lookup reads one bucket,
 //    plus the ring entry of a slot whose tag matches (a duplicate, almost
 //    always). The table doubles while it holds more than 4 ids a bucket,
 //    up to max_ids / 4 buckets; at that size a bucket whose 16 slots are all
@@ -130,6 +132,10 @@ class DedupeWindow {
   // grows it instead).
   bool Place(std::uint64_t sequence, bool may_grow);
   void Rebuild(std::size_t buckets);
+  // Clears the slots of one bucket whose ids left the ring (the next one
+  // each call; called every kSweepEvery adds).
+  void Sweep();
+  std::int64_t WindowMs() const;
   void PopFront(std::int64_t cutoff);
   void Resize(std::size_t ring_size);
 
@@ -144,6 +150,7 @@ class DedupeWindow {
   std::size_t live_ = 0;  // entries in the ring not gone
   std::int64_t newest_ms_ = 0;
   std::vector<Bucket> buckets_;  // a power of two of them, or none yet
+  std::size_t sweep_ = 0;        // the bucket Sweep clears next
   // The keys are XXH3 hashes already: used as they are.
   struct HashIsKey {
     using is_avalanching = void;

@@ -99,6 +99,20 @@ TEST(DedupeWindowTest, PastMaxIdsTheOldestLeaveEarlyAndAreCounted) {
   for (int i = 0; i < 150; ++i) EXPECT_EQ(OffsetOf(window, HashOf(i)), i < 50 ? -1 : i) << i;
 }
 
+// At the cap an add lets the oldest go first; one whose time is up (Expire
+// not called since) did not leave early.
+TEST(DedupeWindowTest, AtTheCapAnIdWhoseTimeIsUpIsNotCountedAsEvicted) {
+  DedupeWindow window(std::chrono::minutes(1), 100);
+  for (int i = 0; i < 100; ++i) window.Add(HashOf(i), At(i), 1000);
+  window.Add(HashOf(100), At(100), 1000 + kMinuteMs + 1);
+  EXPECT_EQ(window.evicted(), 0u);
+  EXPECT_EQ(OffsetOf(window, HashOf(0)), -1);
+  EXPECT_EQ(OffsetOf(window, HashOf(1)), 1);  // up too, but not yet expired
+  window.Add(HashOf(101), At(101), 1000);     // an older time, kept as the newest's
+  EXPECT_EQ(window.evicted(), 0u);
+  EXPECT_EQ(window.size(), 100u);
+}
+
 TEST(DedupeWindowTest, AForgottenIdIsGoneAndAnAddedAgainIdHasItsNewPlace) {
   DedupeWindow window(std::chrono::minutes(1), 1000);
   window.Add(HashOf(1), At(1), 1000);
