@@ -184,7 +184,7 @@ Status AddNatsRows(std::vector<BenchRow>& rows, const DaemonSuiteOptions& option
                             daemon_shard_seconds * 1e6 / static_cast<double>(daemon_msgs), "us",
                             nats.server_cpu_seconds * per_msg));
   }
-  rows.push_back(Measured("vs nats-server: cnats client CPU per msg",
+  rows.push_back(Measured("vs nats-server: cnats client (this process) CPU per msg",
                           nats.client_cpu_seconds * per_msg, "us"));
   return Status();
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,6 +84,12 @@ class ServerProcess {
       return ErrnoToStatus(err, "nats peer: fork");
     }
     if (pid_ == 0) {  // only async-signal-safe calls from here on
+      // Killed with this process; signals the caller blocks (a daemon
+      // blocks SIGTERM for its own handling) not blocked in the server.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      sigset_t none;
+      ::sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);
       ::execv(args[0], args.data());
@@ -102,8 +109,11 @@ class ServerProcess {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        return UnavailableError(fmt::format("nats peer: nats-server exited at start ({}); see {}",
-                                            status, log_.string()));
+        return UnavailableError(fmt::format(
+            "nats peer: nats-server {} at start; see {}",
+            WIFEXITED(status) ? fmt::format("exited with status {}", WEXITSTATUS(status))
+                              : fmt::format("was killed by signal {}", WTERMSIG(status)),
+            log_.string()));
       }
       std::ifstream file(log_);
       std::string line;
@@ -185,10 +195,11 @@ struct Clients {
   }
 };
 
+// `received` outlives the client library's threads (RunNatsPubSub waits
+// for them), which may still call OnMessage after an early return here.
 Result<NatsPeerResult> Drive(const NatsPeerOptions& options, ServerProcess& server,
-                             const std::string& url) {
+                             const std::string& url, Received& received) {
   Clients clients;
-  Received received;
   received.want = options.msgs;
   if (natsStatus s = natsConnection_ConnectTo(&clients.subscriber, url.c_str()); s != NATS_OK) {
     return NatsError(s, "connect to " + url);
@@ -227,8 +238,8 @@ Result<NatsPeerResult> Drive(const NatsPeerOptions& options, ServerProcess& serv
   }
   const auto until = start + std::chrono::duration_cast<SteadyClock::duration>(
                                  std::chrono::duration<double>(options.timeout_seconds));
-  while (received.count.load(std::memory_order_relaxed) < options.msgs &&
-         SteadyClock::now() < until) {
+  // Set by the callback that took the last message (after its count).
+  while (received.last_ns.load(std::memory_order_acquire) == 0 && SteadyClock::now() < until) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   NatsPeerResult result;
@@ -285,9 +296,11 @@ Result<NatsPeerResult> RunNatsPubSub(const NatsPeerOptions& options) {
   JUNCTION_RETURN_IF_ERROR(server.Start(binary, options.log));
   JUNCTION_ASSIGN_OR_RETURN(std::string address,
                             server.WaitForAddress(std::chrono::milliseconds(10'000)));
-  Result<NatsPeerResult> result = Drive(options, server, "nats://" + address);
+  Received received;
+  Result<NatsPeerResult> result = Drive(options, server, "nats://" + address, received);
   server.Stop();
-  // Frees the client library's global state (its threads, its timers).
+  // Frees the client library's global state, and waits for its threads
+  // (a subscription's may still be in OnMessage): `received` goes after.
   nats_CloseAndWait(5'000);
   return result;
 }

@@ -36,8 +36,10 @@ struct NatsPeerOptions {
 struct NatsPeerResult {
   std::uint64_t msgs = 0;  // received by the subscriber (all of them)
   double seconds = 0;      // first publish to last receipt
-  // CPU seconds of the nats-server process, and of this process (the
-  // client library's threads and the calling thread) over the run.
+  // CPU seconds of the nats-server process, and of this whole process over
+  // the run (the client library's threads and the calling thread, and
+  // whatever else of this process ran meanwhile: nothing else does in
+  // `junction bench daemon`).
   double server_cpu_seconds = 0;
   double client_cpu_seconds = 0;
   std::string server_version;  // as the server announced it to the client
