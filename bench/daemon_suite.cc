@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "bench/bus_bench.h"
+#include "bench/cpu_time.h"
 #include "bench/log_scenarios.h"
 #include "bench/nats_peer.h"
 #include "core/affinity.h"
@@ -96,28 +96,6 @@ struct CpuTimes {
   double process = 0;
 };
 
-// A thread's CPU seconds: schedstat's first field (nanoseconds on a CPU),
-// or, where the kernel keeps no schedstat, stat's utime + stime (ticks).
-double ThreadCpuSeconds(const std::filesystem::path& task) {
-  std::ifstream schedstat(task / "schedstat");
-  double ns = 0;
-  if (schedstat >> ns && ns > 0) return ns / 1e9;  // (0: scheduler statistics off)
-  std::ifstream stat_file(task / "stat");
-  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-  // Fields after the name, which ends at the last ')': state is field 3,
-  // utime 14 and stime 15.
-  std::size_t close = stat.rfind(')');
-  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  if (close == std::string::npos || ticks <= 0) return 0;
-  std::istringstream fields(stat.substr(close + 1));
-  std::string field;
-  double used = 0;
-  for (int n = 3; n <= 15 && fields >> field; ++n) {
-    if (n == 14 || n == 15) used += std::stod(field);
-  }
-  return used / ticks;
-}
-
 CpuTimes ReadCpuTimes() {
   CpuTimes t;
   rusage usage{};
@@ -130,7 +108,7 @@ CpuTimes ReadCpuTimes() {
     std::ifstream comm(task.path() / "comm");
     std::string name;
     if (std::getline(comm, name) && name.starts_with("jn-shard-")) {
-      t.shards += ThreadCpuSeconds(task.path());
+      t.shards += TaskCpuSeconds(task.path());
     }
   }
   return t;

@@ -21,37 +21,12 @@
 #include <fmt/format.h>
 #include <nats/nats.h>
 
+#include "bench/cpu_time.h"
+
 namespace junction::bench {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-// A process's CPU seconds: the sum of its threads' schedstat (nanoseconds
-// on a CPU), or where the kernel keeps none, utime + stime of its stat
-// (fields 14 and 15 after the name, which ends at the last ')'; in ticks).
-double ProcessCpuSeconds(pid_t pid) {
-  const std::filesystem::path proc = fmt::format("/proc/{}", pid);
-  std::error_code ec;
-  double ns = 0;
-  for (const auto& task : std::filesystem::directory_iterator(proc / "task", ec)) {
-    std::ifstream schedstat(task.path() / "schedstat");
-    double task_ns = 0;
-    if (schedstat >> task_ns) ns += task_ns;
-  }
-  if (ns > 0) return ns / 1e9;
-  std::ifstream file(proc / "stat");
-  std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  std::size_t close = stat.rfind(')');
-  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  if (close == std::string::npos || ticks <= 0) return 0;
-  std::istringstream fields(stat.substr(close + 1));
-  std::string field;
-  double used = 0;
-  for (int n = 3; n <= 15 && fields >> field; ++n) {
-    if (n == 14 || n == 15) used += std::stod(field);
-  }
-  return used / ticks;
-}
 
 double SelfCpuSeconds() {
   rusage usage{};
